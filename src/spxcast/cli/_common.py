@@ -1,0 +1,80 @@
+"""What every CLI verb shares: building Settings from the global options, error mapping, progress bars."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from spxcast.config import Settings, load_settings
+from spxcast.errors import SpxcastError
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class GlobalOptions:
+    """Options given before the verb (``spxcast --home DIR train``)."""
+
+    config_file: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    debug: bool = False
+
+
+def settings(ctx: typer.Context, **overrides: Any) -> Settings:
+    """Effective settings: defaults < spxcast.toml < env < global flags < this verb's flags."""
+    options: GlobalOptions = ctx.find_root().obj or GlobalOptions()
+    return load_settings(options.config_file, **{**options.overrides, **overrides})
+
+
+def fail(message: str, exit_code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(exit_code)
+
+
+def handle_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """Map spxcast errors to a one-line message and exit code; unexpected ones say how to get details."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except SpxcastError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted; committed lake writes are kept, rerun to continue", 130) from None
+        except Exception as exc:
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            raise fail(
+                f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 70
+            ) from None
+
+    return wrapper
+
+
+@contextmanager
+def progress(transient: bool = False) -> Iterator[Progress]:
+    """A rich progress display on stderr (quiet when stderr is not a terminal)."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=transient, disable=not sys.stderr.isatty()) as bar:
+        yield bar

@@ -1,0 +1,101 @@
+"""``spxcast pipeline``: run DAGs and single tasks, show run state."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from spxcast.cli._common import console, err_console, fail, handle_errors, settings
+
+app = typer.Typer(help="Run pipeline DAGs and tasks with the local runner.", no_args_is_help=True)
+
+_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "upstream_failed": "magenta"}
+
+
+@app.command("run")
+@handle_errors
+def run(
+    ctx: typer.Context,
+    dag: str = typer.Argument("full", help="DAG name: ingest, training or full"),
+    resume: str | None = typer.Option(None, "--resume", help="Resume this run id; succeeded tasks are skipped"),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Processes (default: the machine's cores)"),
+) -> None:
+    """Run a DAG; exit code 1 when any task failed (resume it with --resume RUN_ID)."""
+    from spxcast.pipeline.runner import TaskEvent, run_dag
+
+    def show(event: TaskEvent) -> None:
+        style = _STYLE.get(event.status, "cyan")
+        timing = f" in {event.seconds:.1f}s" if event.seconds else ""
+        error = f": {event.error}" if event.error else ""
+        err_console.print(f"  [{style}]{event.status:>10}[/] {event.task} (attempt {event.attempt}){timing}{error}")
+
+    summary = run_dag(settings(ctx), dag, resume=resume, workers=workers, on_event=show)
+    style = _STYLE.get(summary.status, "white")
+    console.print(f"run [bold]{summary.run_id}[/] [{style}]{summary.status}[/] in {summary.seconds:.1f}s")
+    if summary.status != "succeeded":
+        raise fail(f"some tasks failed; fix the cause and rerun with: spxcast pipeline run {dag} --resume {summary.run_id}")
+
+
+@app.command("task")
+@handle_errors
+def task(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Task name (see `spxcast pipeline dags`)"),
+    run_id: str | None = typer.Option(None, "--run-id", help="Record under this run id (Airflow passes its own)"),
+) -> None:
+    """Run one task in this process."""
+    from spxcast.pipeline.runner import run_task
+
+    status, payload = run_task(settings(ctx), name, run_id)
+    if status != "succeeded":
+        raise fail(f"task {name} failed: {payload}")
+    console.print(f"task [bold]{name}[/] [green]succeeded[/]: {payload}")
+
+
+@app.command("status")
+@handle_errors
+def status(
+    ctx: typer.Context,
+    run_id: str | None = typer.Argument(None, help="One run in detail; default: recent runs"),
+    limit: int = typer.Option(10, "--limit", min=1),
+) -> None:
+    """Recent pipeline runs and their tasks."""
+    from spxcast.pipeline.runner import run_states
+
+    states = run_states(settings(ctx), run_id, limit)
+    if not states:
+        console.print("no pipeline runs yet; start one with `spxcast pipeline run`")
+        return
+    for state in states:
+        style = _STYLE.get(state.status, "white")
+        table = Table(title=f"{state.run_id} ({state.dag}) [{style}]{state.status}[/]", title_justify="left")
+        for column in ("task", "attempt", "status", "started", "seconds", "error"):
+            table.add_column(column)
+        for t in state.tasks:
+            seconds = f"{(t.finished_at - t.started_at).total_seconds():.1f}" if t.finished_at else ""
+            error = (t.error or "").splitlines()[0][:80] if t.error else ""
+            table.add_row(
+                t.task, str(t.attempt), f"[{_STYLE.get(t.status, 'white')}]{t.status}[/]",
+                f"{t.started_at:%Y-%m-%d %H:%M:%S}", seconds, error,
+            )
+        console.print(table)
+
+
+@app.command("dags")
+def dags() -> None:
+    """List DAGs and their tasks in execution order."""
+    from spxcast.pipeline.spec import DAGS
+
+    for dag in DAGS.values():
+        table = Table(title=f"{dag.name}: {dag.description}", title_justify="left")
+        table.add_column("task")
+        table.add_column("depends on")
+        table.add_column("what it does")
+        for name in dag.order():
+            t = dag.task(name)
+            table.add_row(name, ", ".join(dag.internal_deps(name)), t.description)
+        console.print(table)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="pipeline")

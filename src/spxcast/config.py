@@ -1,0 +1,316 @@
+"""The one Settings object.
+
+Precedence, lowest first: defaults < ``spxcast.toml`` < environment ``SPXCAST_*`` (nested with ``__``,
+e.g. ``SPXCAST_TRAINING__TRIALS_COARSE=5``) < CLI flags (passed as init arguments). Build it once per
+process at the entry point with :func:`load_settings` and pass it (or one section of it) down explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from spxcast.errors import ConfigError
+from spxcast.timeutil import bar_length, horizon_bars
+
+CONFIG_FILE_ENV = "SPXCAST_CONFIG"
+DEFAULT_CONFIG_FILE = Path("spxcast.toml")
+
+
+class DatabaseSettings(BaseModel):
+    """The app database (pipeline runs, task runs, audit trail, prediction log)."""
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite:///<home>/spxcast.db. PostgreSQL: postgresql+psycopg://…",
+    )
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+
+class LakeSettings(BaseModel):
+    """Where the Delta tables live."""
+
+    root: str | None = Field(default=None, description="Local path or s3:// URL; default <home>/lake")
+    storage_options: dict[str, str] = Field(default_factory=dict, description="deltalake storage options")
+
+
+class SyntheticMarketSettings(BaseModel):
+    """The embedded synthetic SPX500 generator (seeded, on the OANDA CFD calendar)."""
+
+    start: str = Field(default="2024-01-01", description="First day generated (UTC)")
+    days: int = Field(default=365, ge=1, description="Calendar days generated")
+    base_price: float = Field(default=4700.0, gt=0)
+    annual_vol: float = Field(default=0.16, gt=0, description="Target annualised volatility")
+    with_bid_ask: bool = True
+    planted_signal: bool = Field(
+        default=False, description="Add a predictable drift after news events and record the oracle"
+    )
+    planted_strength: float = Field(
+        default=1.0, ge=0, description="Scale of the planted drift (1.0 = documented default strength)"
+    )
+
+
+class FilesSourceSettings(BaseModel):
+    """Import of users' own candle files (CSV, Parquet, NDJSON)."""
+
+    path: str | None = None
+    format: Literal["auto", "csv", "parquet", "ndjson"] = "auto"
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Map from bronze column (ts, open, …) to the file's column"
+    )
+    timezone: str = Field(default="UTC", description="Timezone of naive timestamps in the file")
+
+
+class OandaSettings(BaseModel):
+    """OANDA v20 REST. The token is read from the environment (SPXCAST_OANDA__TOKEN), never logged."""
+
+    token: SecretStr | None = None
+    environment: Literal["practice", "live"] = "practice"
+    base_url: str | None = Field(default=None, description="Override of the REST base URL (tests, proxies)")
+    price: str = Field(default="MBA", description="M (mid), B (bid), A (ask) in any combination")
+    max_count: int = Field(default=5000, ge=1, le=5000)
+    max_retries: int = Field(default=6, ge=0)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    def resolved_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        if self.environment == "live":
+            return "https://api-fxtrade.oanda.com"
+        return "https://api-fxpractice.oanda.com"
+
+
+class MarketSettings(BaseModel):
+    """Market-data ingestion."""
+
+    source: Literal["synthetic", "oanda", "files"] = "synthetic"
+    start: str | None = Field(default=None, description="Range start (UTC); default depends on the source")
+    end: str | None = Field(default=None, description="Range end (UTC, exclusive)")
+    chunk_days: int = Field(default=30, ge=1, description="Days committed to the lake per atomic write")
+    synthetic: SyntheticMarketSettings = Field(default_factory=SyntheticMarketSettings)
+    files: FilesSourceSettings = Field(default_factory=FilesSourceSettings)
+
+
+class QualitySettings(BaseModel):
+    """Validation of bronze data."""
+
+    max_future_skew_s: float = Field(default=120.0, ge=0, description="Tolerated clock skew for future bars")
+    max_quarantine_fraction: float = Field(
+        default=0.05, ge=0, le=1, description="validate_market fails when more of the input was quarantined"
+    )
+
+
+class NewsSettings(BaseModel):
+    """News ingestion."""
+
+    source: Literal["synthetic", "gdelt", "rss", "files"] = "synthetic"
+    query: str = Field(default='("S&P 500" OR "stock market" OR "Federal Reserve" OR "Wall Street")')
+    feeds: list[str] = Field(default_factory=list, description="RSS/Atom feed URLs")
+    files_path: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+    gdelt_base_url: str = "https://api.gdeltproject.org/api/v2/doc/doc"
+    politeness_delay_s: float = Field(default=1.0, ge=0)
+    backfill_latency_minutes: float = Field(
+        default=5.0, ge=0, description="Added to max(published, crawled) to give received_at on backfills"
+    )
+    relevance_terms: list[str] = Field(
+        default_factory=lambda: [
+            "s&p 500", "s&p", "stocks", "stock market", "wall street", "fed", "federal reserve", "inflation",
+            "rates", "earnings", "nasdaq", "dow", "treasury", "yields", "recession", "economy", "jobs",
+        ]
+    )
+
+
+class SentimentSettings(BaseModel):
+    """News sentiment scoring."""
+
+    scorer: Literal["lexicon", "finbert"] = "lexicon"
+    finbert_model: str = Field(default="ProsusAI/finbert", description="Local directory or hub id")
+    max_length: int = Field(default=64, ge=8)
+    batch_size: int = Field(default=64, ge=1)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    quantize_int8: bool = False
+
+
+class FeatureSettings(BaseModel):
+    """Feature and label construction."""
+
+    label_tolerance_minutes: float = Field(
+        default=0.0, ge=0, description="A label exists when a bar starts within this tolerance of ts + H"
+    )
+
+
+class TrainingSettings(BaseModel):
+    """Training, tuning and evaluation."""
+
+    models: list[str] = Field(default_factory=lambda: ["lightgbm", "xgboost", "ar"])
+    trials_coarse: int = Field(default=20, ge=0)
+    trials_fine: int = Field(default=30, ge=0)
+    split_fractions: tuple[float, float, float, float] = (0.60, 0.15, 0.15, 0.10)
+    oot2_rows: int = Field(default=10_000, ge=0)
+    tune_max_rows: int = Field(default=300_000, ge=1000, description="Tune on the most recent rows of train")
+    optuna_storage: str | None = Field(default=None, description="Optuna RDB URL; in-memory when unset")
+    cost_bps: float = Field(default=1.0, ge=0, description="Round-trip trading cost in basis points")
+    n_jobs: int = Field(default=1, ge=1, description="Threads per boosting model")
+
+    @field_validator("split_fractions")
+    @classmethod
+    def _fractions_sum_to_one(cls, value: tuple[float, float, float, float]) -> tuple[float, ...]:
+        if abs(sum(value) - 1.0) > 1e-9 or min(value) <= 0:
+            raise ValueError(f"split fractions must be positive and sum to 1, got {value}")
+        return value
+
+
+class RegistrySettings(BaseModel):
+    """MLflow tracking and registry, and the promotion gates."""
+
+    tracking_uri: str | None = Field(default=None, description="Default sqlite:///<home>/mlflow.db")
+    experiment: str = "spxcast"
+    dm_pvalue: float = Field(default=0.05, gt=0, lt=1)
+    max_test_rmse: float | None = Field(default=0.18, description="Absolute gate on test RMSE (percent units)")
+    require_manual_approval: bool = False
+
+
+class PipelineSettings(BaseModel):
+    """The local DAG runner."""
+
+    workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
+    default_retries: int = Field(default=1, ge=0)
+
+
+class Settings(BaseSettings):
+    """Effective configuration of one spxcast process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPXCAST_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    home: Path = Field(default=Path(".spxcast"), description="Holds the lake, SQLite files and MLflow store")
+    instrument: str = "SPX500_USD"
+    granularity: str = "M1"
+    horizon_minutes: int = Field(default=30, ge=1)
+    seed: int = 42
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    lake: LakeSettings = Field(default_factory=LakeSettings)
+    market: MarketSettings = Field(default_factory=MarketSettings)
+    oanda: OandaSettings = Field(default_factory=OandaSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    news: NewsSettings = Field(default_factory=NewsSettings)
+    sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+
+    @field_validator("granularity")
+    @classmethod
+    def _known_granularity(cls, value: str) -> str:
+        bar_length(value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def horizon_bars(self) -> int:
+        return horizon_bars(self.horizon_minutes, self.granularity)
+
+    def db_url(self) -> str:
+        return self.db.url or f"sqlite:///{(self.home / 'spxcast.db').resolve()}"
+
+    def lake_root(self) -> str:
+        return self.lake.root or str((self.home / "lake").resolve())
+
+    def tracking_uri(self) -> str:
+        return self.registry.tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    def artifacts_dir(self) -> Path:
+        return (self.home / "artifacts").resolve()
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get(CONFIG_FILE_ENV)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} (from {CONFIG_FILE_ENV}) does not exist")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the effective settings; ``overrides`` are CLI flags (highest precedence), ``None`` values ignored.
+
+    Nested overrides use dotted keys: ``load_settings(**{"training.trials_coarse": 3})``.
+    """
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"config file {config_file} does not exist; pass an existing spxcast.toml")
+        os.environ[CONFIG_FILE_ENV] = str(config_file)
+    init: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        target = init
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    try:
+        return Settings(**init)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc
+
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z0-9+]+://)(?P<user>[^:/@]+):(?P<password>[^@]+)@")
+
+
+def mask_secrets(value: Any) -> Any:
+    """Return a JSON-able copy of a settings dump with secrets and URL passwords masked."""
+    if isinstance(value, SecretStr):
+        return "**********" if value.get_secret_value() else ""
+    if isinstance(value, dict):
+        return {k: mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_secrets(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:****@", value)
+    return value
+
+
+def effective_config(settings: Settings) -> dict[str, Any]:
+    """The effective configuration, secrets masked, with derived locations filled in."""
+    dumped = mask_secrets(settings.model_dump())
+    dumped["db"]["url"] = mask_secrets(settings.db_url())
+    dumped["lake"]["root"] = settings.lake_root()
+    dumped["registry"]["tracking_uri"] = mask_secrets(settings.tracking_uri())
+    return dumped

@@ -1,0 +1,6 @@
+"""The app database: SQLAlchemy models and Alembic migrations (SQLite by default, PostgreSQL by URL)."""
+
+from spxcast.db.engine import connect, upgrade
+from spxcast.db.models import Base, PipelineRun, TaskRun
+
+__all__ = ["Base", "PipelineRun", "TaskRun", "connect", "upgrade"]

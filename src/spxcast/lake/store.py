@@ -1,0 +1,221 @@
+"""Reads and writes of lake tables (Delta Lake), always through the table catalog.
+
+Every write is one atomic Delta commit: a crash before the commit leaves the table at its previous
+version (uncommitted data files are invisible), a crash after it leaves the new version. Writes return the
+table version, which training records as lineage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from spxcast.errors import LakeError, SchemaError
+from spxcast.lake.tables import TableSpec, table
+
+log = logging.getLogger(__name__)
+
+_COMMIT_RETRIES = 8
+
+
+def _quote(column: str) -> str:
+    return f'"{column}"'
+
+
+class Lake:
+    """The lake rooted at ``root`` (a local directory or an ``s3://`` URL)."""
+
+    def __init__(self, root: str | Path, storage_options: dict[str, str] | None = None) -> None:
+        self.root = str(root).rstrip("/")
+        self.storage_options = dict(storage_options or {})
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Lake:
+        """Build the lake of a :class:`spxcast.config.Settings`."""
+        return cls(settings.lake_root(), settings.lake.storage_options)
+
+    def path(self, name: str) -> str:
+        spec = table(name)
+        layer, short = spec.name.split(".", 1)
+        return f"{self.root}/{layer}/{short}"
+
+    def _is_local(self) -> bool:
+        return "://" not in self.root or self.root.startswith("file://")
+
+    def _delta(self, name: str) -> Any:
+        from deltalake import DeltaTable
+
+        try:
+            return DeltaTable(self.path(name), storage_options=self.storage_options or None)
+        except Exception as exc:
+            raise LakeError(f"lake table {name} at {self.path(name)} cannot be opened: {exc}") from exc
+
+    def exists(self, name: str) -> bool:
+        from deltalake import DeltaTable
+
+        return bool(DeltaTable.is_deltatable(self.path(name), storage_options=self.storage_options or None))
+
+    def version(self, name: str) -> int | None:
+        """Current version of a table, or ``None`` when it has never been written."""
+        if not self.exists(name):
+            return None
+        return int(self._delta(name).version())
+
+    def versions(self, names: Sequence[str]) -> dict[str, int | None]:
+        """Current versions of several tables (lineage of a training run)."""
+        return {name: self.version(name) for name in names}
+
+    def scan(self, name: str, version: int | None = None) -> pl.LazyFrame:
+        """Lazy scan of a table, optionally at an earlier version (time travel)."""
+        if not self.exists(name):
+            raise LakeError(
+                f"lake table {name} does not exist yet at {self.path(name)}; run the step that writes it first"
+            )
+        try:
+            return pl.scan_delta(
+                self.path(name), version=version, storage_options=self.storage_options or None
+            )
+        except Exception as exc:
+            raise LakeError(f"cannot read lake table {name} (version {version}): {exc}") from exc
+
+    def read(self, name: str, version: int | None = None) -> pl.DataFrame:
+        return self.scan(name, version).collect()
+
+    def write(self, name: str, frame: pl.DataFrame) -> int:
+        """Write ``frame`` with the table's write mode; returns the table version afterwards."""
+        spec = table(name)
+        frame = conform(spec, frame)
+        if spec.write_mode == "overwrite":
+            return self._overwrite(spec, frame)
+        if frame.is_empty():
+            current = self.version(name)
+            return -1 if current is None else current
+        if not self.exists(name):
+            return self._create(spec, frame)
+        return self._merge(spec, frame)
+
+    def _create(self, spec: TableSpec, frame: pl.DataFrame) -> int:
+        from deltalake import write_deltalake
+
+        frame = frame.unique(subset=list(spec.key), keep="last", maintain_order=True)
+        try:
+            write_deltalake(
+                self.path(spec.name),
+                frame.to_arrow(),
+                mode="append",
+                partition_by=list(spec.partition_by) or None,
+                storage_options=self.storage_options or None,
+            )
+        except Exception as exc:
+            if self.exists(spec.name):
+                return self._merge(spec, frame)
+            raise LakeError(f"cannot create lake table {spec.name}: {exc}") from exc
+        log.info("created %s with %d rows", spec.name, frame.height)
+        return self._current(spec.name)
+
+    def _overwrite(self, spec: TableSpec, frame: pl.DataFrame) -> int:
+        from deltalake import write_deltalake
+
+        try:
+            write_deltalake(
+                self.path(spec.name),
+                frame.to_arrow(),
+                mode="overwrite",
+                schema_mode="overwrite",
+                partition_by=list(spec.partition_by) or None,
+                storage_options=self.storage_options or None,
+            )
+        except Exception as exc:
+            raise LakeError(f"cannot overwrite lake table {spec.name}: {exc}") from exc
+        log.info("wrote %s with %d rows", spec.name, frame.height)
+        return self._current(spec.name)
+
+    def _merge(self, spec: TableSpec, frame: pl.DataFrame) -> int:
+        from deltalake.exceptions import CommitFailedError
+
+        frame = frame.unique(subset=list(spec.key), keep="last", maintain_order=True)
+        predicate = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in spec.key)
+        if spec.time_column is not None and spec.time_column in spec.key:
+            lo, hi = frame[spec.time_column].min(), frame[spec.time_column].max()
+            # Bounds on the target let Delta skip files outside the incoming time range.
+            predicate += (
+                f" AND t.{_quote(spec.time_column)} >= '{lo.isoformat()}'"  # type: ignore[union-attr]
+                f" AND t.{_quote(spec.time_column)} <= '{hi.isoformat()}'"  # type: ignore[union-attr]
+            )
+        compared = [c for c in spec.schema if c not in spec.key and c not in spec.audit_columns]
+        changed = " OR ".join(f"(t.{_quote(c)} IS DISTINCT FROM s.{_quote(c)})" for c in compared)
+        source = frame.to_arrow()
+        for attempt in range(_COMMIT_RETRIES):
+            try:
+                merger = self._delta(spec.name).merge(
+                    source=source, predicate=predicate, source_alias="s", target_alias="t"
+                )
+                if spec.write_mode == "upsert" and changed:
+                    merger = merger.when_matched_update_all(predicate=changed)
+                metrics = merger.when_not_matched_insert_all().execute()
+                log.info("merged %d rows into %s: %s", frame.height, spec.name, metrics)
+                return self._current(spec.name)
+            except CommitFailedError as exc:
+                if attempt == _COMMIT_RETRIES - 1:
+                    raise LakeError(f"concurrent writers kept conflicting on {spec.name}: {exc}") from exc
+                time.sleep(0.05 * 2**attempt)
+            except LakeError:
+                raise
+            except Exception as exc:
+                raise LakeError(f"merge into lake table {spec.name} failed: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _current(self, name: str) -> int:
+        return int(self._delta(name).version())
+
+    def delete(self, name: str) -> None:
+        """Remove a local table entirely (used by rebuilds of derived tables and by tests)."""
+        if not self._is_local():
+            raise LakeError(f"deleting {name} is only supported on a local lake")
+        import shutil
+
+        shutil.rmtree(self.path(name), ignore_errors=True)
+
+
+def conform(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:
+    """Check ``frame`` against the table's schema and return it with columns in schema order.
+
+    Declared tables must have exactly the declared columns and dtypes; derived tables must have the key
+    columns with their dtypes (their feature columns are checked against the feature catalog). Keys and
+    non-nullable columns must not be null.
+    """
+    missing = [c for c in spec.schema if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"{spec.name}: missing columns {missing}; got {frame.columns}")
+    if not spec.derived:
+        extra = [c for c in frame.columns if c not in spec.schema]
+        if extra:
+            raise SchemaError(f"{spec.name}: unexpected columns {extra}; the table declares {list(spec.schema)}")
+    wrong = {
+        c: f"expected {dtype}, got {frame.schema[c]}"
+        for c, dtype in spec.schema.items()
+        if frame.schema[c] != dtype
+    }
+    if wrong:
+        raise SchemaError(f"{spec.name}: wrong column types {wrong}")
+    required = [c for c in spec.schema if c not in spec.nullable] if not spec.derived else list(spec.key)
+    nulls = {c: n for c in required if (n := frame[c].null_count())}
+    if nulls:
+        raise SchemaError(f"{spec.name}: null values in non-nullable columns {nulls}")
+    ordered = list(spec.schema) + [c for c in frame.columns if c not in spec.schema]
+    return frame.select(ordered)
+
+
+def frame_checksum(frame: pl.DataFrame, key: Sequence[str]) -> str:
+    """Order-independent content checksum of a frame (sorted by ``key``); equal content, equal checksum."""
+    ordered = frame.sort(list(key)).select(sorted(frame.columns))
+    digest = hashlib.sha256()
+    digest.update(",".join(ordered.columns).encode())
+    digest.update(ordered.hash_rows(seed=0).to_numpy().tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,69 @@
+"""Granularities and UTC time helpers.
+
+Every timestamp in spxcast is timezone-aware UTC. A bar's ``ts`` is its start; the bar is known at its
+close, ``ts + bar_length``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from spxcast.errors import ConfigError
+
+_GRANULARITY = re.compile(r"^(?:(?P<unit>[SMH])(?P<n>\d+)|(?P<fixed>D|W))$")
+_UNIT_SECONDS = {"S": 1, "M": 60, "H": 3600}
+
+
+def bar_length(granularity: str) -> timedelta:
+    """Length of one bar of an OANDA-style granularity (``S5``, ``M1``, ``M5``, ``M15``, ``H1``, ``H4``, ``D``, ``W``)."""
+    match = _GRANULARITY.match(granularity)
+    if match is None:
+        raise ConfigError(
+            f"granularity {granularity!r} is not recognised; use OANDA codes such as M1, M5, M15, H1, H4 or D"
+        )
+    if match["fixed"] == "D":
+        return timedelta(days=1)
+    if match["fixed"] == "W":
+        return timedelta(weeks=1)
+    n = int(match["n"])
+    if n <= 0:
+        raise ConfigError(f"granularity {granularity!r} must have a positive length")
+    return timedelta(seconds=n * _UNIT_SECONDS[match["unit"]])
+
+
+def bar_minutes(granularity: str) -> float:
+    """Bar length in minutes (may be fractional for second bars)."""
+    return bar_length(granularity).total_seconds() / 60.0
+
+
+def horizon_bars(horizon_minutes: int, granularity: str) -> int:
+    """Number of bars in a horizon; the horizon must be a whole number of bars."""
+    bars = horizon_minutes / bar_minutes(granularity)
+    if bars < 1 or abs(bars - round(bars)) > 1e-9:
+        raise ConfigError(
+            f"horizon of {horizon_minutes} min is not a whole number of {granularity} bars; "
+            "choose a horizon that is a multiple of the bar length"
+        )
+    return round(bars)
+
+
+def parse_utc(value: str | datetime | date) -> datetime:
+    """Parse an ISO-8601 date or datetime into an aware UTC datetime; naive input is taken as UTC."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    else:
+        text = value.strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ConfigError(
+                f"cannot read {value!r} as a date or time; use ISO-8601 such as 2024-01-31 or 2024-01-31T14:30Z"
+            ) from exc
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
