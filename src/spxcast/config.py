@@ -176,11 +176,26 @@ class TrainingSettings(BaseModel):
 class RegistrySettings(BaseModel):
     """MLflow tracking and registry, and the promotion gates."""
 
-    tracking_uri: str | None = Field(default=None, description="Default sqlite:///<home>/mlflow.db")
+    tracking_uri: str | None = Field(
+        default=None,
+        description="Default sqlite:///<home>/mlflow.db; also postgresql+psycopg://… or an http(s):// MLflow server",
+    )
+    artifact_root: str | None = Field(
+        default=None, description="Where new experiments keep their artifacts; default <home>/mlartifacts"
+    )
     experiment: str = "spxcast"
     dm_pvalue: float = Field(default=0.05, gt=0, lt=1)
     max_test_rmse: float | None = Field(default=0.18, description="Absolute gate on test RMSE (percent units)")
+    champion_tolerance: float = Field(
+        default=0.0,
+        ge=0,
+        description="The challenger's RMSE on the shared recent window may exceed the champion's by this fraction",
+    )
+    shared_window_rows: int = Field(
+        default=10_000, ge=10, description="Most recent labelled rows both challenger and champion predict"
+    )
     require_manual_approval: bool = False
+    actor: str | None = Field(default=None, description="Who the audit trail names; default the OS user")
 
 
 class PipelineSettings(BaseModel):
@@ -248,6 +263,9 @@ class Settings(BaseSettings):
     def tracking_uri(self) -> str:
         return self.registry.tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
 
+    def mlflow_artifact_root(self) -> str:
+        return self.registry.artifact_root or str((self.home / "mlartifacts").resolve())
+
     def artifacts_dir(self) -> Path:
         return (self.home / "artifacts").resolve()
 
@@ -313,4 +331,5 @@ def effective_config(settings: Settings) -> dict[str, Any]:
     dumped["db"]["url"] = mask_secrets(settings.db_url())
     dumped["lake"]["root"] = settings.lake_root()
     dumped["registry"]["tracking_uri"] = mask_secrets(settings.tracking_uri())
+    dumped["registry"]["artifact_root"] = settings.mlflow_artifact_root()
     return dumped

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -44,3 +44,26 @@ class TaskRun(Base):
     outputs: Mapped[str | None] = mapped_column(Text, nullable=True, doc="JSON of what the task returned")
 
     run: Mapped[PipelineRun] = relationship(back_populates="tasks")
+
+
+class ModelTransition(Base):
+    """One audited step in the lifecycle of a registered model version (who, when, from, to, why).
+
+    ``from_state``/``to_state`` are lifecycle states (None, Staging, Production, Archived); ``action`` names
+    the operation (register, promote, rollback, archive, approve, supersede); ``gates`` is the JSON of the
+    promotion-gate results at that moment, ``forced`` marks an override of failing gates.
+    """
+
+    __tablename__ = "model_transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(256), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str] = mapped_column(String(32))
+    to_state: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text)
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    gates: Mapped[str | None] = mapped_column(Text, nullable=True, doc="JSON of the gate results")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

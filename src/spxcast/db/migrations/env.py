@@ -6,7 +6,9 @@ from spxcast.db.models import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("spxcast migrations run through spxcast.db.upgrade(engine), which supplies a connection")
+    raise RuntimeError(
+        "spxcast migrations run through spxcast.db.upgrade(engine), which supplies a connection"
+    )
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
 with context.begin_transaction():
     context.run_migrations()

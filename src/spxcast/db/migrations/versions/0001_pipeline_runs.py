@@ -27,7 +27,11 @@ def upgrade() -> None:
         "task_runs",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column(
-            "run_id", sa.String(64), sa.ForeignKey("pipeline_runs.id", ondelete="CASCADE"), nullable=False, index=True
+            "run_id",
+            sa.String(64),
+            sa.ForeignKey("pipeline_runs.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
         ),
         sa.Column("task", sa.String(128), nullable=False),
         sa.Column("attempt", sa.Integer, nullable=False),

@@ -1,0 +1,140 @@
+"""Factories for registry tests: a small gold table, candidate directories in the training hand-off
+format, and settings that share one MLflow store per test module (MLflow's first migration is slow).
+
+``LinearModel`` is a tiny stand-in for a ``spxcast.models`` estimator with the two things the registry
+uses (``feature_names`` and ``predict``); it is saved as ``model.json`` and loaded by ``load_linear``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from spxcast.config import Settings
+from spxcast.lake import Lake
+from spxcast.lake.tables import UTC_TS
+
+FEATURES = ("f1", "f2")
+TARGET = "target_ret_30m_pct"
+GOOD = (0.5, 0.0)
+"""Coefficients of the data-generating process of :func:`write_gold` (the best linear model)."""
+BAD = (-0.5, 0.3)
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    feature_names: tuple[str, ...]
+    coef: tuple[float, ...]
+
+    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+        return frame.select(self.feature_names).to_numpy().astype(np.float64) @ np.asarray(self.coef)
+
+
+def save_linear(directory: Path, coef: Sequence[float]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "model.json").write_text(json.dumps({"feature_names": list(FEATURES), "coef": list(coef)}))
+    return directory
+
+
+def load_linear(directory: Path) -> LinearModel:
+    spec = json.loads((Path(directory) / "model.json").read_text())
+    return LinearModel(tuple(spec["feature_names"]), tuple(spec["coef"]))
+
+
+def shared_store_settings(settings: Settings, store: Path, **registry: Any) -> Settings:
+    """``settings`` with a unique instrument (so a registered model of its own) on the shared MLflow store."""
+    section = settings.registry.model_copy(
+        update={
+            "tracking_uri": f"sqlite:///{store / 'mlflow.db'}",
+            "artifact_root": str(store / "artifacts"),
+            **registry,
+        }
+    )
+    return settings.model_copy(
+        update={"instrument": f"TEST{uuid.uuid4().hex[:8].upper()}", "registry": section}
+    )
+
+
+def write_gold(settings: Settings, rows: int = 400, seed: int = 0) -> int:
+    """A gold.features table whose target is 0.5 * f1 + noise (percent units); returns its lake version."""
+    rng = np.random.default_rng(seed)
+    f1, f2 = rng.normal(size=rows), rng.normal(size=rows)
+    start = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)
+    frame = pl.DataFrame(
+        {
+            "instrument": [settings.instrument] * rows,
+            "granularity": [settings.granularity] * rows,
+            "ts": pl.Series([start + timedelta(minutes=i) for i in range(rows)], dtype=UTC_TS),
+            "f1": pl.Series(f1, dtype=pl.Float32),
+            "f2": pl.Series(f2, dtype=pl.Float32),
+            TARGET: GOOD[0] * f1.astype(np.float32) + 0.1 * rng.normal(size=rows),
+            "label_ok": [True] * rows,
+        }
+    )
+    return Lake.from_settings(settings).write("gold.features", frame)
+
+
+def metrics(skill: bool, splits: Sequence[str] = ("valid", "test", "oot", "oot2")) -> dict[str, Any]:
+    """Evaluation metrics in the hand-off format: a model with (or without) skill over the zero forecast."""
+    model = (
+        {"rmse": 0.10, "mae": 0.08, "r2_oos": 0.3, "dm_pvalue": 0.001}
+        if skill
+        else {"rmse": 0.125, "mae": 0.1, "r2_oos": -0.02, "dm_pvalue": 0.6}
+    )
+    baselines = {
+        "zero": {"rmse": 0.12, "mae": 0.095, "r2_oos": 0.0},
+        "mean": {"rmse": 0.121, "mae": 0.096, "r2_oos": -0.01, "dm_pvalue": 0.7},
+        "persistence": {"rmse": 0.17, "mae": 0.13, "r2_oos": -1.0, "dm_pvalue": 0.99},
+    }
+    return {split: {"candidate": dict(model), **baselines} for split in splits}
+
+
+def write_run(
+    settings: Settings,
+    candidates: Mapping[str, tuple[Sequence[float], bool]],
+    selected: str | None,
+    run_id: str | None = None,
+) -> tuple[str, Path]:
+    """A pipeline run directory as the training tasks leave it; returns ``(run_id, run_dir)``.
+
+    ``candidates`` maps a name to ``(coefficients, has_skill)``.
+    """
+    run_id = run_id or f"test-{uuid.uuid4().hex[:8]}"
+    run_dir = settings.artifacts_dir() / "runs" / run_id
+    lake = Lake.from_settings(settings)
+    for name, (coef, skill) in candidates.items():
+        directory = run_dir / "candidates" / name
+        save_linear(directory / "model", coef)
+        evaluation = {
+            "model": name,
+            "params": {"alpha": 1.0, "nested": {"depth": 3}},
+            "metrics": _rename(metrics(skill), name),
+        }
+        (directory / "evaluation.json").write_text(json.dumps(evaluation))
+        (directory / "report.html").write_text(f"<html><body>{name} report</body></html>")
+    selection = {
+        "selected": selected,
+        "candidates": {name: {"valid_rmse": 0.1} for name in candidates},
+        "reasons": {}
+        if selected
+        else {name: "does not beat the zero forecast on validation" for name in candidates},
+        "split_boundaries": {"train": ["2024-03-04T14:30:00+00:00", "2024-03-04T18:00:00+00:00"]},
+        "lake_versions": {"gold.features": lake.version("gold.features")},
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "selection.json").write_text(json.dumps(selection))
+    return run_id, run_dir
+
+
+def _rename(by_split: dict[str, Any], name: str) -> dict[str, Any]:
+    return {
+        split: {(name if k == "candidate" else k): v for k, v in by.items()} for split, by in by_split.items()
+    }
