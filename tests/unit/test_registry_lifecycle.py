@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from registry_factories import BAD, GOOD, load_linear, shared_store_settings, write_gold, write_run
 
+from registry_factories import BAD, GOOD, load_linear, shared_store_settings, write_gold, write_run
 from spxcast.config import Settings
 from spxcast.errors import RegistryError
 from spxcast.lake import Lake
@@ -40,7 +40,8 @@ def cfg(settings: Settings, store: Path) -> Settings:
 def _register(cfg: Settings, coef: tuple[float, ...], skill: bool, actor: str = "alice") -> int:
     run_id, run_dir = write_run(cfg, {"lightgbm": (coef, skill), "ar": ((0.1, 0.0), False)}, "lightgbm")
     result = register_run(cfg, run_dir, run_id, loader=load_linear, actor=actor)
-    assert result.version is not None and result.created
+    assert result.version is not None
+    assert result.created
     return result.version
 
 
@@ -83,7 +84,8 @@ def test_register_logs_every_candidate_and_registers_the_selected_as_challenger(
     assert run_id in step.reason
 
     again = register_run(cfg, run_dir, run_id, loader=load_linear)
-    assert again.version == result.version and not again.created, "a rerun must not register a duplicate"
+    assert again.version == result.version, "a rerun must not register a duplicate"
+    assert not again.created
     assert again.runs == result.runs, "a rerun must reuse the MLflow runs already logged"
 
 
@@ -95,7 +97,8 @@ def test_lineage_records_features_code_seeds_and_lake_versions_that_still_load(c
     assert lineage is not None
     assert lineage.features == ("f1", "f2")
     assert lineage.seeds == {"seed": cfg.seed}
-    assert lineage.code_version and lineage.model_sha256
+    assert lineage.code_version
+    assert lineage.model_sha256
     assert lineage.split_boundaries["train"][0].startswith("2024-03-04")
     assert lineage.training_config["horizon_minutes"] == 30
     assert lineage.lake_versions == {"gold.features": 0}
@@ -119,16 +122,20 @@ def test_promote_when_gates_pass_then_a_better_challenger_replaces_the_champion(
     assert (result.version, result.previous_champion, result.forced) == (first, None, False)
     assert result.gates.passed
     assert "no champion yet" in {r.name: r.figure for r in result.gates.results}["not_worse_than_champion"]
-    assert registry.get(first).stage == Stage.PRODUCTION and registry.get(first).aliases == (CHAMPION,)
+    assert registry.get(first).stage == Stage.PRODUCTION
+    assert registry.get(first).aliases == (CHAMPION,)
 
     second = _register(cfg, GOOD, skill=True)
     report = registry.gates(second)
     champion_gate = {r.name: r for r in report.results}["not_worse_than_champion"]
-    assert champion_gate.passed and f"v{first}" in champion_gate.figure and "400 rows" in champion_gate.figure
+    assert champion_gate.passed
+    assert f"v{first}" in champion_gate.figure
+    assert "400 rows" in champion_gate.figure
     promoted = registry.promote(second, reason="better on the recent window", actor="bob")
     assert promoted.previous_champion == first
     assert registry.get(second).aliases == (CHAMPION,)
-    assert registry.get(first).stage == Stage.ARCHIVED and registry.get(first).aliases == (PREVIOUS_CHAMPION,)
+    assert registry.get(first).stage == Stage.ARCHIVED
+    assert registry.get(first).aliases == (PREVIOUS_CHAMPION,)
     steps = [(s.version, s.action, s.from_state, s.to_state, s.actor) for s in registry.history()]
     assert steps == [
         (first, "register", "None", "Staging", "alice"),
@@ -174,7 +181,8 @@ def test_no_skill_model_never_becomes_champion_without_the_explicit_override(cfg
     assert registry.by_alias(CHAMPION) is None
 
     forced = registry.promote(version, force=True, reason="emergency: old champion broken", actor="carol")
-    assert forced.forced and not forced.gates.passed
+    assert forced.forced
+    assert not forced.gates.passed
     step = registry.history(version)[-1]
     assert (step.action, step.to_state, step.forced, step.actor) == ("promote", "Production", True, "carol")
     assert step.reason == "emergency: old champion broken"
@@ -208,8 +216,10 @@ def test_rollback_restores_the_previous_champion_in_one_step(cfg: Settings) -> N
     registry.promote()
     restored, replaced = registry.rollback("v2 misbehaves live", actor="erin")
     assert (restored, replaced) == (first, second)
-    assert registry.get(first).stage == Stage.PRODUCTION and registry.get(first).aliases == (CHAMPION,)
-    assert registry.get(second).stage == Stage.ARCHIVED and registry.get(second).aliases == ()
+    assert registry.get(first).stage == Stage.PRODUCTION
+    assert registry.get(first).aliases == (CHAMPION,)
+    assert registry.get(second).stage == Stage.ARCHIVED
+    assert registry.get(second).aliases == ()
     rollback_steps = [
         (s.version, s.from_state, s.to_state) for s in registry.history() if s.action == "rollback"
     ]
@@ -229,7 +239,8 @@ def test_archive_and_supersede(cfg: Settings) -> None:
         registry.archive(second)
     third = _register(cfg, (0.4, 0.0), skill=True)
     registry.archive(third, "not needed", actor="frank")
-    assert registry.get(third).stage == Stage.ARCHIVED and registry.by_alias(CHALLENGER) is None
+    assert registry.get(third).stage == Stage.ARCHIVED
+    assert registry.by_alias(CHALLENGER) is None
     step = registry.history(third)[-1]
     assert (step.action, step.from_state, step.to_state, step.reason) == (
         "archive",
@@ -246,7 +257,9 @@ def test_archive_and_supersede(cfg: Settings) -> None:
 def test_no_selection_registers_nothing_and_says_so(cfg: Settings) -> None:
     run_id, run_dir = write_run(cfg, {"lightgbm": (GOOD, False), "ar": ((0.1, 0.0), False)}, None)
     result = register_run(cfg, run_dir, run_id, loader=load_linear)
-    assert result.version is None and not result.created
-    assert "nothing registered" in result.message and "does not beat the zero forecast" in result.message
+    assert result.version is None
+    assert not result.created
+    assert "nothing registered" in result.message
+    assert "does not beat the zero forecast" in result.message
     assert set(result.runs) == {"lightgbm", "ar"}, "the candidates are still tracked"
     assert _registry(cfg).versions() == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
@@ -95,6 +97,26 @@ def dags() -> None:
             t = dag.task(name)
             table.add_row(name, ", ".join(dag.internal_deps(name)), t.description)
         console.print(table)
+
+
+@app.command("airflow")
+@handle_errors
+def airflow(
+    ctx: typer.Context,
+    out: Path = typer.Option(Path("deploy/airflow/dags/spxcast_training.py"), "--out", help="File to write"),
+    dag: str = typer.Option("training", "--dag", help="DAG name: ingest, training or full"),
+    command: str = typer.Option("spxcast", "--command", help="spxcast executable as Airflow workers see it"),
+    schedule: str | None = typer.Option(None, "--schedule", help="e.g. @daily or a cron; default: manual"),
+) -> None:
+    """Generate the Airflow DAG file from the pipeline spec (one BashOperator per task)."""
+    from spxcast.pipeline.airflow import render_airflow_dag
+    from spxcast.pipeline.spec import get_dag
+
+    chosen = get_dag(dag)
+    retries = settings(ctx).pipeline.default_retries
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_airflow_dag(chosen, command=command, default_retries=retries, schedule=schedule))
+    console.print(f"wrote Airflow DAG spxcast_{dag} ({len(chosen.tasks)} tasks) to {out}")
 
 
 def register(root: typer.Typer) -> None:
