@@ -45,7 +45,7 @@ def _fmt(value: float | None) -> str:
 
 def metrics_table(title: str, metrics: Metrics) -> Table:
     """Rows: split x predictor (the model first, then the baselines); columns: the main metrics."""
-    from spxcast.registry.handoff import MODEL, SPLITS
+    from spxcast.registry.handoff import BASELINES, MODEL, SPLITS
 
     columns = _columns(metrics)
     table = Table(title=title, title_justify="left")
@@ -55,7 +55,8 @@ def metrics_table(title: str, metrics: Metrics) -> Table:
         table.add_column(column, justify="right")
     splits = [s for s in SPLITS if s in metrics] + sorted(set(metrics) - set(SPLITS))
     for split in splits:
-        predictors = [MODEL, *sorted(p for p in metrics[split] if p != MODEL)]
+        others = sorted(p for p in metrics[split] if p not in (MODEL, *BASELINES))
+        predictors = [p for p in (MODEL, *BASELINES) if p in metrics[split]] + others
         for i, predictor in enumerate(predictors):
             values = metrics[split].get(predictor, {})
             style = "bold" if predictor == MODEL else "dim"

@@ -8,6 +8,7 @@ candidate waiting for promotion) and ``previous_champion`` (the one-step rollbac
 from __future__ import annotations
 
 import logging
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,7 +63,8 @@ def mlflow_client(settings: Settings) -> MlflowClient:
 
     uri = settings.tracking_uri()
     _prepare_local_store(uri)
-    # MLflow logs every store migration at INFO; spxcast reports what matters itself.
+    # MLflow logs every store migration at INFO and draws download progress bars; spxcast reports itself.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("mlflow").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
     try:
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
