@@ -267,7 +267,8 @@ class ModelRegistry:
             rmse = {
                 v: window_rmse(self._load(v, Path(scratch)), frame, target) for v in (challenger, champion)
             }
-        window = f"{frame['ts'].min():%Y-%m-%d %H:%M}..{frame['ts'].max():%Y-%m-%d %H:%M} UTC"
+        stamps = frame["ts"].dt.strftime("%Y-%m-%d %H:%M")
+        window = f"{stamps[0]}..{stamps[-1]} UTC"
         return ChampionComparison(champion, frame.height, rmse[challenger], rmse[champion], window)
 
     def gates(self, version: int) -> GateReport:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 import polars as pl
@@ -34,7 +34,7 @@ def default_loader() -> ModelLoader:
         raise RegistryError(
             f"loading saved models needs spxcast.models.io.load_model, which is missing: {exc}"
         ) from exc
-    return load_model  # type: ignore[return-value]
+    return cast(ModelLoader, load_model)
 
 
 def target_column(horizon_minutes: int) -> str:
