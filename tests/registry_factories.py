@@ -38,15 +38,20 @@ class LinearModel:
         return frame.select(self.feature_names).to_numpy().astype(np.float64) @ np.asarray(self.coef)
 
 
-def save_linear(directory: Path, coef: Sequence[float]) -> Path:
+def save_linear(directory: Path, coef: Sequence[float], run_id: str = "test") -> Path:
+    """Save like ``spxcast.models.io.save_model``: ``model.json`` plus ``metadata.json``."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "model.json").write_text(json.dumps({"feature_names": list(FEATURES), "coef": list(coef)}))
+    document = {"kind": "linear-test", "params": {"coef": list(coef)}, "feature_names": list(FEATURES)}
+    (directory / "model.json").write_text(json.dumps(document))
+    (directory / "metadata.json").write_text(
+        json.dumps({"run_id": run_id, "seed": 42, "catalog_hash": "abc"})
+    )
     return directory
 
 
 def load_linear(directory: Path) -> LinearModel:
     spec = json.loads((Path(directory) / "model.json").read_text())
-    return LinearModel(tuple(spec["feature_names"]), tuple(spec["coef"]))
+    return LinearModel(tuple(spec["feature_names"]), tuple(spec["params"]["coef"]))
 
 
 def shared_store_settings(settings: Settings, store: Path, **registry: Any) -> Settings:
@@ -83,18 +88,22 @@ def write_gold(settings: Settings, rows: int = 400, seed: int = 0) -> int:
 
 
 def metrics(skill: bool, splits: Sequence[str] = ("valid", "test", "oot", "oot2")) -> dict[str, Any]:
-    """Evaluation metrics in the hand-off format: a model with (or without) skill over the zero forecast."""
+    """``{predictor: {split: metrics}}`` as training writes it, for a model with (or without) skill over
+    the zero forecast; ``"candidate"`` stands for the candidate's name."""
     model = (
         {"rmse": 0.10, "mae": 0.08, "r2_oos": 0.3, "dm_pvalue": 0.001}
         if skill
         else {"rmse": 0.125, "mae": 0.1, "r2_oos": -0.02, "dm_pvalue": 0.6}
     )
-    baselines = {
-        "zero": {"rmse": 0.12, "mae": 0.095, "r2_oos": 0.0},
+    by_predictor = {
+        "candidate": {**model, "backtest": {"sharpe_net": 1.5 if skill else -0.3, "turnover": 2.0}},
+        "zero": {"rmse": 0.12, "mae": 0.095, "r2_oos": 0.0, "dm_pvalue": None},
         "mean": {"rmse": 0.121, "mae": 0.096, "r2_oos": -0.01, "dm_pvalue": 0.7},
         "persistence": {"rmse": 0.17, "mae": 0.13, "r2_oos": -1.0, "dm_pvalue": 0.99},
     }
-    return {split: {"candidate": dict(model), **baselines} for split in splits}
+    return {
+        predictor: {split: dict(values) for split in splits} for predictor, values in by_predictor.items()
+    }
 
 
 def write_run(
@@ -112,14 +121,21 @@ def write_run(
     lake = Lake.from_settings(settings)
     for name, (coef, skill) in candidates.items():
         directory = run_dir / "candidates" / name
-        save_linear(directory / "model", coef)
+        save_linear(directory / "model", coef, run_id)
+        models = {(name if k == "candidate" else k): v for k, v in metrics(skill).items()}
         evaluation = {
-            "model": name,
-            "params": {"alpha": 1.0, "nested": {"depth": 3}},
-            "metrics": _rename(metrics(skill), name),
+            "candidate": name,
+            "baselines": ["zero", "mean", "persistence"],
+            "model_dir": "model",
+            "report": "report/index.html",
+            "cost_bps": 1.0,
+            "tuning": {"best_params": {"alpha": 1.0, "depth": 3}},
+            "models": models,
         }
         (directory / "evaluation.json").write_text(json.dumps(evaluation))
-        (directory / "report.html").write_text(f"<html><body>{name} report</body></html>")
+        (directory / "report").mkdir()
+        (directory / "report" / "index.html").write_text(f"<html><body>{name} report</body></html>")
+        (directory / "report" / "pnl.png").write_bytes(b"\x89PNG")
     selection = {
         "selected": selected,
         "candidates": {name: {"valid_rmse": 0.1} for name in candidates},
@@ -132,9 +148,3 @@ def write_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "selection.json").write_text(json.dumps(selection))
     return run_id, run_dir
-
-
-def _rename(by_split: dict[str, Any], name: str) -> dict[str, Any]:
-    return {
-        split: {(name if k == "candidate" else k): v for k, v in by.items()} for split, by in by_split.items()
-    }

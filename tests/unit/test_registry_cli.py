@@ -48,7 +48,7 @@ def test_models_verbs_end_to_end(settings: Settings, monkeypatch: pytest.MonkeyP
     assert "not_worse_than_champion" in summary
     assert "FAIL" in summary, "the worse challenger's champion gate must show as failed"
     assert "report:" in summary
-    assert "report.html" in summary
+    assert "evaluation/report/index.html" in summary
     assert f"sqlite:///{settings.home.resolve()}/mlflow.db" in summary.replace("\n", "")
 
     refused = cli("promote", code=1)

@@ -66,12 +66,18 @@ def test_register_logs_every_candidate_and_registers_the_selected_as_challenger(
     assert run.data.metrics["test.rmse"] == pytest.approx(0.10)
     assert run.data.metrics["oot.zero.rmse"] == pytest.approx(0.12)
     assert run.data.metrics["oot2.persistence.rmse"] == pytest.approx(0.17)
-    assert run.data.params["model.nested.depth"] == "3"
+    assert run.data.metrics["test.backtest_sharpe_net"] == pytest.approx(1.5)
+    assert "test.zero.dm_pvalue" not in run.data.metrics, "undefined metrics are not logged"
+    assert run.data.params["candidate.tuning.best_params.depth"] == "3"
+    assert run.data.params["candidate.model.coef"] == "[0.5, 0.0]"
     assert run.data.params["config.seed"] == str(cfg.seed)
     artifacts = {f.path for f in registry.client.list_artifacts(run.info.run_id)}
     assert {"model", "evaluation", "lineage.json"} <= artifacts
-    reports = {f.path for f in registry.client.list_artifacts(run.info.run_id, "evaluation")}
-    assert reports == {"evaluation/evaluation.json", "evaluation/report.html"}
+    evaluation = {f.path for f in registry.client.list_artifacts(run.info.run_id, "evaluation")}
+    assert evaluation == {"evaluation/evaluation.json", "evaluation/report"}
+    report = {f.path for f in registry.client.list_artifacts(run.info.run_id, "evaluation/report")}
+    assert report == {"evaluation/report/index.html", "evaluation/report/pnl.png"}
+    assert run.data.tags["spxcast.report"] == "evaluation/report/index.html"
     downloaded = registry.download(info.version, cfg.home / "dl")
     assert load_linear(downloaded).coef == GOOD
     [step] = registry.history()
@@ -87,6 +93,13 @@ def test_register_logs_every_candidate_and_registers_the_selected_as_challenger(
     assert again.version == result.version, "a rerun must not register a duplicate"
     assert not again.created
     assert again.runs == result.runs, "a rerun must reuse the MLflow runs already logged"
+
+    other_run, other_dir = write_run(cfg, {"lightgbm": (GOOD, True)}, "lightgbm")
+    same_model = register_run(cfg, other_dir, other_run, loader=load_linear)
+    assert same_model.runs["lightgbm"] != result.runs["lightgbm"], "every pipeline run is tracked"
+    assert same_model.version == result.version, "an identical model from another run is not registered again"
+    assert "not registered again" in same_model.message
+    assert len(registry.versions()) == 1
 
 
 def test_lineage_records_features_code_seeds_and_lake_versions_that_still_load(cfg: Settings) -> None:

@@ -96,8 +96,7 @@ def _show_version(role: str, summary: VersionSummary | None) -> None:
         )
     else:
         console.print(f"gates: {summary.gates_note}")
-    for report in summary.reports:
-        console.print(f"report: {report}")
+    console.print(f"report: {summary.report or 'none logged'}")
 
 
 @app.command("list")

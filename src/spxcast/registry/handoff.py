@@ -1,12 +1,13 @@
 """The hand-off from training to the registry: candidate directories and the selection.
 
-Contract (written by the training tasks in ``<run_dir>``):
+Contract (written by the training tasks in ``<run_dir>``, see ``spxcast.pipeline.tasks.training``):
 
-- ``candidates/<name>/``: the saved model (``spxcast.models.io.save_model``; either the directory itself
-  or its ``model/`` subdirectory), ``evaluation.json`` and report files (HTML, PNG, …).
-- ``evaluation.json``: ``{"model": name, "params": {...}, "metrics": {split: {predictor: {metric: value}}}}``
-  where ``predictor`` is the candidate's name or a baseline (``zero``, ``mean``, ``persistence``) and the
-  splits are ``valid``, ``test``, ``oot``, ``oot2``. RMSE and MAE are in percent units; ``dm_pvalue`` is the
+- ``candidates/<name>/``: ``model/`` (saved by ``spxcast.models.io.save_model``), ``evaluation.json``,
+  ``report/index.html`` with its PNGs, ``predictions.parquet``.
+- ``evaluation.json``: ``{"candidate": name, "baselines": [...], "model_dir": "model",
+  "report": "report/index.html", "models": {predictor: {split: {metric: value, "backtest": {...}}}}, ...}``
+  where ``predictor`` is the candidate or a baseline (``zero``, ``mean``, ``persistence``) and the splits
+  are ``valid``, ``test``, ``oot``, ``oot2``. RMSE and MAE are in percent units; ``dm_pvalue`` is the
   Diebold–Mariano p-value of the predictor against the zero forecast.
 - ``selection.json``: ``{"selected": name | null, "candidates": {...}, "reasons": {...},
   "split_boundaries": {...}, "lake_versions": {table: version}}``.
@@ -41,7 +42,8 @@ class Candidate:
     model_dir: Path
     metrics: Metrics
     params: dict[str, Any]
-    report_files: tuple[Path, ...]
+    report: Path | None
+    """The report's entry page (its directory holds the PNGs), when training wrote one."""
 
 
 @dataclass(frozen=True)
@@ -98,34 +100,35 @@ def candidate_names(run_dir: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "evaluation.json").is_file())
 
 
-def normalise_metrics(name: str, metrics: Any, source: str) -> Metrics:
-    """``metrics[split][predictor][metric]`` with the candidate's own entry renamed to ``"model"``.
+def _flat(values: Any, prefix: str = "") -> dict[str, float]:
+    """Finite numbers of a (nested) metrics dict; nested keys joined with ``_`` (``backtest_sharpe_net``)."""
+    flat: dict[str, float] = {}
+    for key, value in (values or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{name}_"))
+        elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            flat[name] = float(value)
+    return flat
 
-    Non-numeric and non-finite values are dropped (MLflow stores only finite floats).
-    """
-    if not isinstance(metrics, dict) or not metrics:
+
+def normalise_metrics(name: str, models: Any, source: str) -> Metrics:
+    """``metrics[split][predictor][metric]`` from training's ``models[predictor][split][metric]``, with the
+    candidate renamed to ``"model"``. Non-numeric and non-finite values are dropped (MLflow stores only
+    finite floats); nested metrics (the backtest) are flattened with ``_``."""
+    if not isinstance(models, dict) or name not in models:
+        got = sorted(models) if isinstance(models, dict) else models
         raise RegistryError(
-            f"{source}: expected 'metrics' as {{split: {{predictor: {{metric: value}}}}}}, got {metrics!r}"
+            f"{source}: expected 'models' as {{predictor: {{split: {{metric: value}}}}}} "
+            f"including the candidate {name!r}, got {got!r}"
         )
     result: Metrics = {}
-    for split, by_predictor in metrics.items():
-        if not isinstance(by_predictor, dict):
-            raise RegistryError(
-                f"{source}: metrics of split {split!r} must be an object, got {by_predictor!r}"
-            )
-        if name not in by_predictor and MODEL not in by_predictor:
-            raise RegistryError(
-                f"{source}: split {split!r} has no metrics for the candidate {name!r}; "
-                f"got {sorted(by_predictor)}"
-            )
-        result[split] = {}
-        for predictor, values in by_predictor.items():
-            key = MODEL if predictor in (name, MODEL) else str(predictor)
-            result[split][key] = {
-                str(metric): float(value)
-                for metric, value in (values or {}).items()
-                if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-            }
+    for predictor, by_split in models.items():
+        if not isinstance(by_split, dict):
+            raise RegistryError(f"{source}: metrics of {predictor!r} must be an object, got {by_split!r}")
+        for split, values in by_split.items():
+            key = MODEL if predictor == name else str(predictor)
+            result.setdefault(str(split), {})[key] = _flat(values)
     return result
 
 
@@ -139,20 +142,23 @@ def read_candidate(run_dir: Path, name: str) -> Candidate:
         )
     evaluation_path = directory / "evaluation.json"
     evaluation = _read_json(evaluation_path, "evaluation")
-    metrics = normalise_metrics(name, evaluation.get("metrics"), str(evaluation_path))
-    model_dir = directory / "model" if (directory / "model").is_dir() else directory
-    reports = tuple(
-        sorted(
-            p
-            for p in directory.iterdir()
-            if p.is_file() and p.suffix.lower() in {".html", ".png", ".md", ".csv"}
-        )
-    )
+    metrics = normalise_metrics(name, evaluation.get("models"), str(evaluation_path))
+    model_dir = directory / str(evaluation.get("model_dir", "model"))
+    if not model_dir.is_dir():
+        raise RegistryError(f"candidate {name!r}: model directory {model_dir} is missing")
+    report = directory / str(evaluation["report"]) if evaluation.get("report") else None
+    params = {k: evaluation[k] for k in _PARAM_KEYS if k in evaluation}
+    model_document = model_dir / "model.json"
+    if model_document.is_file():
+        params["model"] = json.loads(model_document.read_text()).get("params", {})
     return Candidate(
         name=name,
         directory=directory,
         model_dir=model_dir,
         metrics=metrics,
-        params=dict(evaluation.get("params") or {}),
-        report_files=reports,
+        params=params,
+        report=report if report is not None and report.is_file() else None,
     )
+
+
+_PARAM_KEYS = ("target", "horizon_minutes", "horizon_bars", "cost_bps", "catalog_hash", "seed", "tuning")

@@ -77,10 +77,11 @@ def git_commit(directory: Path | None = None) -> str | None:
     return f"{head}+dirty" if dirty else head
 
 
-def directory_sha256(directory: Path) -> str:
-    """Content hash of every file under ``directory`` (relative paths and bytes, in sorted order)."""
+def directory_sha256(directory: Path, exclude: tuple[str, ...] = ()) -> str:
+    """Content hash of every file under ``directory`` but the names in ``exclude`` (relative paths and
+    bytes, in sorted order)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name not in exclude):
         digest.update(path.relative_to(directory).as_posix().encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())

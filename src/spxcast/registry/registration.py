@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,9 @@ from spxcast.registry.tracking import log_candidate
 from spxcast.registry.window import ModelLoader, default_loader
 
 log = logging.getLogger(__name__)
+
+MODEL_METADATA = "metadata.json"
+"""The metadata file ``spxcast.models.io.save_model`` writes next to the model."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ def build_lineage(
     """The lineage record of ``candidate``: its features (from the saved model), the lake versions and
     split boundaries training recorded, the code version, seeds and configuration."""
     model = loader(candidate.model_dir)
+    metadata_file = candidate.model_dir / MODEL_METADATA
+    metadata = json.loads(metadata_file.read_text()) if metadata_file.is_file() else {}
     return Lineage(
         instrument=settings.instrument,
         granularity=settings.granularity,
@@ -56,10 +62,14 @@ def build_lineage(
         lake_versions=dict(selection.lake_versions),
         code_version=__version__,
         git_commit=git_commit(),
-        seeds={"seed": settings.seed},
+        seeds={"seed": int(metadata.get("seed", settings.seed))},
         split_boundaries=dict(selection.split_boundaries),
         training_config=training_config(settings),
-        model_sha256=directory_sha256(candidate.model_dir),
+        # metadata.json names the pipeline run, so it differs between runs that fit the same model.
+        model_sha256=directory_sha256(candidate.model_dir, exclude=(MODEL_METADATA,)),
+        extra={
+            k: metadata[k] for k in ("training_window", "library_versions", "catalog_hash") if k in metadata
+        },
     )
 
 

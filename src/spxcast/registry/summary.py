@@ -11,6 +11,7 @@ from spxcast.registry.gates import GateReport, GateResult
 from spxcast.registry.handoff import Metrics
 from spxcast.registry.lifecycle import ModelRegistry, VersionInfo
 from spxcast.registry.store import CHALLENGER, CHAMPION, Stage
+from spxcast.registry.tracking import TAG_REPORT
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class VersionSummary:
     gates: GateReport | None
     gates_note: str
     artifact_uri: str
-    reports: tuple[str, ...]
+    report: str | None
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,10 @@ class RegistrySummary:
     versions: int
 
 
-def _reports(registry: ModelRegistry, run_id: str) -> tuple[str, ...]:
-    files = registry.client.list_artifacts(run_id, "evaluation")
-    base = str(registry.client.get_run(run_id).info.artifact_uri).rstrip("/")
-    return tuple(f"{base}/{f.path}" for f in files if not f.is_dir and not f.path.endswith(".json"))
+def _report(registry: ModelRegistry, run_id: str) -> str | None:
+    run = registry.client.get_run(run_id)
+    relative = run.data.tags.get(TAG_REPORT)
+    return f"{str(run.info.artifact_uri).rstrip('/')}/{relative}" if relative else None
 
 
 def _recorded_gates(registry: ModelRegistry, version: int) -> tuple[GateReport | None, str]:
@@ -73,7 +74,7 @@ def _version_summary(registry: ModelRegistry, info: VersionInfo, live_gates: boo
         gates=gates,
         gates_note=note,
         artifact_uri=str(run.info.artifact_uri),
-        reports=_reports(registry, info.run_id),
+        report=_report(registry, info.run_id),
     )
 
 

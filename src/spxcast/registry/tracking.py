@@ -3,7 +3,7 @@ report, the lineage and the model directory.
 
 Metric keys: ``<split>.<metric>`` for the candidate, ``<split>.<baseline>.<metric>`` for a baseline
 (``test.rmse``, ``test.zero.rmse``, ``oot.dm_pvalue``). Artifacts: ``model/`` (the saved model directory),
-``evaluation/`` (``evaluation.json`` and the report files), ``lineage.json``.
+``evaluation/`` (``evaluation.json``; ``report/`` with the HTML report and its plots), ``lineage.json``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ TAG_CANDIDATE = "spxcast.candidate"
 TAG_PIPELINE_RUN = "spxcast.pipeline_run_id"
 TAG_SELECTED = "spxcast.selected"
 TAG_MODEL_SHA = "spxcast.model_sha256"
+TAG_REPORT = "spxcast.report"
 MODEL_ARTIFACT = "model"
+REPORT_ARTIFACT = "evaluation/report"
 
 _PARAM_LIMIT = 6000
 _BATCH = 100
@@ -113,7 +115,7 @@ def log_candidate(
     run_id = str(run.info.run_id)
     try:
         params = {
-            **flatten_params(candidate.params, "model."),
+            **flatten_params(candidate.params, "candidate."),
             **flatten_params(lineage.training_config, "config."),
         }
         params["lake_versions"] = json.dumps(lineage.lake_versions, sort_keys=True)
@@ -127,8 +129,9 @@ def log_candidate(
             client.log_batch(run_id, metrics=metrics[start : start + _BATCH * 10])
         client.log_artifacts(run_id, str(candidate.model_dir), MODEL_ARTIFACT)
         client.log_artifact(run_id, str(candidate.directory / "evaluation.json"), "evaluation")
-        for report in candidate.report_files:
-            client.log_artifact(run_id, str(report), "evaluation")
+        if candidate.report is not None:
+            client.log_artifacts(run_id, str(candidate.report.parent), REPORT_ARTIFACT)
+            client.set_tag(run_id, TAG_REPORT, f"{REPORT_ARTIFACT}/{candidate.report.name}")
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "lineage.json"
             path.write_text(lineage.to_json())
