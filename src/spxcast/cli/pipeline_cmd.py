@@ -21,6 +21,7 @@ def run(
     dag: str = typer.Argument("full", help="DAG name: ingest, training or full"),
     resume: str | None = typer.Option(None, "--resume", help="Resume this run id; succeeded tasks are skipped"),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Processes (default: the machine's cores)"),
+    rerun_all: bool = typer.Option(False, "--rerun-all", help="Run every task even when its inputs are unchanged"),
 ) -> None:
     """Run a DAG; exit code 1 when any task failed (resume it with --resume RUN_ID)."""
     from spxcast.pipeline.runner import TaskEvent, run_dag
@@ -31,7 +32,7 @@ def run(
         error = f": {event.error}" if event.error else ""
         err_console.print(f"  [{style}]{event.status:>10}[/] {event.task} (attempt {event.attempt}){timing}{error}")
 
-    summary = run_dag(settings(ctx), dag, resume=resume, workers=workers, on_event=show)
+    summary = run_dag(settings(ctx), dag, resume=resume, workers=workers, on_event=show, reuse=not rerun_all)
     style = _STYLE.get(summary.status, "white")
     console.print(f"run [bold]{summary.run_id}[/] [{style}]{summary.status}[/] in {summary.seconds:.1f}s")
     if summary.status != "succeeded":

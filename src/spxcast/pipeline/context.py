@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from spxcast.config import Settings
@@ -16,10 +16,12 @@ class TaskContext:
     settings: Settings
     run_id: str
     task: str
+    lake_override: Lake | None = field(default=None, repr=False, compare=False)
+    """The lake the runner hands in (one that records table versions); default the settings' lake."""
 
     @property
     def lake(self) -> Lake:
-        return Lake.from_settings(self.settings)
+        return self.lake_override or Lake.from_settings(self.settings)
 
     @property
     def run_dir(self) -> Path:

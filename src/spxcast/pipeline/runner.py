@@ -27,7 +27,17 @@ from sqlalchemy.orm import Session
 from spxcast.config import Settings
 from spxcast.db import PipelineRun, TaskRun, connect
 from spxcast.errors import PipelineError
+from spxcast.lake import Lake
 from spxcast.pipeline.context import TaskContext
+from spxcast.pipeline.reuse import (
+    REUSE_KEY,
+    RecordingLake,
+    Reusable,
+    code_fingerprint,
+    copy_artifacts,
+    reuse_record,
+    still_valid,
+)
 from spxcast.pipeline.spec import DAG, Task, find_task, get_dag
 
 log = logging.getLogger(__name__)
@@ -75,12 +85,20 @@ def resolve_callable(path: str) -> Callable[[TaskContext], Mapping[str, Any] | N
     return function  # type: ignore[no-any-return]
 
 
-def execute_task(settings: Settings, run_id: str, task: Task) -> tuple[str, dict[str, Any] | str]:
-    """Run one task in this process; returns ``("succeeded", outputs)`` or ``("failed", error text)``."""
+def execute_task(
+    settings: Settings, run_id: str, task: Task, code: str | None = None
+) -> tuple[str, dict[str, Any] | str]:
+    """Run one task in this process; returns ``("succeeded", outputs)`` or ``("failed", error text)``.
+
+    The outputs carry the task's reuse record (tables read and written, fingerprints) under ``_reuse``;
+    ``code`` is the code fingerprint (computed here when not given).
+    """
     try:
         function = resolve_callable(task.callable)
-        result = function(TaskContext(settings=settings, run_id=run_id, task=task.name))
+        lake = RecordingLake(settings.lake_root(), settings.lake.storage_options)
+        result = function(TaskContext(settings=settings, run_id=run_id, task=task.name, lake_override=lake))
         outputs = dict(result or {})
+        outputs[REUSE_KEY] = reuse_record(settings, lake, task, code or code_fingerprint())
         json.dumps(outputs, default=str)
         return SUCCEEDED, outputs
     except Exception as exc:
@@ -128,6 +146,18 @@ class _Recorder:
             session.expunge_all()
         return {row.task: row for row in rows}
 
+    def succeeded_attempts(self, task: str, exclude_run: str, limit: int = 10) -> list[TaskRun]:
+        """The latest successful attempts of ``task`` in other runs, newest first."""
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(TaskRun)
+                .where(TaskRun.task == task, TaskRun.status == SUCCEEDED, TaskRun.run_id != exclude_run)
+                .order_by(TaskRun.id.desc())
+                .limit(limit)
+            ).all()
+            session.expunge_all()
+        return list(rows)
+
     def run_dag_name(self, run_id: str) -> str | None:
         with Session(self.engine) as session:
             run = session.get(PipelineRun, run_id)
@@ -138,6 +168,26 @@ def _engine(settings: Settings) -> Engine:
     return connect(settings.db_url(), settings.db.sqlite_busy_timeout_ms)
 
 
+def _find_reusable(
+    settings: Settings, recorder: _Recorder, task: Task, run_id: str, code: str
+) -> Reusable | None:
+    """The newest earlier successful attempt of ``task`` whose result still holds (see pipeline.reuse)."""
+    if not task.reusable:
+        return None
+    lake = Lake.from_settings(settings)
+    runs = settings.artifacts_dir() / "runs"
+    for row in recorder.succeeded_attempts(task.name, exclude_run=run_id):
+        outputs = json.loads(row.outputs or "{}")
+        record = outputs.get(REUSE_KEY)
+        if isinstance(record, dict) and still_valid(record, settings, lake, code, runs / row.run_id, task):
+            return Reusable(outputs.get("reused_from", row.run_id), outputs)
+    return None
+
+
+def _public(outputs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in outputs.items() if k != REUSE_KEY}
+
+
 def run_dag(
     settings: Settings,
     dag: str | DAG,
@@ -145,10 +195,13 @@ def run_dag(
     resume: str | None = None,
     workers: int | None = None,
     on_event: Callable[[TaskEvent], None] | None = None,
+    reuse: bool = True,
 ) -> RunSummary:
     """Execute a DAG (by name or object), or resume run ``resume``; returns its summary.
 
     Task failures do not raise: they are recorded, retried up to the task's retries, and reported.
+    With ``reuse``, a task whose inputs and outputs are unchanged since an earlier successful run is not
+    executed again: its outputs and artifacts are taken from that run (:mod:`spxcast.pipeline.reuse`).
     """
     dag = get_dag(dag) if isinstance(dag, str) else dag
     dag_name = dag.name
@@ -166,7 +219,7 @@ def run_dag(
             attempts[name] = row.attempt
             if row.status == SUCCEEDED and name in dag:
                 done[name] = SUCCEEDED
-                outputs[name] = json.loads(row.outputs or "{}")
+                outputs[name] = _public(json.loads(row.outputs or "{}"))
     run_id = resume or f"{dag_name}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     recorder.start_run(run_id, dag_name)
     started = time.perf_counter()
@@ -192,18 +245,42 @@ def run_dag(
             if name not in done and name not in busy and all(done.get(d) == SUCCEEDED for d in dag.internal_deps(name))
         ]
 
+    code = code_fingerprint()
+    run_dir = settings.artifacts_dir() / "runs" / run_id
+
+    def take_over(name: str) -> bool:
+        """Reuse an earlier result of ``name`` when it still holds; returns whether it did."""
+        task = dag.task(name)
+        found = _find_reusable(settings, recorder, task, run_id, code) if reuse else None
+        if found is None:
+            return False
+        copy_artifacts(task, settings.artifacts_dir() / "runs" / found.run_id, run_dir)
+        attempt = attempts.get(name, 0) + 1
+        attempts[name] = attempt
+        payload = {**found.outputs, "reused_from": found.run_id}
+        recorder.finish_task(recorder.start_task(run_id, name, attempt), SUCCEEDED, payload, None)
+        done[name], outputs[name] = SUCCEEDED, _public(payload)
+        emit(TaskEvent(name, f"reused (from {found.run_id})", attempt))
+        return True
+
     try:
         while True:
-            for name in ready():
-                if len(running) >= pool_size:
-                    break
-                attempt = attempts.get(name, 0) + 1
-                attempts[name] = attempt
-                tries[name] = tries.get(name, 0) + 1
-                row_id = recorder.start_task(run_id, name, attempt)
-                emit(TaskEvent(name, RUNNING, attempt))
-                future = pool.submit(execute_task, settings, run_id, dag.task(name))
-                running[future] = (name, attempt, row_id, time.perf_counter())
+            progressed = True
+            while progressed and len(running) < pool_size:
+                progressed = False
+                for name in ready():
+                    if len(running) >= pool_size:
+                        break
+                    if take_over(name):
+                        progressed = True
+                        continue
+                    attempt = attempts.get(name, 0) + 1
+                    attempts[name] = attempt
+                    tries[name] = tries.get(name, 0) + 1
+                    row_id = recorder.start_task(run_id, name, attempt)
+                    emit(TaskEvent(name, RUNNING, attempt))
+                    future = pool.submit(execute_task, settings, run_id, dag.task(name), code)
+                    running[future] = (name, attempt, row_id, time.perf_counter())
             if not running:
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -219,7 +296,7 @@ def run_dag(
                 if status == SUCCEEDED:
                     assert isinstance(payload, dict)
                     recorder.finish_task(row_id, SUCCEEDED, payload, None)
-                    done[name], outputs[name] = SUCCEEDED, payload
+                    done[name], outputs[name] = SUCCEEDED, _public(payload)
                     emit(TaskEvent(name, SUCCEEDED, attempt, seconds))
                     continue
                 error = str(payload)

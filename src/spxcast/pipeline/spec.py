@@ -19,13 +19,20 @@ from spxcast.errors import PipelineError
 
 @dataclass(frozen=True)
 class Task:
-    """One unit of work: ``callable`` is ``"package.module:function"``."""
+    """One unit of work: ``callable`` is ``"package.module:function"``.
+
+    ``reusable``: the runner may reuse the task's last result when none of the lake tables it read or wrote
+    changed since (see :mod:`spxcast.pipeline.reuse`); false for tasks reading external sources.
+    ``artifacts``: paths under the run directory the task writes (copied when its result is reused).
+    """
 
     name: str
     callable: str
     deps: tuple[str, ...] = ()
     retries: int | None = None
     description: str = ""
+    reusable: bool = True
+    artifacts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,8 +103,9 @@ def _graph_tasks() -> tuple[Task, ...]:
     registry = "spxcast.pipeline.tasks.registry"
     silver_market = ("silver_returns", "silver_technical", "silver_volatility", "silver_microstructure")
     return (
-        Task("ingest_market", f"{market}:ingest_market", description="Market source -> bronze.candles"),
-        Task("ingest_news", f"{news}:ingest_news", deps=("ingest_market",),
+        Task("ingest_market", f"{market}:ingest_market", description="Market source -> bronze.candles",
+             reusable=False),
+        Task("ingest_news", f"{news}:ingest_news", deps=("ingest_market",), reusable=False,
              description="News source -> bronze.news (synthetic news follows the synthetic market's events)"),
         Task("validate_market", f"{market}:validate_market", deps=("ingest_market",),
              description="Gate: bronze.candles usable (rows, gaps, quarantine rate)"),
@@ -117,6 +125,7 @@ def _graph_tasks() -> tuple[Task, ...]:
              description="gold.market_features + gold.news_signals + labels -> gold.features"),
         *(
             Task(f"train_{model}", f"{training}:train_{model}", deps=("gold_labels",),
+                 artifacts=(f"candidates/{model}",),
                  description=f"Tune and fit {model} on gold.features; evaluate against baselines")
             for model in ("lightgbm", "xgboost", "ar")
         ),
