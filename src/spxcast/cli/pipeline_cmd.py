@@ -21,7 +21,7 @@ def run(
     dag: str = typer.Argument("full", help="DAG name: ingest, training or full"),
     resume: str | None = typer.Option(None, "--resume", help="Resume this run id; succeeded tasks are skipped"),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Processes (default: the machine's cores)"),
-    rerun_all: bool = typer.Option(False, "--rerun-all", help="Run every task even when its inputs are unchanged"),
+    rerun_all: bool = typer.Option(False, "--rerun-all", help="Run every task, even unchanged ones"),
 ) -> None:
     """Run a DAG; exit code 1 when any task failed (resume it with --resume RUN_ID)."""
     from spxcast.pipeline.runner import TaskEvent, run_dag
