@@ -62,6 +62,7 @@ def test_models_verbs_end_to_end(settings: Settings, monkeypatch: pytest.MonkeyP
     assert "v1 is the champion again; v2 archived" in cli("rollback", "--reason", "v2 broke", "--by", "erin")
     assert "v3 archived" in cli("archive", "3", "--reason", "worse", "--by", "erin")
     cli("archive", "1", code=1)
+    assert "nothing to promote: no challenger; v1 stays the champion" in cli("promote")
     cli("approve", "2", "--by", "dave")
 
     history = cli("history")

@@ -198,10 +198,17 @@ def promote(
     reason: str | None = ReasonOption,
     actor: str | None = ActorOption,
 ) -> None:
-    """Make a version the champion if every promotion gate passes (or with --force --reason)."""
-    from spxcast.registry import PromotionRefused
+    """Make a version the champion if every promotion gate passes (or with --force --reason).
+
+    Without VERSION and without a challenger while a champion serves, there is nothing to do (exit 0).
+    """
+    from spxcast.registry import CHALLENGER, CHAMPION, PromotionRefused
 
     registry = _registry(ctx)
+    champion = registry.by_alias(CHAMPION)
+    if version is None and champion is not None and registry.by_alias(CHALLENGER) is None:
+        console.print(f"nothing to promote: no challenger; v{champion.version} stays the champion")
+        return
     try:
         result = registry.promote(version, force=force, reason=reason, actor=actor)
     except PromotionRefused as exc:
