@@ -1,6 +1,7 @@
 """``spxcast models``: the registered model of the configured instrument and horizon.
 
-Verbs: list, summary, compare A B, promote [VERSION], rollback, archive VERSION, approve VERSION, history.
+Verbs: list, summary, compare A B, promote [VERSION], rollback, archive VERSION, approve VERSION, history,
+reproduce VERSION.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ app = typer.Typer(
     help="Registered models: champion/challenger, promotion gates, rollback, audit.", no_args_is_help=True
 )
 
-_PREFERRED = ("rmse", "mae", "r2_oos", "directional_accuracy", "ic", "dm_pvalue", "sharpe_net")
+_PREFERRED = ("rmse", "mae", "r2_oos", "directional_accuracy", "ic", "dm_pvalue", "backtest_net_sharpe")
 _STAGE_STYLE = {"Production": "bold green", "Staging": "yellow", "Archived": "dim", "None": "white"}
 
 ReasonOption = typer.Option(None, "--reason", help="Why (recorded in the audit trail)")
@@ -261,6 +262,24 @@ def approve(
     registry = _registry(ctx)
     registry.approve(version, reason, actor)
     console.print(f"{registry.name} v{version} approved")
+
+
+@app.command("reproduce")
+@handle_errors
+def reproduce(ctx: typer.Context, version: int = typer.Argument(..., help="Version to retrain")) -> None:
+    """Retrain a version from its lineage (same lake versions, config, seed); exit 1 unless the
+    predictions are identical."""
+    from spxcast.registry.reproduce import reproduce_version
+
+    result = reproduce_version(_registry(ctx), version)
+    verdict = "[green]identical[/]" if result.identical else "[red]DIFFERENT[/]"
+    console.print(
+        f"v{result.version} {result.candidate} retrained from lake versions {result.lake_versions}: "
+        f"{verdict} predictions on {result.rows} rows (max |difference| {result.max_abs_difference:.3g}, "
+        f"features {'match' if result.features_match else 'differ'})"
+    )
+    if not result.identical:
+        raise typer.Exit(1)
 
 
 @app.command("history")

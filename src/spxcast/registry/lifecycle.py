@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from spxcast.config import Settings
 from spxcast.db import connect
@@ -45,7 +45,14 @@ from spxcast.registry.tracking import (
     TAG_PIPELINE_RUN,
     metrics_from_keys,
 )
-from spxcast.registry.window import ModelLoader, default_loader, recent_window, target_column, window_rmse
+from spxcast.registry.window import (
+    ModelLoader,
+    Predictor,
+    default_loader,
+    recent_window,
+    target_column,
+    window_rmse,
+)
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -254,19 +261,20 @@ class ModelRegistry:
         return self.get(version), True
 
     # ----- gates
-    def _load(self, version: int, scratch: Path) -> Any:
+    def load(self, version: int, scratch: Path) -> Predictor:
+        """The model of ``version``, downloaded under ``scratch`` and loaded with the registry's loader."""
         loader = self._loader or default_loader()
         return loader(self.download(version, scratch / f"v{version}"))
 
     def compare_on_shared_window(self, challenger: int, champion: int) -> ChampionComparison:
         """RMSE of both versions on the most recent labelled rows of gold.features (the same rows)."""
         lake = Lake.from_settings(self.settings)
-        frame = recent_window(self.settings, lake, self.settings.registry.shared_window_rows)
         target = target_column(self.settings.horizon_minutes)
         with tempfile.TemporaryDirectory() as scratch:
-            rmse = {
-                v: window_rmse(self._load(v, Path(scratch)), frame, target) for v in (challenger, champion)
-            }
+            models = {v: self.load(v, Path(scratch)) for v in (challenger, champion)}
+        features = sorted({name for model in models.values() for name in model.feature_names})
+        frame = recent_window(self.settings, lake, self.settings.registry.shared_window_rows, features)
+        rmse = {v: window_rmse(model, frame, target) for v, model in models.items()}
         stamps = frame["ts"].dt.strftime("%Y-%m-%d %H:%M")
         window = f"{stamps[0]}..{stamps[-1]} UTC"
         return ChampionComparison(champion, frame.height, rmse[challenger], rmse[champion], window)

@@ -41,19 +41,28 @@ def target_column(horizon_minutes: int) -> str:
     return f"target_ret_{horizon_minutes}m_pct"
 
 
-def recent_window(settings: Settings, lake: Lake, rows: int) -> pl.DataFrame:
+def recent_window(settings: Settings, lake: Lake, rows: int, features: Sequence[str]) -> pl.DataFrame:
     """The most recent ``rows`` labelled rows of ``gold.features`` for the configured instrument and bars,
-    in time order (bar start ``ts``, UTC)."""
+    in time order (bar start ``ts``, UTC), with every column in ``features``.
+
+    Features that are not gold columns are the lagged horizon returns the AR model and the persistence
+    baseline read; they are added over the whole history first (as training does) so the window's first
+    rows have their lags.
+    """
+    target = target_column(settings.horizon_minutes)
     frame = (
         lake.scan("gold.features")
         .filter(
-            (pl.col("instrument") == settings.instrument)
-            & (pl.col("granularity") == settings.granularity)
-            & pl.col("label_ok")
+            (pl.col("instrument") == settings.instrument) & (pl.col("granularity") == settings.granularity)
         )
         .sort("ts")
-        .tail(rows)
         .collect()
+    )
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        frame = _with_lags(frame, target, settings.horizon_minutes, missing)
+    frame = frame.filter(pl.col("label_ok") & pl.col(target).is_not_null() & pl.col(target).is_finite()).tail(
+        rows
     )
     if frame.is_empty():
         raise RegistryError(
@@ -61,6 +70,18 @@ def recent_window(settings: Settings, lake: Lake, rows: int) -> pl.DataFrame:
             "the champion comparison needs the recent window"
         )
     return frame
+
+
+def _with_lags(
+    frame: pl.DataFrame, target: str, horizon_minutes: int, missing: Sequence[str]
+) -> pl.DataFrame:
+    from spxcast.models.lags import add_horizon_lags, lag_column
+
+    orders = {lag_column(horizon_minutes, k): k for k in range(1, 1000)}
+    unknown = [name for name in missing if name not in orders]
+    if unknown:
+        raise RegistryError(f"models read columns gold.features does not have: {unknown[:5]}")
+    return add_horizon_lags(frame, target, horizon_minutes, max(orders[name] for name in missing))
 
 
 def window_rmse(model: Predictor, frame: pl.DataFrame, target: str) -> float:
