@@ -9,7 +9,8 @@ artifacts copied, nothing executed) only when
 
 - it is declared reusable (tasks reading external sources, such as ingestion, are not),
 - it read at least one lake table,
-- the configuration fingerprint (everything but the runner's own settings) and the code fingerprint are equal,
+- the configuration fingerprint (all but the runner, registry and app-database sections) and the code
+  fingerprint are equal,
 - every table it read is still at the version it read, and every table it wrote is still at the version
   it wrote (nothing rewrote its outputs since), and
 - the earlier run directory still holds its declared artifacts.
@@ -69,9 +70,14 @@ def code_fingerprint(package: Path = _PACKAGE) -> str:
     return digest.hexdigest()
 
 
+_NOT_DATA = {"pipeline", "registry", "db"}
+"""Sections that cannot change what a reusable task computes: the runner's own settings, the model
+registry (only registration reads it, and it reads no lake table) and where run bookkeeping is kept."""
+
+
 def config_fingerprint(settings: Settings) -> str:
-    """SHA-256 of the effective configuration except the runner's own section (workers, retries)."""
-    dumped = settings.model_dump(mode="json", exclude={"pipeline"})
+    """SHA-256 of the effective configuration, except sections that do not shape data (``_NOT_DATA``)."""
+    dumped = settings.model_dump(mode="json", exclude=_NOT_DATA)
     return hashlib.sha256(json.dumps(dumped, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -62,7 +62,10 @@ def mlflow_client(settings: Settings) -> MlflowClient:
     from mlflow.exceptions import MlflowException
 
     uri = settings.tracking_uri()
-    _prepare_local_store(uri)
+    try:
+        _prepare_local_store(uri)
+    except OSError as exc:
+        raise RegistryError(f"MLflow store at {_masked(uri)} cannot be created: {exc}") from exc
     # MLflow logs every store migration at INFO and draws download progress bars; spxcast reports itself.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("mlflow").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
