@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,42 +44,23 @@ def actor_of(settings: Settings, explicit: str | None = None) -> str:
 
 
 def record(engine: Engine, transition: Transition) -> None:
+    gates = None if transition.gates is None else json.dumps(transition.gates)
     with Session(engine) as session, session.begin():
-        session.add(
-            ModelTransition(
-                model_name=transition.model_name,
-                version=transition.version,
-                action=transition.action,
-                from_state=transition.from_state,
-                to_state=transition.to_state,
-                actor=transition.actor,
-                reason=transition.reason,
-                forced=transition.forced,
-                gates=None if transition.gates is None else json.dumps(transition.gates),
-                at=transition.at,
-            )
-        )
+        session.add(ModelTransition(**{**asdict(transition), "gates": gates}))
 
 
 def history(engine: Engine, model_name: str, version: int | None = None) -> list[Transition]:
-    """Transitions of a registered model (or one version), oldest first."""
+    """Transitions of a registered model (or one version), oldest first; times in UTC."""
     query = select(ModelTransition).where(ModelTransition.model_name == model_name)
     if version is not None:
         query = query.where(ModelTransition.version == version)
     with Session(engine) as session:
         rows = session.scalars(query.order_by(ModelTransition.id)).all()
         return [
-            Transition(
-                model_name=row.model_name,
-                version=row.version,
-                action=row.action,
-                from_state=row.from_state,
-                to_state=row.to_state,
-                actor=row.actor,
-                reason=row.reason,
-                forced=row.forced,
+            replace(
+                Transition(**{f.name: getattr(row, f.name) for f in fields(Transition)}),
                 gates=json.loads(row.gates) if row.gates else None,
-                at=row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC),
+                at=row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC),  # SQLite drops the zone
             )
             for row in rows
         ]
