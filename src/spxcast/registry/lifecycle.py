@@ -251,7 +251,7 @@ class ModelRegistry:
             Stage.STAGING,
             "register",
             who,
-            f"selected candidate {lineage.candidate} of pipeline run {lineage.pipeline_run_id}",
+            f"candidate {lineage.candidate} of pipeline run {lineage.pipeline_run_id}",
         )
         self.client.set_registered_model_alias(self.name, CHALLENGER, str(version))
         if previous is not None and previous.stage == Stage.STAGING:
