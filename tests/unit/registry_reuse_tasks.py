@@ -49,7 +49,11 @@ def silver_from_bronze(ctx: TaskContext) -> dict[str, Any]:
 
 
 def artifact_from_silver(ctx: TaskContext) -> dict[str, Any]:
-    rows = ctx.lake.read("silver.returns").height
+    """Reads silver.returns, and gold.features only when it exists (an optional input)."""
+    lake = ctx.lake
+    rows = lake.read("silver.returns").height + (
+        lake.read("gold.features").height if lake.exists("gold.features") else 0
+    )
     out = ctx.run_dir / "out"
     out.mkdir(exist_ok=True)
     (out / "result.txt").write_text(f"{rows} rows")

@@ -80,6 +80,16 @@ def test_rewritten_output_or_changed_config_or_opt_out_reruns(settings: Settings
     assert _runs(settings)["silver"] == 4
 
 
+def test_an_optional_input_that_appears_reruns_the_task(settings: Settings, lake: Lake) -> None:
+    run_dag(settings, DAG_, workers=1)
+    gold = lake.read("silver.returns").select("instrument", "granularity", "ts")
+    lake.write("gold.features", gold)
+    second = run_dag(settings, DAG_, workers=1)
+    assert "reused_from" in second.outputs["silver"]
+    assert "reused_from" not in second.outputs["report"]
+    assert _result(settings, second.run_id) == "10 rows"
+
+
 def test_missing_artifact_of_the_earlier_run_reruns(settings: Settings, lake: Lake) -> None:
     first = run_dag(settings, DAG_, workers=1)
     result = settings.artifacts_dir() / "runs" / first.run_id / "out"

@@ -40,12 +40,21 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 
 
 class RecordingLake(Lake):
-    """A :class:`Lake` that records the version of each table read (pinned at first read) and written."""
+    """A :class:`Lake` that records the version of each table read (pinned at first read) and written.
+
+    A table found absent is recorded as read at version ``None``: if it appears later, the task reruns.
+    """
 
     def __init__(self, root: str | Path, storage_options: dict[str, str] | None = None) -> None:
         super().__init__(root, storage_options)
-        self.reads: dict[str, int] = {}
+        self.reads: dict[str, int | None] = {}
         self.writes: dict[str, int] = {}
+
+    def exists(self, name: str) -> bool:
+        present = super().exists(name)
+        if not present:
+            self.reads.setdefault(name, None)
+        return present
 
     def scan(self, name: str, version: int | None = None) -> pl.LazyFrame:
         if version is None and name not in self.writes:
@@ -84,7 +93,7 @@ def config_fingerprint(settings: Settings) -> str:
 def reuse_record(settings: Settings, lake: RecordingLake, task: Task, code: str) -> dict[str, Any]:
     """What a later run compares to decide whether this task's result still holds."""
     return {
-        "reusable": task.reusable and bool(lake.reads),
+        "reusable": task.reusable and any(version is not None for version in lake.reads.values()),
         "config": config_fingerprint(settings),
         "code": code,
         "reads": dict(sorted(lake.reads.items())),
