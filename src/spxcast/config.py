@@ -196,6 +196,8 @@ class RegistrySettings(BaseModel):
     )
     require_manual_approval: bool = False
     actor: str | None = Field(default=None, description="Who the audit trail names; default the OS user")
+    http_max_retries: int = Field(default=2, ge=0, description="Retries of a request to an MLflow server")
+    http_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of a request to an MLflow server")
 
 
 class PipelineSettings(BaseModel):

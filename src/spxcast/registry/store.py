@@ -68,14 +68,18 @@ def mlflow_client(settings: Settings) -> MlflowClient:
         raise RegistryError(f"MLflow store at {_masked(uri)} cannot be created: {exc}") from exc
     # MLflow logs every store migration at INFO and draws download progress bars; spxcast reports itself.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow reads its HTTP client limits from the environment (its default retries for minutes).
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.registry.http_max_retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(int(settings.registry.http_timeout_s))
     logging.getLogger("mlflow").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
     try:
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         client.search_experiments(max_results=1)
     except MlflowException as exc:
-        raise RegistryError(f"MLflow store at {_masked(uri)} is not usable: {exc.message}") from exc
+        raise RegistryError(f"MLflow store at {_masked(uri)} is not usable: {_masked(exc.message)}") from exc
     except Exception as exc:
-        raise RegistryError(f"MLflow store at {_masked(uri)} is not reachable: {exc}") from exc
+        raise RegistryError(f"MLflow store at {_masked(uri)} is not reachable: {_masked(str(exc))}") from exc
     return client
 
 
