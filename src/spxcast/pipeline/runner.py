@@ -341,7 +341,7 @@ def run_task(settings: Settings, task_name: str, run_id: str | None = None) -> t
         recorder.finish_task(row_id, status, None, str(payload))
     if recorder.run_dag_name(run_id) == f"task:{task_name}":
         recorder.finish_run(run_id, status, None if status == SUCCEEDED else f"failed task: {task_name}")
-    return status, payload
+    return status, _public(payload) if isinstance(payload, dict) else payload
 
 
 @dataclass(frozen=True)
