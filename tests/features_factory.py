@@ -60,3 +60,33 @@ def random_candles(
         },
         schema_overrides={"bid_close": pl.Float64, "ask_close": pl.Float64},
     )
+
+
+NEWS_TEST_FEATURES = ("news_test_score_mean", "news_test_count")
+
+
+def stub_news_module() -> object:
+    """A stand-in for ``spxcast.features.news`` (owned by the news engineer, built in parallel): two news
+    specs with the contract's shape (group "news", no expression), for tests of the gold join and CLI."""
+    import types
+
+    from spxcast.features.catalog import FeatureContext, FeatureSpec
+
+    def specs(context: FeatureContext) -> list[FeatureSpec]:
+        return [
+            FeatureSpec(name=name, group="news", description=f"test stand-in {name}", unit="test", lookback=1)
+            for name in NEWS_TEST_FEATURES
+        ]
+
+    module = types.ModuleType("spxcast.features.news")
+    module.specs = specs  # type: ignore[attr-defined]
+    return module
+
+
+def news_signals_for(bars: pl.DataFrame, seed: int = 1) -> pl.DataFrame:
+    """A gold.news_signals frame for the bars of ``bars``: bar key + the stand-in news columns."""
+    rng = np.random.default_rng(seed)
+    return bars.select("instrument", "granularity", "ts").with_columns(
+        pl.Series(NEWS_TEST_FEATURES[0], rng.normal(size=bars.height)),
+        pl.Series(NEWS_TEST_FEATURES[1], rng.integers(0, 5, bars.height).astype(np.float64)),
+    )

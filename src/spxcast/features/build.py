@@ -125,6 +125,9 @@ def gold_features_frame(
     false. News columns are cast to the catalog's dtypes.
     """
     news_specs = [s for s in catalog if s.expr is None]
+    missing = [s.name for s in news_specs if s.name not in news_signals.columns]
+    if missing:
+        raise SchemaError(f"gold.news_signals lacks the catalog's news features {missing}; got {news_signals.columns}")
     news = news_signals.select(*BAR_KEY, *(pl.col(s.name).cast(s.dtype) for s in news_specs))
     frame = (
         market.join(news, on=list(BAR_KEY), how="left", validate="1:1")
