@@ -88,7 +88,7 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
         market_spec(GROUP, _elapsed_minutes(w - 1) / ((w - 1) * bar), "ratio",
                     f"(ts_t - ts_(t-{w - 1})) / ({w - 1} bar lengths): wall-clock span of the last {w} real bars "
                     f"relative to a gap-free span; 1 when none of the {w}-bar windows ending here crosses a gap, "
-                    f"larger when they do. {ACROSS_GAPS}", "span_ratio", w=w)
+                    f"larger when they do. Known at the bar's start. {ACROSS_GAPS}", "span_ratio", w=w)
         for w in SPAN_WINDOWS
     ]
     return out

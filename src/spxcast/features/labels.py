@@ -56,7 +56,7 @@ def make_labels(candles: pl.DataFrame, horizon_minutes: int, tolerance_minutes: 
         found = [
             targets.sort("target_ts").join_asof(
                 future.sort("future_ts"), left_on="target_ts", right_on="future_ts", by=list(SERIES_KEY),
-                strategy=strategy, tolerance=tolerance, allow_exact_matches=False,
+                strategy=strategy, tolerance=tolerance, allow_exact_matches=False, check_sortedness=False,
             ).select(*BAR_KEY, pl.col("future_close").alias(f"close_{strategy}"))
             for strategy in ("backward", "forward")
         ]
