@@ -3,7 +3,7 @@ daily break 21:00-22:00 UTC), with optional random halts. Vectorised, so the ben
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import polars as pl
@@ -17,13 +17,17 @@ def oanda_open(minutes: np.ndarray) -> np.ndarray:
     weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     minute_of_day = (minutes - days).astype(np.int64)
     in_break = (minute_of_day >= 21 * 60) & (minute_of_day < 22 * 60)
-    closed = (weekday == 5) | ((weekday == 6) & (minute_of_day < 22 * 60)) | ((weekday == 4) & (minute_of_day >= 21 * 60))
+    closed = (
+        (weekday == 5)
+        | ((weekday == 6) & (minute_of_day < 22 * 60))
+        | ((weekday == 4) & (minute_of_day >= 21 * 60))
+    )
     return ~closed & ~in_break
 
 
 def random_candles(
     n: int,
-    start: datetime = datetime(2024, 1, 5, 18, 0),
+    start: datetime = datetime(2024, 1, 5, 18, 0, tzinfo=UTC),
     seed: int = 0,
     halts: int = 3,
     with_quotes: bool = True,
@@ -32,7 +36,7 @@ def random_candles(
 ) -> pl.DataFrame:
     """``n`` real M1 bars from ``start`` (UTC) on the CFD calendar; ``halts`` random 5-40 minute holes."""
     rng = np.random.default_rng(seed)
-    grid = np.datetime64(start.replace(tzinfo=None), "m") + np.arange(int(n * 1.5) + 4 * 1440)
+    grid = np.datetime64(start.astimezone(UTC).replace(tzinfo=None), "m") + np.arange(int(n * 1.5) + 4 * 1440)
     minutes = grid[oanda_open(grid)]
     keep = np.ones(minutes.size, dtype=bool)
     for begin in rng.integers(0, max(1, min(n, minutes.size) - 50), size=halts):

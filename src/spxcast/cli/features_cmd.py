@@ -25,7 +25,9 @@ def build(ctx: typer.Context) -> None:
         if result is None:
             err_console.print(f"  [cyan]running[/] {task}")
         else:
-            console.print(f"  [green]done[/] {task}: {result['table']} v{result['version']}, {result['rows']} rows")
+            console.print(
+                f"  [green]done[/] {task}: {result['table']} v{result['version']}, {result['rows']} rows"
+            )
 
     run_id = f"features-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     build_features(settings(ctx), run_id, on_step=show)
@@ -73,7 +75,9 @@ def show(
         Lake.from_settings(cfg)
         .scan("gold.features")
         .filter(
-            (pl.col("instrument") == cfg.instrument) & (pl.col("granularity") == cfg.granularity) & (pl.col("ts") == ts)
+            (pl.col("instrument") == cfg.instrument)
+            & (pl.col("granularity") == cfg.granularity)
+            & (pl.col("ts") == ts)
         )
         .collect()
     )

@@ -73,7 +73,9 @@ def silver_frame(candles: pl.DataFrame, catalog: Catalog, silver: str) -> pl.Dat
     return features_by_series(candles, specs)
 
 
-def validate_features(frame: pl.DataFrame, catalog: Catalog, extra: Mapping[str, pl.DataType], what: str) -> pl.DataFrame:
+def validate_features(
+    frame: pl.DataFrame, catalog: Catalog, extra: Mapping[str, pl.DataType], what: str
+) -> pl.DataFrame:
     """Check ``frame`` holds exactly bar key + every catalog feature (declared dtype) + ``extra`` columns.
 
     Returns the frame with columns in that order.
@@ -81,8 +83,11 @@ def validate_features(frame: pl.DataFrame, catalog: Catalog, extra: Mapping[str,
     expected: dict[str, pl.DataType] = {**BAR_KEY_SCHEMA, **{s.name: s.dtype for s in catalog}, **extra}
     missing = [c for c in expected if c not in frame.columns]
     unexpected = [c for c in frame.columns if c not in expected]
-    wrong = {c: f"expected {t}, got {frame.schema[c]}" for c, t in expected.items()
-             if c in frame.columns and frame.schema[c] != t}
+    wrong = {
+        c: f"expected {t}, got {frame.schema[c]}"
+        for c, t in expected.items()
+        if c in frame.columns and frame.schema[c] != t
+    }
     if missing or unexpected or wrong:
         raise SchemaError(
             f"{what} does not match the feature catalog: missing {missing}, not in the catalog {unexpected}, "
@@ -127,7 +132,9 @@ def gold_features_frame(
     news_specs = [s for s in catalog if s.expr is None]
     missing = [s.name for s in news_specs if s.name not in news_signals.columns]
     if missing:
-        raise SchemaError(f"gold.news_signals lacks the catalog's news features {missing}; got {news_signals.columns}")
+        raise SchemaError(
+            f"gold.news_signals lacks the catalog's news features {missing}; got {news_signals.columns}"
+        )
     news = news_signals.select(*BAR_KEY, *(pl.col(s.name).cast(s.dtype) for s in news_specs))
     frame = (
         market.join(news, on=list(BAR_KEY), how="left", validate="1:1")
@@ -148,6 +155,8 @@ def online_features(window: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
         raise DataQualityError("online features: the window holds no bars")
     for column in SERIES_KEY:
         if column in window.columns and window[column].n_unique() > 1:
-            raise DataQualityError(f"online features: the window mixes several {column} values; pass one series")
+            raise DataQualityError(
+                f"online features: the window mixes several {column} values; pass one series"
+            )
     lookback = max(s.lookback for s in specs)
     return feature_frame(window.sort("ts").tail(lookback), specs).tail(1).collect()

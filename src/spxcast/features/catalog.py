@@ -28,7 +28,14 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 BAR_COLUMNS: tuple[str, ...] = ("ts", "open", "high", "low", "close", "volume", "bid_close", "ask_close")
 
 # Market family modules under spxcast.features, each exposing ``specs(context) -> list[FeatureSpec]``.
-MARKET_FAMILIES: tuple[str, ...] = ("returns", "calendar", "technical", "volatility", "microstructure", "shape")
+MARKET_FAMILIES: tuple[str, ...] = (
+    "returns",
+    "calendar",
+    "technical",
+    "volatility",
+    "microstructure",
+    "shape",
+)
 # Every family module, market first, then news (owned by the news engineer).
 FAMILY_MODULES: tuple[str, ...] = (*MARKET_FAMILIES, "news")
 
@@ -107,7 +114,9 @@ class Catalog:
             if not spec.description.strip():
                 raise SchemaError(f"feature {spec.name!r} has no description")
             if (spec.expr is None) != (spec.group == "news"):
-                raise SchemaError(f"feature {spec.name!r}: market features need an expression, news ones none")
+                raise SchemaError(
+                    f"feature {spec.name!r}: market features need an expression, news ones none"
+                )
             if spec.expr is not None:
                 self._check_market_spec(spec)
             self._specs[spec.name] = spec
@@ -120,7 +129,9 @@ class Catalog:
             raise SchemaError(f"feature {spec.name!r} reads {unknown}; bar columns are {list(BAR_COLUMNS)}")
         expected = SILVER_OF_FAMILY.get(spec.group)
         if spec.silver != expected:
-            raise SchemaError(f"feature {spec.name!r} of group {spec.group!r} is in {spec.silver}; expected {expected}")
+            raise SchemaError(
+                f"feature {spec.name!r} of group {spec.group!r} is in {spec.silver}; expected {expected}"
+            )
 
     def __iter__(self) -> Iterator[FeatureSpec]:
         return iter(self._specs.values())

@@ -14,24 +14,36 @@ def catalog_markdown(catalog: Catalog, context: FeatureContext) -> str:
     lines = [
         "# Feature catalog",
         "",
-        f"Generated from the feature catalog by `spxcast features docs` for granularity {context.granularity} "
-        f"and a {context.horizon_minutes}-minute horizon: {len(catalog)} features in {len(catalog.groups())} "
-        "groups. Do not edit by hand.",
+        "Generated from the feature catalog by `spxcast features docs` for granularity "
+        f"{context.granularity} and a {context.horizon_minutes}-minute horizon: {len(catalog)} features "
+        f"in {len(catalog.groups())} groups. Do not edit by hand.",
         "",
-        "Every market feature at bar t uses only bars up to t's close (`ts` is the bar start); windows count real "
-        "bars, gaps are never filled. `lookback` is the number of bars, the current one included, that determine "
-        "the value: the online path computes each feature from exactly that trailing window.",
+        "Every market feature at bar t uses only bars up to t's close (`ts` is the bar start); windows "
+        "count real bars, gaps are never filled. `lookback` is the number of bars, the current one "
+        "included, that determine the value: the online path computes each feature from exactly that "
+        "trailing window.",
         "",
         "| group | features | max lookback (bars) |",
         "|---|---:|---:|",
         *(f"| {g} | {len(catalog.names(g))} | {catalog.max_lookback(g)} |" for g in catalog.groups()),
     ]
     for group in catalog.groups():
-        lines += ["", f"## {group}", "", "| name | unit | lookback | table | description |", "|---|---|---:|---|---|"]
+        lines += [
+            "",
+            f"## {group}",
+            "",
+            "| name | unit | lookback | table | description |",
+            "|---|---|---:|---|---|",
+        ]
         for spec in catalog:
             if spec.group == group:
                 table = spec.silver or "gold.news_signals"
-                lines.append(
-                    f"| `{spec.name}` | {_cell(spec.unit)} | {spec.lookback} | {table} | {_cell(spec.description)} |"
+                cells = (
+                    f"`{spec.name}`",
+                    _cell(spec.unit),
+                    str(spec.lookback),
+                    table,
+                    _cell(spec.description),
                 )
+                lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"

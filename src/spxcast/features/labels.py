@@ -15,8 +15,8 @@ from datetime import timedelta
 import polars as pl
 
 from spxcast.errors import ConfigError
-from spxcast.lake.tables import BAR_KEY
 from spxcast.features.build import SERIES_KEY
+from spxcast.lake.tables import BAR_KEY
 
 
 def label_names(horizon_minutes: int) -> tuple[str, str]:
@@ -41,7 +41,8 @@ def make_labels(candles: pl.DataFrame, horizon_minutes: int, tolerance_minutes: 
     """
     if not 0 <= tolerance_minutes < horizon_minutes:
         raise ConfigError(
-            f"label tolerance of {tolerance_minutes} min must be >= 0 and below the horizon of {horizon_minutes} min"
+            f"label tolerance of {tolerance_minutes} min must be >= 0 and below the horizon "
+            f"of {horizon_minutes} min"
         )
     ret, direction = label_names(horizon_minutes)
     horizon = timedelta(minutes=horizon_minutes)
@@ -54,13 +55,23 @@ def make_labels(candles: pl.DataFrame, horizon_minutes: int, tolerance_minutes: 
     )
     if tolerance_minutes > 0:
         found = [
-            targets.sort("target_ts").join_asof(
-                future.sort("future_ts"), left_on="target_ts", right_on="future_ts", by=list(SERIES_KEY),
-                strategy=strategy, tolerance=tolerance, allow_exact_matches=False, check_sortedness=False,
-            ).select(*BAR_KEY, pl.col("future_close").alias(f"close_{strategy}"))
+            targets.sort("target_ts")
+            .join_asof(
+                future.sort("future_ts"),
+                left_on="target_ts",
+                right_on="future_ts",
+                by=list(SERIES_KEY),
+                strategy=strategy,
+                tolerance=tolerance,
+                allow_exact_matches=False,
+                check_sortedness=False,
+            )
+            .select(*BAR_KEY, pl.col("future_close").alias(f"close_{strategy}"))
             for strategy in ("backward", "forward")
         ]
-        exact = exact.join(found[0], on=list(BAR_KEY), how="left").join(found[1], on=list(BAR_KEY), how="left")
+        exact = exact.join(found[0], on=list(BAR_KEY), how="left").join(
+            found[1], on=list(BAR_KEY), how="left"
+        )
         future_close = pl.coalesce("future_close", "close_backward", "close_forward")
     else:
         future_close = pl.col("future_close")

@@ -63,70 +63,153 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
     r = log_return(1)
     spread = 1e4 * quoted_or_estimated_spread()
     out = [
-        market_spec(GROUP, spread, "basis points of mid",
-                    f"1e4 * (ask_close - bid_close) / close when the bar has both quotes; otherwise the "
-                    f"Corwin-Schultz estimate spread_cs_bps_w{CS_WINDOW} (documented fallback for sources without "
-                    f"quotes). {NOTE}", "spread_bps"),
-        market_spec(GROUP, 1e4 * corwin_schultz(CS_WINDOW), "basis points of mid",
-                    f"Corwin-Schultz high-low spread estimate: 2(e^a - 1)/(1 + e^a) from two-bar high/low ranges, "
-                    f"negatives set to 0, mean over {CS_WINDOW} bars. A two-bar range across a gap overstates it. "
-                    f"{NOTE}", "spread_cs_bps", w=CS_WINDOW),
-        market_spec(GROUP, 1e4 * roll(ROLL_WINDOW), "basis points of mid",
-                    f"Roll spread estimate: 1e4 * 2 sqrt(max(0, -cov(r_t, r_(t-1)))) over {ROLL_WINDOW} bars of "
-                    f"one-bar log returns (population covariance). {NOTE}", "spread_roll_bps", w=ROLL_WINDOW),
-        market_spec(GROUP, (spread - spread.rolling_mean(SPREAD_Z_WINDOW)).safe_div(spread.rolling_std(SPREAD_Z_WINDOW)),
-                    "z-score", f"(spread_bps - mean_{SPREAD_Z_WINDOW}) / std_{SPREAD_Z_WINDOW} of spread_bps; 0 on a "
-                    f"constant window. {NOTE}", "spread_z", w=SPREAD_Z_WINDOW),
+        market_spec(
+            GROUP,
+            spread,
+            "basis points of mid",
+            f"1e4 * (ask_close - bid_close) / close when the bar has both quotes; otherwise the "
+            f"Corwin-Schultz estimate spread_cs_bps_w{CS_WINDOW} (documented fallback for sources without "
+            f"quotes). {NOTE}",
+            "spread_bps",
+        ),
+        market_spec(
+            GROUP,
+            1e4 * corwin_schultz(CS_WINDOW),
+            "basis points of mid",
+            f"Corwin-Schultz high-low spread estimate: 2(e^a - 1)/(1 + e^a) from two-bar high/low ranges, "
+            f"negatives set to 0, mean over {CS_WINDOW} bars. A two-bar range across a gap overstates it. "
+            f"{NOTE}",
+            "spread_cs_bps",
+            w=CS_WINDOW,
+        ),
+        market_spec(
+            GROUP,
+            1e4 * roll(ROLL_WINDOW),
+            "basis points of mid",
+            f"Roll spread estimate: 1e4 * 2 sqrt(max(0, -cov(r_t, r_(t-1)))) over {ROLL_WINDOW} bars of "
+            f"one-bar log returns (population covariance). {NOTE}",
+            "spread_roll_bps",
+            w=ROLL_WINDOW,
+        ),
+        market_spec(
+            GROUP,
+            (spread - spread.rolling_mean(SPREAD_Z_WINDOW)).safe_div(spread.rolling_std(SPREAD_Z_WINDOW)),
+            "z-score",
+            f"(spread_bps - mean_{SPREAD_Z_WINDOW}) / std_{SPREAD_Z_WINDOW} of spread_bps; 0 on a "
+            f"constant window. {NOTE}",
+            "spread_z",
+            w=SPREAD_Z_WINDOW,
+        ),
     ]
     out += [
-        market_spec(GROUP, (1e6 * r.abs()).safe_div(volume).rolling_mean(w), "1e-6 per tick",
-                    f"Amihud illiquidity: mean_{w}(|ln(C_t/C_(t-1))| / volume) * 1e6, volume in ticks "
-                    f"(0 for a zero-volume bar). {NOTE}", "amihud", w=w)
+        market_spec(
+            GROUP,
+            (1e6 * r.abs()).safe_div(volume).rolling_mean(w),
+            "1e-6 per tick",
+            f"Amihud illiquidity: mean_{w}(|ln(C_t/C_(t-1))| / volume) * 1e6, volume in ticks "
+            f"(0 for a zero-volume bar). {NOTE}",
+            "amihud",
+            w=w,
+        )
         for w in AMIHUD_WINDOWS
     ]
     log_volume = (volume + 1).log()
     out += [
-        market_spec(GROUP, (log_volume - log_volume.rolling_mean(w)).safe_div(log_volume.rolling_std(w)), "z-score",
-                    f"Volume z-score: (ln(1+volume) - mean_{w}) / std_{w} of ln(1+volume); 0 on a constant window. "
-                    f"{NOTE}", "volume_z", w=w)
+        market_spec(
+            GROUP,
+            (log_volume - log_volume.rolling_mean(w)).safe_div(log_volume.rolling_std(w)),
+            "z-score",
+            f"Volume z-score: (ln(1+volume) - mean_{w}) / std_{w} of ln(1+volume); 0 on a constant window. "
+            f"{NOTE}",
+            "volume_z",
+            w=w,
+        )
         for w in VOLUME_Z_WINDOWS
     ]
     out += [
-        market_spec(GROUP, volume.rolling_mean(short).safe_div(volume.rolling_mean(long), fill=1.0), "ratio",
-                    f"Volume ratio: mean volume of the last {short} bar(s) / mean over {long} bars; 1 when the "
-                    f"long mean is zero. {NOTE}", "volume_ratio", s=short, l=long)
+        market_spec(
+            GROUP,
+            volume.rolling_mean(short).safe_div(volume.rolling_mean(long), fill=1.0),
+            "ratio",
+            f"Volume ratio: mean volume of the last {short} bar(s) / mean over {long} bars; 1 when the "
+            f"long mean is zero. {NOTE}",
+            "volume_ratio",
+            s=short,
+            l=long,
+        )
         for short, long in VOLUME_RATIOS
     ]
     typical = (high + low + close) / 3
     out += [
-        market_spec(GROUP, 100 * (close / (typical * volume).rolling_sum(w).safe_div(volume.rolling_sum(w)) - 1),
-                    "percent",
-                    f"100 * (close / VWAP_{w} - 1), rolling VWAP = sum(TP * volume) / sum(volume) over {w} bars, "
-                    f"TP = (H+L+C)/3; null when the window has no volume. {NOTE}", "vwap_dist", w=w)
+        market_spec(
+            GROUP,
+            100 * (close / (typical * volume).rolling_sum(w).safe_div(volume.rolling_sum(w)) - 1),
+            "percent",
+            f"100 * (close / VWAP_{w} - 1), rolling VWAP = sum(TP * volume) / sum(volume) over {w} bars, "
+            f"TP = (H+L+C)/3; null when the window has no volume. {NOTE}",
+            "vwap_dist",
+            w=w,
+        )
         for w in VWAP_WINDOWS
     ]
     clv = ((close - low) - (high - close)).safe_div(high - low)
-    out.append(market_spec(GROUP, clv, "ratio -1..1",
-                           f"Close location value: ((C - L) - (H - C)) / (H - L); 0 on a flat bar. {KNOWN_AT_CLOSE}",
-                           "clv"))
+    out.append(
+        market_spec(
+            GROUP,
+            clv,
+            "ratio -1..1",
+            f"Close location value: ((C - L) - (H - C)) / (H - L); 0 on a flat bar. {KNOWN_AT_CLOSE}",
+            "clv",
+        )
+    )
     out += [
-        market_spec(GROUP, (clv * volume).rolling_sum(w).safe_div(volume.rolling_sum(w)), "ratio -1..1",
-                    f"Order-flow imbalance proxy: volume-weighted mean CLV over {w} bars, sum(CLV * volume) / "
-                    f"sum(volume); 0 without volume. {NOTE}", "ofi_proxy", w=w)
+        market_spec(
+            GROUP,
+            (clv * volume).rolling_sum(w).safe_div(volume.rolling_sum(w)),
+            "ratio -1..1",
+            f"Order-flow imbalance proxy: volume-weighted mean CLV over {w} bars, sum(CLV * volume) / "
+            f"sum(volume); 0 without volume. {NOTE}",
+            "ofi_proxy",
+            w=w,
+        )
         for w in OFI_WINDOWS
     ]
     signed_volume = r.sign() * volume.sqrt()
-    out.append(market_spec(GROUP, (1e4 * r.rolling_cov(signed_volume, IMPACT_WINDOW)).safe_div(
-        signed_volume.rolling_cov(signed_volume, IMPACT_WINDOW)), "basis points per sqrt(tick)",
-        f"Price impact (Kyle-lambda style): cov(r, s) / var(s) over {IMPACT_WINDOW} bars, r = one-bar log return "
-        f"(bps), s = sign(r) * sqrt(volume); 0 when s is constant. {NOTE}", "price_impact", w=IMPACT_WINDOW))
+    out.append(
+        market_spec(
+            GROUP,
+            (1e4 * r.rolling_cov(signed_volume, IMPACT_WINDOW)).safe_div(
+                signed_volume.rolling_cov(signed_volume, IMPACT_WINDOW)
+            ),
+            "basis points per sqrt(tick)",
+            f"Price impact (Kyle-lambda style): cov(r, s) / var(s) over {IMPACT_WINDOW} bars, "
+            f"r = one-bar log return (bps), s = sign(r) * sqrt(volume); 0 when s is constant. {NOTE}",
+            "price_impact",
+            w=IMPACT_WINDOW,
+        )
+    )
     bar_range = high - low
     out += [
-        market_spec(GROUP, (close - b["open"]).safe_div(bar_range), "ratio -1..1",
-                    f"Candle body: (C - O) / (H - L); 0 on a flat bar. {KNOWN_AT_CLOSE}", "body_ratio"),
-        market_spec(GROUP, (high - b["open"].maximum(close)).safe_div(bar_range), "ratio 0..1",
-                    f"Upper wick: (H - max(O, C)) / (H - L); 0 on a flat bar. {KNOWN_AT_CLOSE}", "upper_wick"),
-        market_spec(GROUP, (b["open"].minimum(close) - low).safe_div(bar_range), "ratio 0..1",
-                    f"Lower wick: (min(O, C) - L) / (H - L); 0 on a flat bar. {KNOWN_AT_CLOSE}", "lower_wick"),
+        market_spec(
+            GROUP,
+            (close - b["open"]).safe_div(bar_range),
+            "ratio -1..1",
+            f"Candle body: (C - O) / (H - L); 0 on a flat bar. {KNOWN_AT_CLOSE}",
+            "body_ratio",
+        ),
+        market_spec(
+            GROUP,
+            (high - b["open"].maximum(close)).safe_div(bar_range),
+            "ratio 0..1",
+            f"Upper wick: (H - max(O, C)) / (H - L); 0 on a flat bar. {KNOWN_AT_CLOSE}",
+            "upper_wick",
+        ),
+        market_spec(
+            GROUP,
+            (b["open"].minimum(close) - low).safe_div(bar_range),
+            "ratio 0..1",
+            f"Lower wick: (min(O, C) - L) / (H - L); 0 on a flat bar. {KNOWN_AT_CLOSE}",
+            "lower_wick",
+        ),
     ]
     return out

@@ -52,8 +52,8 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
             100 * log_return(h).shift(k * h),
             UNIT,
             f"100 * ln(close_(t-{k * h}) / close_(t-{(k + 1) * h})): the log return over the horizon "
-            f"({h} bars = {context.horizon_minutes} min) that ended {k} horizon(s) ago - the past value of the "
-            f"target's kind. {KNOWN_AT_CLOSE} {ACROSS_GAPS}",
+            f"({h} bars = {context.horizon_minutes} min) that ended {k} horizon(s) ago - the past value "
+            f"of the target's kind. {KNOWN_AT_CLOSE} {ACROSS_GAPS}",
             "ret_log",
             w=h,
             lag=k * h,

@@ -24,34 +24,78 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
     out = []
     for w in MOMENT_WINDOWS:
         out += [
-            market_spec(GROUP, r.rolling_skew(w), "unitless",
-                        f"Sample skewness (bias-corrected) of the last {w} one-bar log returns. {NOTE}", "skew", w=w),
-            market_spec(GROUP, r.rolling_kurtosis(w), "unitless (excess)",
-                        f"Sample excess kurtosis (bias-corrected) of the last {w} one-bar log returns. {NOTE}",
-                        "kurt", w=w),
+            market_spec(
+                GROUP,
+                r.rolling_skew(w),
+                "unitless",
+                f"Sample skewness (bias-corrected) of the last {w} one-bar log returns. {NOTE}",
+                "skew",
+                w=w,
+            ),
+            market_spec(
+                GROUP,
+                r.rolling_kurtosis(w),
+                "unitless (excess)",
+                f"Sample excess kurtosis (bias-corrected) of the last {w} one-bar log returns. {NOTE}",
+                "kurt",
+                w=w,
+            ),
         ]
     for w in AUTOCORR_WINDOWS:
         previous = r.shift(1)
         covariance = r.rolling_cov(previous, w)
         scale = (r.rolling_cov(r, w) * previous.rolling_cov(previous, w)).sqrt()
-        out.append(market_spec(GROUP, covariance.safe_div(scale), "correlation -1..1",
-                               f"Lag-1 autocorrelation: corr(r_t, r_(t-1)) over the last {w} pairs of one-bar log "
-                               f"returns; 0 on a constant window. {NOTE}", "autocorr", w=w, lag=1))
+        out.append(
+            market_spec(
+                GROUP,
+                covariance.safe_div(scale),
+                "correlation -1..1",
+                f"Lag-1 autocorrelation: corr(r_t, r_(t-1)) over the last {w} pairs of one-bar log "
+                f"returns; 0 on a constant window. {NOTE}",
+                "autocorr",
+                w=w,
+                lag=1,
+            )
+        )
     for w in EXTREMA_WINDOWS:
         out += [
-            market_spec(GROUP, 100 * (close / b["high"].rolling_max(w) - 1), "percent (<= 0)",
-                        f"100 * (close / max_{w}(high) - 1): distance below the {w}-bar high. {NOTE}",
-                        "dist_high", w=w),
-            market_spec(GROUP, 100 * (close / b["low"].rolling_min(w) - 1), "percent (>= 0)",
-                        f"100 * (close / min_{w}(low) - 1): distance above the {w}-bar low. {NOTE}", "dist_low", w=w),
+            market_spec(
+                GROUP,
+                100 * (close / b["high"].rolling_max(w) - 1),
+                "percent (<= 0)",
+                f"100 * (close / max_{w}(high) - 1): distance below the {w}-bar high. {NOTE}",
+                "dist_high",
+                w=w,
+            ),
+            market_spec(
+                GROUP,
+                100 * (close / b["low"].rolling_min(w) - 1),
+                "percent (>= 0)",
+                f"100 * (close / min_{w}(low) - 1): distance above the {w}-bar low. {NOTE}",
+                "dist_low",
+                w=w,
+            ),
         ]
     out += [
-        market_spec(GROUP, 100 * (close / close.rolling_max(w) - 1), "percent (<= 0)",
-                    f"Drawdown: 100 * (close / max_{w}(close) - 1), from the highest close of the last {w} bars. "
-                    f"{NOTE}", "drawdown", w=w)
+        market_spec(
+            GROUP,
+            100 * (close / close.rolling_max(w) - 1),
+            "percent (<= 0)",
+            f"Drawdown: 100 * (close / max_{w}(close) - 1), from the highest close of the last {w} bars. "
+            f"{NOTE}",
+            "drawdown",
+            w=w,
+        )
         for w in DRAWDOWN_WINDOWS
     ]
-    out.append(market_spec(GROUP, r.map(lambda e: (e > 0).cast(float)).rolling_mean(UP_FRACTION_WINDOW), "fraction",
-                           f"Share of the last {UP_FRACTION_WINDOW} bars that closed above the previous close. {NOTE}",
-                           "up_fraction", w=UP_FRACTION_WINDOW))
+    out.append(
+        market_spec(
+            GROUP,
+            r.map(lambda e: (e > 0).cast(float)).rolling_mean(UP_FRACTION_WINDOW),
+            "fraction",
+            f"Share of the last {UP_FRACTION_WINDOW} bars that closed above the previous close. {NOTE}",
+            "up_fraction",
+            w=UP_FRACTION_WINDOW,
+        )
+    )
     return out

@@ -72,86 +72,195 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
     b = bars()
     close, high, low = b["close"], b["high"], b["low"]
     out = [
-        market_spec(GROUP, rsi(n), "index 0-100",
-                    f"Wilder RSI({n}): 100 * W(gain) / (W(gain) + W(loss)) over close-to-close changes, W = "
-                    f"recursive mean alpha 1/{n}; 50 on a flat window. {NOTE}", "rsi", w=n)
+        market_spec(
+            GROUP,
+            rsi(n),
+            "index 0-100",
+            f"Wilder RSI({n}): 100 * W(gain) / (W(gain) + W(loss)) over close-to-close changes, W = "
+            f"recursive mean alpha 1/{n}; 50 on a flat window. {NOTE}",
+            "rsi",
+            w=n,
+        )
         for n in RSI_PERIODS
     ]
     fast, slow, sig = MACD
     line, signal_line, hist = macd(fast, slow, sig)
     macd_text = f"EMA_{fast}(close) - EMA_{slow}(close) (EMA alpha 2/(n+1))"
     out += [
-        market_spec(GROUP, line, "percent of close", f"100 * ({macd_text}) / close. {NOTE}", "macd", f=fast, s=slow),
-        market_spec(GROUP, signal_line, "percent of close",
-                    f"100 * EMA_{sig}({macd_text}) / close: the MACD signal line. {NOTE}",
-                    "macd_signal", f=fast, s=slow, g=sig),
-        market_spec(GROUP, hist, "percent of close",
-                    f"100 * (MACD - signal) / close: the MACD histogram. {NOTE}", "macd_hist", f=fast, s=slow, g=sig),
+        market_spec(
+            GROUP, line, "percent of close", f"100 * ({macd_text}) / close. {NOTE}", "macd", f=fast, s=slow
+        ),
+        market_spec(
+            GROUP,
+            signal_line,
+            "percent of close",
+            f"100 * EMA_{sig}({macd_text}) / close: the MACD signal line. {NOTE}",
+            "macd_signal",
+            f=fast,
+            s=slow,
+            g=sig,
+        ),
+        market_spec(
+            GROUP,
+            hist,
+            "percent of close",
+            f"100 * (MACD - signal) / close: the MACD histogram. {NOTE}",
+            "macd_hist",
+            f=fast,
+            s=slow,
+            g=sig,
+        ),
     ]
     n, k = BOLLINGER
     mid, sd = close.rolling_mean(n), close.rolling_std(n)
     out += [
-        market_spec(GROUP, 100 * (2 * k * sd) / mid, "percent of the middle band",
-                    f"Bollinger width: 100 * (upper - lower) / middle = 100 * {2 * k} * std_{n}(close) / "
-                    f"SMA_{n}(close), sample std. {NOTE}", "bb_width", w=n, k=k),
-        market_spec(GROUP, (close - (mid - k * sd)).safe_div(2 * k * sd, fill=0.5), "fraction (0-1 inside bands)",
-                    f"Bollinger %B: (close - lower) / (upper - lower), bands SMA_{n} +/- {k} std_{n}; 0.5 on a flat "
-                    f"window. {NOTE}", "bb_pctb", w=n, k=k),
+        market_spec(
+            GROUP,
+            100 * (2 * k * sd) / mid,
+            "percent of the middle band",
+            f"Bollinger width: 100 * (upper - lower) / middle = 100 * {2 * k} * std_{n}(close) / "
+            f"SMA_{n}(close), sample std. {NOTE}",
+            "bb_width",
+            w=n,
+            k=k,
+        ),
+        market_spec(
+            GROUP,
+            (close - (mid - k * sd)).safe_div(2 * k * sd, fill=0.5),
+            "fraction (0-1 inside bands)",
+            f"Bollinger %B: (close - lower) / (upper - lower), bands SMA_{n} +/- {k} std_{n}; 0.5 on a flat "
+            f"window. {NOTE}",
+            "bb_pctb",
+            w=n,
+            k=k,
+        ),
     ]
     out += [
-        market_spec(GROUP, 100 * (close / close.rolling_mean(w) - 1), "percent",
-                    f"100 * (close / SMA_{w}(close) - 1): distance of the close from its {w}-bar simple mean. {NOTE}",
-                    "sma_dist", w=w)
+        market_spec(
+            GROUP,
+            100 * (close / close.rolling_mean(w) - 1),
+            "percent",
+            f"100 * (close / SMA_{w}(close) - 1): distance of the close from its {w}-bar simple mean. {NOTE}",
+            "sma_dist",
+            w=w,
+        )
         for w in SMA_WINDOWS
     ]
     out += [
-        market_spec(GROUP, 100 * (close / close.ema(s) - 1), "percent",
-                    f"100 * (close / EMA_{s}(close) - 1), EMA alpha 2/({s}+1). {NOTE}", "ema_dist", s=s)
+        market_spec(
+            GROUP,
+            100 * (close / close.ema(s) - 1),
+            "percent",
+            f"100 * (close / EMA_{s}(close) - 1), EMA alpha 2/({s}+1). {NOTE}",
+            "ema_dist",
+            s=s,
+        )
         for s in EMA_SPANS
     ]
     atr = true_range().wilder(ATR_PERIOD)
-    out.append(market_spec(GROUP, 100 * atr / close, "percent of close",
-                           f"100 * ATR_{ATR_PERIOD} / close; ATR = Wilder mean (alpha 1/{ATR_PERIOD}) of the true "
-                           f"range max(H-L, |H-C_prev|, |L-C_prev|). {NOTE}", "atr_rel", w=ATR_PERIOD))
+    out.append(
+        market_spec(
+            GROUP,
+            100 * atr / close,
+            "percent of close",
+            f"100 * ATR_{ATR_PERIOD} / close; ATR = Wilder mean (alpha 1/{ATR_PERIOD}) of the true "
+            f"range max(H-L, |H-C_prev|, |L-C_prev|). {NOTE}",
+            "atr_rel",
+            w=ATR_PERIOD,
+        )
+    )
     plus_di, minus_di, adx = directional(DMI_PERIOD)
-    dmi = (f"+DM = up move H-H_prev when it exceeds the down move L_prev-L and is positive (else 0), -DM "
-           f"alike; DI = 100 * W(DM) / W(true range), W = Wilder mean alpha 1/{DMI_PERIOD}")
+    dmi = (
+        f"+DM = up move H-H_prev when it exceeds the down move L_prev-L and is positive (else 0), -DM "
+        f"alike; DI = 100 * W(DM) / W(true range), W = Wilder mean alpha 1/{DMI_PERIOD}"
+    )
     out += [
-        market_spec(GROUP, plus_di, "index 0-100", f"+DI({DMI_PERIOD}): {dmi}. {NOTE}", "plus_di", w=DMI_PERIOD),
-        market_spec(GROUP, minus_di, "index 0-100", f"-DI({DMI_PERIOD}): {dmi}. {NOTE}", "minus_di", w=DMI_PERIOD),
-        market_spec(GROUP, adx, "index 0-100",
-                    f"ADX({DMI_PERIOD}): Wilder mean of DX = 100 * |+DI - -DI| / (+DI + -DI) ({dmi}). {NOTE}",
-                    "adx", w=DMI_PERIOD),
+        market_spec(
+            GROUP, plus_di, "index 0-100", f"+DI({DMI_PERIOD}): {dmi}. {NOTE}", "plus_di", w=DMI_PERIOD
+        ),
+        market_spec(
+            GROUP, minus_di, "index 0-100", f"-DI({DMI_PERIOD}): {dmi}. {NOTE}", "minus_di", w=DMI_PERIOD
+        ),
+        market_spec(
+            GROUP,
+            adx,
+            "index 0-100",
+            f"ADX({DMI_PERIOD}): Wilder mean of DX = 100 * |+DI - -DI| / (+DI + -DI) ({dmi}). {NOTE}",
+            "adx",
+            w=DMI_PERIOD,
+        ),
     ]
     period, smooth = STOCH
     highest, lowest = high.rolling_max(period), low.rolling_min(period)
     stoch_k = (100 * (close - lowest)).safe_div(highest - lowest, fill=50.0)
     out += [
-        market_spec(GROUP, stoch_k, "index 0-100",
-                    f"Stochastic %K: 100 * (close - min_{period}(low)) / (max_{period}(high) - min_{period}(low)); "
-                    f"50 on a flat window. {NOTE}", "stoch_k", w=period),
-        market_spec(GROUP, stoch_k.rolling_mean(smooth), "index 0-100",
-                    f"Stochastic %D: {smooth}-bar simple mean of %K({period}). {NOTE}", "stoch_d", w=period, s=smooth),
+        market_spec(
+            GROUP,
+            stoch_k,
+            "index 0-100",
+            f"Stochastic %K: 100 * (close - min_{period}(low)) / (max_{period}(high) - min_{period}(low)); "
+            f"50 on a flat window. {NOTE}",
+            "stoch_k",
+            w=period,
+        ),
+        market_spec(
+            GROUP,
+            stoch_k.rolling_mean(smooth),
+            "index 0-100",
+            f"Stochastic %D: {smooth}-bar simple mean of %K({period}). {NOTE}",
+            "stoch_d",
+            w=period,
+            s=smooth,
+        ),
     ]
     highest, lowest = high.rolling_max(WILLIAMS_PERIOD), low.rolling_min(WILLIAMS_PERIOD)
-    out.append(market_spec(GROUP, (-100 * (highest - close)).safe_div(highest - lowest, fill=-50.0), "index -100-0",
-                           f"Williams %R: -100 * (max_{WILLIAMS_PERIOD}(high) - close) / (max - min_{WILLIAMS_PERIOD}"
-                           f"(low)); -50 on a flat window. {NOTE}", "williams_r", w=WILLIAMS_PERIOD))
+    out.append(
+        market_spec(
+            GROUP,
+            (-100 * (highest - close)).safe_div(highest - lowest, fill=-50.0),
+            "index -100-0",
+            f"Williams %R: -100 * (max_{WILLIAMS_PERIOD}(high) - close) / (max - min_{WILLIAMS_PERIOD}"
+            f"(low)); -50 on a flat window. {NOTE}",
+            "williams_r",
+            w=WILLIAMS_PERIOD,
+        )
+    )
     typical = (high + low + close) / 3
     sma_tp = typical.rolling_mean(CCI_PERIOD)
-    mean_dev = reduce(operator.add, ((typical.shift(j) - sma_tp).abs() for j in range(CCI_PERIOD))) / CCI_PERIOD
-    out.append(market_spec(GROUP, (typical - sma_tp).safe_div(0.015 * mean_dev), "index (about -300-300)",
-                           f"CCI({CCI_PERIOD}): (TP - SMA_{CCI_PERIOD}(TP)) / (0.015 * mean |TP_i - SMA| over the "
-                           f"window), TP = (H+L+C)/3; 0 on a flat window. {NOTE}", "cci", w=CCI_PERIOD))
+    mean_dev = (
+        reduce(operator.add, ((typical.shift(j) - sma_tp).abs() for j in range(CCI_PERIOD))) / CCI_PERIOD
+    )
+    out.append(
+        market_spec(
+            GROUP,
+            (typical - sma_tp).safe_div(0.015 * mean_dev),
+            "index (about -300-300)",
+            f"CCI({CCI_PERIOD}): (TP - SMA_{CCI_PERIOD}(TP)) / (0.015 * mean |TP_i - SMA| over the "
+            f"window), TP = (H+L+C)/3; 0 on a flat window. {NOTE}",
+            "cci",
+            w=CCI_PERIOD,
+        )
+    )
     out += [
-        market_spec(GROUP, 100 * (close / close.shift(p) - 1), "percent",
-                    f"Rate of change: 100 * (close / close_(t-{p}) - 1), a simple (not log) return. {NOTE}", "roc", w=p)
+        market_spec(
+            GROUP,
+            100 * (close / close.shift(p) - 1),
+            "percent",
+            f"Rate of change: 100 * (close / close_(t-{p}) - 1), a simple (not log) return. {NOTE}",
+            "roc",
+            w=p,
+        )
         for p in ROC_PERIODS
     ]
     out += [
-        market_spec(GROUP, close.diff(p).safe_div(atr), "ATR multiples",
-                    f"Momentum in volatility units: (close - close_(t-{p})) / ATR_{ATR_PERIOD}. {NOTE}",
-                    "mom_atr", w=p)
+        market_spec(
+            GROUP,
+            close.diff(p).safe_div(atr),
+            "ATR multiples",
+            f"Momentum in volatility units: (close - close_(t-{p})) / ATR_{ATR_PERIOD}. {NOTE}",
+            "mom_atr",
+            w=p,
+        )
         for p in MOMENTUM_PERIODS
     ]
     return out

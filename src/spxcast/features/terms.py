@@ -35,7 +35,7 @@ EWM_TAIL = 1e-8
 
 
 def ewm_lookback(alpha: float, tail: float = EWM_TAIL) -> int:
-    """Observations after which an ``ewm_mean(alpha, adjust=False)`` leaves < ``tail`` weight on older data."""
+    """Observations after which ``ewm_mean(alpha, adjust=False)`` leaves < ``tail`` weight on older data."""
     if not 0 < alpha <= 1:
         raise ValueError(f"ewm alpha must be in (0, 1], got {alpha}")
     if alpha == 1:
@@ -176,7 +176,8 @@ class Term:
 
     def rolling_kurtosis(self, window: int) -> Term:
         return Term(
-            self.expr.rolling_kurtosis(window, fisher=True, bias=False, min_samples=window), self._window(window)
+            self.expr.rolling_kurtosis(window, fisher=True, bias=False, min_samples=window),
+            self._window(window),
         )
 
     def rolling_cov(self, other: Term, window: int) -> Term:
@@ -215,7 +216,9 @@ def log_return(bars_back: int = 1) -> Term:
     return (close / close.shift(bars_back)).log()
 
 
-def market_spec(group: str, term: Term, unit: str, description: str, stem: str, **params: int | float) -> FeatureSpec:
+def market_spec(
+    group: str, term: Term, unit: str, description: str, stem: str, **params: int | float
+) -> FeatureSpec:
     """A market :class:`FeatureSpec` whose name comes from :func:`feature_name` and lookback from ``term``."""
     name = feature_name(stem, **params)
     return FeatureSpec(

@@ -87,54 +87,133 @@ def close_to_close(window: int) -> Term:
 def specs(context: FeatureContext) -> list[FeatureSpec]:
     """Volatility features; the annualisation factor depends on the bar size."""
     out = [
-        market_spec(GROUP, 100 * close_to_close(w), PER_BAR,
-                    f"100 * sample std of the last {w} one-bar log returns. {NOTE}", "vol_cc", w=w)
+        market_spec(
+            GROUP,
+            100 * close_to_close(w),
+            PER_BAR,
+            f"100 * sample std of the last {w} one-bar log returns. {NOTE}",
+            "vol_cc",
+            w=w,
+        )
         for w in CC_WINDOWS
     ]
     per_year = bars_per_year(context.granularity)
-    out.append(market_spec(GROUP, 100 * math.sqrt(per_year) * close_to_close(ANNUALISED_WINDOW),
-                           "percent per year",
-                           f"vol_cc_w{ANNUALISED_WINDOW} * sqrt({per_year:.0f}): annualised with the bars in a CFD "
-                           f"trading year (52 weeks x 115 h for {context.granularity}), not sqrt(252). {NOTE}",
-                           "vol_cc_ann", w=ANNUALISED_WINDOW))
+    out.append(
+        market_spec(
+            GROUP,
+            100 * math.sqrt(per_year) * close_to_close(ANNUALISED_WINDOW),
+            "percent per year",
+            f"vol_cc_w{ANNUALISED_WINDOW} * sqrt({per_year:.0f}): annualised with the bars in a CFD "
+            f"trading year (52 weeks x 115 h for {context.granularity}), not sqrt(252). {NOTE}",
+            "vol_cc_ann",
+            w=ANNUALISED_WINDOW,
+        )
+    )
     for w in RANGE_WINDOWS:
         out += [
-            market_spec(GROUP, 100 * parkinson(w), PER_BAR,
-                        f"Parkinson: 100 * sqrt(mean_{w}(ln(H/L)^2) / (4 ln 2)). {NOTE}", "vol_parkinson", w=w),
-            market_spec(GROUP, 100 * garman_klass(w), PER_BAR,
-                        f"Garman-Klass: 100 * sqrt(mean_{w}(0.5 ln(H/L)^2 - (2 ln 2 - 1) ln(C/O)^2)). {NOTE}",
-                        "vol_gk", w=w),
-            market_spec(GROUP, 100 * rogers_satchell_variance(w).sqrt(), PER_BAR,
-                        f"Rogers-Satchell: 100 * sqrt(mean_{w}(ln(H/C) ln(H/O) + ln(L/C) ln(L/O))). {NOTE}",
-                        "vol_rs", w=w),
-            market_spec(GROUP, 100 * yang_zhang(w), PER_BAR,
-                        f"Yang-Zhang: 100 * sqrt(var_{w}(ln O/C_prev) + k var_{w}(ln C/O) + (1-k) RS_{w}), "
-                        f"k = 0.34/(1.34 + (n+1)/(n-1)), sample variances. The open-vs-previous-close term carries "
-                        f"weekend and halt gaps explicitly. {NOTE}", "vol_yz", w=w),
-            market_spec(GROUP, 100 * _logs()["hl"].rolling_mean(w), "percent per bar",
-                        f"Realized range: 100 * mean_{w}(ln(H/L)), the average bar range. {NOTE}", "rrange", w=w),
+            market_spec(
+                GROUP,
+                100 * parkinson(w),
+                PER_BAR,
+                f"Parkinson: 100 * sqrt(mean_{w}(ln(H/L)^2) / (4 ln 2)). {NOTE}",
+                "vol_parkinson",
+                w=w,
+            ),
+            market_spec(
+                GROUP,
+                100 * garman_klass(w),
+                PER_BAR,
+                f"Garman-Klass: 100 * sqrt(mean_{w}(0.5 ln(H/L)^2 - (2 ln 2 - 1) ln(C/O)^2)). {NOTE}",
+                "vol_gk",
+                w=w,
+            ),
+            market_spec(
+                GROUP,
+                100 * rogers_satchell_variance(w).sqrt(),
+                PER_BAR,
+                f"Rogers-Satchell: 100 * sqrt(mean_{w}(ln(H/C) ln(H/O) + ln(L/C) ln(L/O))). {NOTE}",
+                "vol_rs",
+                w=w,
+            ),
+            market_spec(
+                GROUP,
+                100 * yang_zhang(w),
+                PER_BAR,
+                f"Yang-Zhang: 100 * sqrt(var_{w}(ln O/C_prev) + k var_{w}(ln C/O) + (1-k) RS_{w}), "
+                f"k = 0.34/(1.34 + (n+1)/(n-1)), sample variances. The open-vs-previous-close term carries "
+                f"weekend and halt gaps explicitly. {NOTE}",
+                "vol_yz",
+                w=w,
+            ),
+            market_spec(
+                GROUP,
+                100 * _logs()["hl"].rolling_mean(w),
+                "percent per bar",
+                f"Realized range: 100 * mean_{w}(ln(H/L)), the average bar range. {NOTE}",
+                "rrange",
+                w=w,
+            ),
         ]
     out += [
-        market_spec(GROUP, 100 * (log_return(1) ** 2).ewm(2.0 / (s + 1)).sqrt(), PER_BAR,
-                    f"EWMA volatility: 100 * sqrt(EWM(r^2)) of one-bar log returns, zero mean, alpha = 2/({s}+1) "
-                    f"(RiskMetrics-style recursion). {NOTE}", "vol_ewma", s=s)
+        market_spec(
+            GROUP,
+            100 * (log_return(1) ** 2).ewm(2.0 / (s + 1)).sqrt(),
+            PER_BAR,
+            f"EWMA volatility: 100 * sqrt(EWM(r^2)) of one-bar log returns, zero mean, alpha = 2/({s}+1) "
+            f"(RiskMetrics-style recursion). {NOTE}",
+            "vol_ewma",
+            s=s,
+        )
         for s in EWMA_SPANS
     ]
     inner, outer = VOL_OF_VOL
     inner_vol = close_to_close(inner)
-    out.append(market_spec(GROUP, inner_vol.rolling_std(outer).safe_div(inner_vol.rolling_mean(outer)), "ratio",
-                           f"Volatility of volatility: std_{outer}(vol_cc_w{inner}) / mean_{outer}(vol_cc_w{inner}), "
-                           f"a coefficient of variation; 0 on a flat window. {NOTE}", "vol_of_vol", w=outer, v=inner))
+    out.append(
+        market_spec(
+            GROUP,
+            inner_vol.rolling_std(outer).safe_div(inner_vol.rolling_mean(outer)),
+            "ratio",
+            f"Volatility of volatility: std_{outer}(vol_cc_w{inner}) / mean_{outer}(vol_cc_w{inner}), "
+            f"a coefficient of variation; 0 on a flat window. {NOTE}",
+            "vol_of_vol",
+            w=outer,
+            v=inner,
+        )
+    )
     vol_w, median_w = REGIME
     vol = close_to_close(vol_w)
-    out.append(market_spec(GROUP, vol.safe_div(vol.rolling_median(median_w), fill=1.0), "ratio",
-                           f"Volatility regime: vol_cc_w{vol_w} / its median over the trailing {median_w} bars "
-                           f"(never a global median); 1 when that median is zero. {NOTE}",
-                           "vol_regime", w=vol_w, m=median_w))
+    out.append(
+        market_spec(
+            GROUP,
+            vol.safe_div(vol.rolling_median(median_w), fill=1.0),
+            "ratio",
+            f"Volatility regime: vol_cc_w{vol_w} / its median over the trailing {median_w} bars "
+            f"(never a global median); 1 when that median is zero. {NOTE}",
+            "vol_regime",
+            w=vol_w,
+            m=median_w,
+        )
+    )
     short, long = TERM_STRUCTURE
-    out.append(market_spec(GROUP, close_to_close(short).safe_div(close_to_close(long), fill=1.0), "ratio",
-                           f"Volatility term structure: vol_cc_w{short} / vol_cc_w{long}; 1 when the long one is "
-                           f"zero. {NOTE}", "vol_ratio", s=short, l=long))
-    out.append(market_spec(GROUP, 100 * _logs()["hl"], "percent", f"100 * ln(high / low) of this bar. {KNOWN_AT_CLOSE}",
-                           "range_log"))
+    out.append(
+        market_spec(
+            GROUP,
+            close_to_close(short).safe_div(close_to_close(long), fill=1.0),
+            "ratio",
+            f"Volatility term structure: vol_cc_w{short} / vol_cc_w{long}; 1 when the long one is "
+            f"zero. {NOTE}",
+            "vol_ratio",
+            s=short,
+            l=long,
+        )
+    )
+    out.append(
+        market_spec(
+            GROUP,
+            100 * _logs()["hl"],
+            "percent",
+            f"100 * ln(high / low) of this bar. {KNOWN_AT_CLOSE}",
+            "range_log",
+        )
+    )
     return out

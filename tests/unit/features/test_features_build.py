@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from features_factory import NEWS_TEST_FEATURES, news_signals_for, random_candles, stub_news_module
 
+from features_factory import NEWS_TEST_FEATURES, news_signals_for, random_candles, stub_news_module
 from spxcast.errors import DataQualityError, SchemaError
 from spxcast.features.build import (
     features_by_series,
@@ -68,7 +68,9 @@ def test_duplicate_bars_are_refused(candles: pl.DataFrame) -> None:
         silver_frame(pl.concat([candles, candles.head(2)]), CATALOG, "silver.technical")
 
 
-def test_gold_market_frame_matches_the_catalog(silver: dict[str, pl.DataFrame], candles: pl.DataFrame) -> None:
+def test_gold_market_frame_matches_the_catalog(
+    silver: dict[str, pl.DataFrame], candles: pl.DataFrame
+) -> None:
     gold = gold_market_frame(list(silver.values()), CATALOG)
     assert gold.columns == [*BAR_KEY, *CATALOG.names()]
     assert gold.height == candles.height

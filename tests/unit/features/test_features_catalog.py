@@ -28,7 +28,8 @@ def test_market_catalog_has_at_least_104_documented_features() -> None:
         assert "known " in spec.description.lower(), f"{spec.name}: no time semantics"
         assert spec.unit.strip(), spec.name
         assert spec.dtype == pl.Float32, spec.name
-        assert spec.silver in SILVER_FAMILIES and spec.group in SILVER_FAMILIES[spec.silver], spec.name
+        assert spec.silver in SILVER_FAMILIES, spec.name
+        assert spec.group in SILVER_FAMILIES[spec.silver], spec.name
 
 
 def test_names_come_from_parameters() -> None:
@@ -54,7 +55,7 @@ def test_catalog_rejects_bad_specs() -> None:
         Catalog([good, good])
     with pytest.raises(SchemaError, match="reads"):
         Catalog([FeatureSpec("x", "technical", "d", "u", 1, pl.col("vwap"), "silver.technical")])
-    with pytest.raises(SchemaError, match="expected silver.volatility"):
+    with pytest.raises(SchemaError, match=r"expected silver\.volatility"):
         Catalog([FeatureSpec("x", "volatility", "d", "u", 1, pl.col("close"), "silver.technical")])
     with pytest.raises(SchemaError, match="expression"):
         Catalog([FeatureSpec("x", "technical", "d", "u", 1, None, "silver.technical")])

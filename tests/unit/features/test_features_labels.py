@@ -63,7 +63,9 @@ def test_tolerance_prefers_the_earlier_bar_then_the_later_one() -> None:
 
     assert ret(exact, 15) is None  # the bar at 10:45 is missing
     assert ret(tolerant, 15) == pytest.approx(100 * (_close(44) / _close(15) - 1))  # backward first
-    assert ret(tolerant, 32) == pytest.approx(100 * (_close(63) / _close(32) - 1))  # 62 and 61 absent: forward
+    assert ret(tolerant, 32) == pytest.approx(
+        100 * (_close(63) / _close(32) - 1)
+    )  # 62 and 61 absent: forward
     assert ret(tolerant, 31) == pytest.approx(100 * (_close(60) / _close(31) - 1))  # 61 absent: backward 60
     assert ret(tolerant, 20) == pytest.approx(100 * (_close(50) / _close(20) - 1))  # exact match kept
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from features_factory import random_candles
 
+from features_factory import random_candles
 from spxcast.features.build import feature_frame, market_specs, online_features
 from spxcast.features.catalog import FeatureContext, market_catalog
 
@@ -62,20 +62,28 @@ def rows_at_t(candles: pl.DataFrame) -> dict[int, tuple[pl.DataFrame, pl.DataFra
     out = {}
     for t in EARLY + LATE:
         truncated = feature_frame(candles.head(t + 1), specs, cast=False).collect().row(t, named=True)
-        scrambled = feature_frame(_scrambled_after(candles, t, seed=t), specs, cast=False).collect().row(t, named=True)
+        scrambled = (
+            feature_frame(_scrambled_after(candles, t, seed=t), specs, cast=False)
+            .collect()
+            .row(t, named=True)
+        )
         out[t] = (truncated, scrambled)
     return out
 
 
 def _same(a: float | None, b: float | None) -> bool:
-    return (a is None and b is None) or (a is not None and b is not None and (a == b or (np.isnan(a) and np.isnan(b))))
+    return (a is None and b is None) or (
+        a is not None and b is not None and (a == b or (np.isnan(a) and np.isnan(b)))
+    )
 
 
 @pytest.mark.parametrize("name", list(SPECS))
 def test_feature_at_t_ignores_every_later_bar(name: str, batch: pl.DataFrame, rows_at_t: dict) -> None:
     for t, (truncated, scrambled) in rows_at_t.items():
         full = batch[name][t]
-        assert _same(truncated[name], scrambled[name]), f"{name} at row {t}: {truncated[name]} vs {scrambled[name]}"
+        assert _same(truncated[name], scrambled[name]), (
+            f"{name} at row {t}: {truncated[name]} vs {scrambled[name]}"
+        )
         assert _same(truncated[name], full), f"{name} at row {t}: truncated {truncated[name]} vs full {full}"
     # The check is not vacuous: the feature has values at the late sampled bars.
     assert all(batch[name][t] is not None and np.isfinite(batch[name][t]) for t in LATE), name
@@ -89,7 +97,9 @@ def test_trailing_lookback_window_reproduces_the_batch_value(
     for t in LATE:
         window = candles.slice(t - spec.lookback + 1, spec.lookback)
         online = feature_frame(window, [spec], cast=False).collect()[name][-1]
-        assert online is not None, f"{name}: null from its declared lookback of {spec.lookback} bars at row {t}"
+        assert online is not None, (
+            f"{name}: null from its declared lookback of {spec.lookback} bars at row {t}"
+        )
         assert np.isclose(online, batch[name][t], rtol=1e-6, atol=1e-9), (name, t, online, batch[name][t])
 
 

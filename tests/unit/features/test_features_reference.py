@@ -8,8 +8,8 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-from features_factory import random_candles
 
+from features_factory import random_candles
 from spxcast.features.build import feature_frame
 from spxcast.features.catalog import FeatureContext, market_catalog
 
@@ -73,7 +73,12 @@ def test_macd_matches_sma_seeded_emas(bars: pl.DataFrame, features: pl.DataFrame
     line = [f - s for f, s in zip(fast, slow, strict=True)]
     signal = [math.nan] * 25 + _ema(line[25:], 9)
     _check(features, "macd_f12_s26", [100 * m / c for m, c in zip(line, close, strict=True)], rtol=1e-6)
-    _check(features, "macd_signal_f12_s26_g9", [100 * s / c for s, c in zip(signal, close, strict=True)], rtol=1e-6)
+    _check(
+        features,
+        "macd_signal_f12_s26_g9",
+        [100 * s / c for s, c in zip(signal, close, strict=True)],
+        rtol=1e-6,
+    )
     hist = [100 * (m - s) / c for m, s, c in zip(line, signal, close, strict=True)]
     _check(features, "macd_hist_f12_s26_g9", hist, rtol=1e-5)
 
@@ -99,7 +104,7 @@ def _true_range(bars: pl.DataFrame) -> list[float]:
 
 
 def test_atr_matches_wilder(bars: pl.DataFrame, features: pl.DataFrame) -> None:
-    atr = [math.nan] + _wilder(_true_range(bars), 14)
+    atr = [math.nan, *_wilder(_true_range(bars), 14)]
     close = bars["close"].to_list()
     _check(features, "atr_rel_w14", [100 * a / c for a, c in zip(atr, close, strict=True)])
 
@@ -144,16 +149,26 @@ def test_range_volatility_estimators_match_window_loop(bars: pl.DataFrame, featu
             idx = range(i - n + 1, i + 1)
             park[i] = 100 * math.sqrt(sum(ln(high[j] / low[j]) ** 2 for j in idx) / (4 * n * ln(2)))
             gk[i] = 100 * math.sqrt(
-                sum(0.5 * ln(high[j] / low[j]) ** 2 - (2 * ln(2) - 1) * ln(close[j] / open_[j]) ** 2 for j in idx) / n
+                sum(
+                    0.5 * ln(high[j] / low[j]) ** 2 - (2 * ln(2) - 1) * ln(close[j] / open_[j]) ** 2
+                    for j in idx
+                )
+                / n
             )
-            rs_var = sum(
-                ln(high[j] / close[j]) * ln(high[j] / open_[j]) + ln(low[j] / close[j]) * ln(low[j] / open_[j])
-                for j in idx
-            ) / n
+            rs_var = (
+                sum(
+                    ln(high[j] / close[j]) * ln(high[j] / open_[j])
+                    + ln(low[j] / close[j]) * ln(low[j] / open_[j])
+                    for j in idx
+                )
+                / n
+            )
             rs[i] = 100 * math.sqrt(rs_var)
             overnight = [ln(open_[j] / close[j - 1]) for j in idx]
             intraday = [ln(close[j] / open_[j]) for j in idx]
-            yz[i] = 100 * math.sqrt(np.var(overnight, ddof=1) + k * np.var(intraday, ddof=1) + (1 - k) * rs_var)
+            yz[i] = 100 * math.sqrt(
+                np.var(overnight, ddof=1) + k * np.var(intraday, ddof=1) + (1 - k) * rs_var
+            )
         _check(features, f"vol_parkinson_w{n}", park, rtol=1e-7)
         _check(features, f"vol_gk_w{n}", gk, rtol=1e-7)
         _check(features, f"vol_rs_w{n}", rs, rtol=1e-7)
@@ -165,11 +180,23 @@ def test_hand_computed_values_on_a_tiny_series() -> None:
     n = 30
     close = np.arange(100.0, 100.0 + n)
     frame = random_candles(n, seed=0, halts=0).with_columns(
-        pl.Series("close", close), pl.Series("open", close - 1), pl.Series("high", close + 1),
+        pl.Series("close", close),
+        pl.Series("open", close - 1),
+        pl.Series("high", close + 1),
         pl.Series("low", close - 1),
     )
-    specs = [CATALOG.get(name) for name in ("stoch_k_w14", "williams_r_w14", "bb_pctb_w20_k2", "sma_dist_w10",
-                                            "vol_parkinson_w20", "clv", "body_ratio")]
+    specs = [
+        CATALOG.get(name)
+        for name in (
+            "stoch_k_w14",
+            "williams_r_w14",
+            "bb_pctb_w20_k2",
+            "sma_dist_w10",
+            "vol_parkinson_w20",
+            "clv",
+            "body_ratio",
+        )
+    ]
     last = feature_frame(frame, specs, cast=False).collect().row(-1, named=True)
     # The last 14 closes are 116..129: lowest low 115, highest high 130, close 129, so %K = 100 * 14/15.
     assert last["stoch_k_w14"] == pytest.approx(100 * 14 / 15)

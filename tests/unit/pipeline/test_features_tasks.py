@@ -8,9 +8,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from features_factory import NEWS_TEST_FEATURES, news_signals_for, random_candles, stub_news_module
 from typer.testing import CliRunner
 
+from features_factory import NEWS_TEST_FEATURES, news_signals_for, random_candles, stub_news_module
 from spxcast.cli.main import app
 from spxcast.config import Settings
 from spxcast.features.catalog import default_catalog
@@ -32,7 +32,9 @@ def lake_with_candles(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> La
     return lake
 
 
-def test_tasks_build_gold_features_that_match_the_catalog(settings: Settings, lake_with_candles: Lake) -> None:
+def test_tasks_build_gold_features_that_match_the_catalog(
+    settings: Settings, lake_with_candles: Lake
+) -> None:
     steps: list[str] = []
     results = build_features(settings, "test-run", on_step=lambda task, result: steps.append(task))
     assert list(results) == list(FEATURE_TASKS)
@@ -44,7 +46,10 @@ def test_tasks_build_gold_features_that_match_the_catalog(settings: Settings, la
     assert gold.height == results["gold_labels"]["rows"] == 2100
     assert results["gold_labels"]["labelled"] == gold["label_ok"].sum() > 1500
     assert results["silver_technical"] == {
-        "table": "silver.technical", "version": 0, "rows": 2100, "features": len(catalog.names("technical")),
+        "table": "silver.technical",
+        "version": 0,
+        "rows": 2100,
+        "features": len(catalog.names("technical")),
         "families": ["technical"],
     }
     assert gold[NEWS_TEST_FEATURES[0]].null_count() == 0
@@ -63,18 +68,24 @@ def test_cli_verbs(settings: Settings, lake_with_candles: Lake, tmp_path: Path) 
 
     listed = runner.invoke(app, [*home, "features", "list", "--group", "volatility"], env={"COLUMNS": "250"})
     assert listed.exit_code == 0, listed.output
-    assert "vol_parkinson_w20" in listed.output and "rsi_w14" not in listed.output
+    assert "vol_parkinson_w20" in listed.output
+    assert "rsi_w14" not in listed.output
     unknown = runner.invoke(app, [*home, "features", "list", "--group", "astrology"])
-    assert unknown.exit_code == 2 and "unknown feature group" in unknown.output
+    assert unknown.exit_code == 2
+    assert "unknown feature group" in unknown.output
 
     ts = lake_with_candles.read("gold.features")["ts"][1900]
     shown = runner.invoke(app, [*home, "features", "show", "--at", ts.isoformat()], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
-    assert "adx_w14" in shown.output and "label_ok" in shown.output
+    assert "adx_w14" in shown.output
+    assert "label_ok" in shown.output
     missing = runner.invoke(app, [*home, "features", "show", "--at", "2024-01-06T12:00Z"])  # a Saturday
-    assert missing.exit_code == 1 and "no SPX500_USD M1 bar" in missing.output
+    assert missing.exit_code == 1
+    assert "no SPX500_USD M1 bar" in missing.output
 
     out = tmp_path / "features.md"
     documented = runner.invoke(app, [*home, "features", "docs", "--out", str(out)])
     assert documented.exit_code == 0, documented.output
-    assert "`vol_yz_w60`" in out.read_text() and f"`{NEWS_TEST_FEATURES[0]}`" in out.read_text()
+    page = out.read_text()
+    assert "`vol_yz_w60`" in page
+    assert f"`{NEWS_TEST_FEATURES[0]}`" in page

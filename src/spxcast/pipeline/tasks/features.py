@@ -16,7 +16,14 @@ import polars as pl
 from spxcast.config import Settings
 from spxcast.errors import DataQualityError
 from spxcast.features.build import gold_features_frame, gold_market_frame, silver_frame
-from spxcast.features.catalog import BAR_COLUMNS, SILVER_FAMILIES, Catalog, FeatureContext, default_catalog, market_catalog
+from spxcast.features.catalog import (
+    BAR_COLUMNS,
+    SILVER_FAMILIES,
+    Catalog,
+    FeatureContext,
+    default_catalog,
+    market_catalog,
+)
 from spxcast.features.labels import label_schema, make_labels
 from spxcast.lake import Lake
 from spxcast.lake.tables import BAR_KEY
@@ -50,7 +57,9 @@ def _written(lake: Lake, name: str, frame: pl.DataFrame, **extra: Any) -> dict[s
 def _silver(ctx: TaskContext, table: str) -> dict[str, Any]:
     lake = ctx.lake
     frame = silver_frame(_candles(ctx.settings, lake), market_catalog(feature_context(ctx.settings)), table)
-    return _written(lake, table, frame, features=frame.width - len(BAR_KEY), families=list(SILVER_FAMILIES[table]))
+    return _written(
+        lake, table, frame, features=frame.width - len(BAR_KEY), families=list(SILVER_FAMILIES[table])
+    )
 
 
 def silver_returns(ctx: TaskContext) -> dict[str, Any]:
@@ -85,7 +94,11 @@ def build_gold_features(settings: Settings, lake: Lake, catalog: Catalog) -> pl.
     """gold.market_features LEFT JOIN gold.news_signals on the bar key, plus labels from bronze.candles."""
     market = lake.read(GOLD_MARKET)
     news_columns = [s.name for s in catalog if s.expr is None]
-    news = lake.scan(NEWS_SIGNALS).select(*BAR_KEY, *news_columns).collect() if news_columns else market.select(BAR_KEY)
+    news = (
+        lake.scan(NEWS_SIGNALS).select(*BAR_KEY, *news_columns).collect()
+        if news_columns
+        else market.select(BAR_KEY)
+    )
     labels = make_labels(
         _candles(settings, lake), settings.horizon_minutes, settings.features.label_tolerance_minutes
     )
@@ -96,8 +109,13 @@ def gold_labels(ctx: TaskContext) -> dict[str, Any]:
     """gold.market_features + gold.news_signals + labels -> gold.features (the training table)."""
     lake = ctx.lake
     gold = build_gold_features(ctx.settings, lake, default_catalog(feature_context(ctx.settings)))
-    return _written(lake, GOLD, gold, labelled=int(gold["label_ok"].sum()),
-                    inputs=lake.versions([GOLD_MARKET, NEWS_SIGNALS, CANDLES]))
+    return _written(
+        lake,
+        GOLD,
+        gold,
+        labelled=int(gold["label_ok"].sum()),
+        inputs=lake.versions([GOLD_MARKET, NEWS_SIGNALS, CANDLES]),
+    )
 
 
 FEATURE_TASKS: dict[str, Callable[[TaskContext], dict[str, Any]]] = {
