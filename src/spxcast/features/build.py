@@ -7,7 +7,7 @@ keeps the last row. Several series (instrument, granularity) are computed indepe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
@@ -48,18 +48,31 @@ def feature_frame(
     return bars.lazy().sort("ts").select(*keep, *columns)
 
 
-def _series(candles: pl.DataFrame) -> list[pl.DataFrame]:
-    """Split candles into series and check each has unique timestamps."""
-    candles = _bars(candles, "candles")
-    duplicated = candles.select(pl.struct(*BAR_KEY).is_duplicated().sum()).item()
-    if duplicated:
-        raise DataQualityError(f"candles: {duplicated} rows share a bar key (instrument, granularity, ts)")
-    return candles.partition_by(list(SERIES_KEY), maintain_order=True) if candles.height else []
+def series_of(candles: pl.DataFrame) -> list[pl.DataFrame]:
+    """Split candles into (instrument, granularity) series, in key order, each sorted by ts.
+
+    Concatenating the results of per-series computations in this order gives a frame sorted by the bar
+    key without sorting strings. Raises when a series has two bars with the same ts.
+    """
+    if candles.is_empty():
+        return []
+    parts = candles.partition_by(list(SERIES_KEY), as_dict=True)
+    series = [parts[key].sort("ts") for key in sorted(parts)]
+    for part in series:
+        duplicated = part.height - part["ts"].n_unique()
+        if duplicated:
+            first = part.row(0, named=True)
+            raise DataQualityError(
+                f"candles of {first['instrument']} {first['granularity']}: {duplicated} bars share a ts; "
+                "the bar key (instrument, granularity, ts) must be unique"
+            )
+    return series
 
 
 def features_by_series(candles: pl.DataFrame, specs: Sequence[FeatureSpec]) -> pl.DataFrame:
-    """Bar key + the given features for every (instrument, granularity) series of ``candles``."""
-    lazies = [feature_frame(series, specs, keep=BAR_KEY) for series in _series(candles)]
+    """Bar key + the given features for every series of ``candles``, sorted by the bar key."""
+    candles = _bars(candles, "candles")
+    lazies = [feature_frame(series, specs, keep=BAR_KEY) for series in series_of(candles)]
     if not lazies:
         return pl.DataFrame(schema={**BAR_KEY_SCHEMA, **{s.name: s.dtype for s in specs}})
     return pl.concat(pl.collect_all(lazies), how="vertical")
@@ -96,25 +109,48 @@ def validate_features(
     return frame.select(list(expected))
 
 
-def join_on_bar_key(frames: Iterable[pl.DataFrame], what: str) -> pl.DataFrame:
-    """Join frames that cover the same bars (1:1 on the bar key); raise when their bars differ."""
-    frames = list(frames)
+def _same_bars(left: pl.DataFrame, right: pl.DataFrame) -> bool:
+    return left.height == right.height and left.select(BAR_KEY).equals(right.select(BAR_KEY))
+
+
+def _side_by_side(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
     joined = frames[0]
     for frame in frames[1:]:
-        joined = joined.join(frame, on=list(BAR_KEY), how="inner", validate="1:1")
-    heights = {f.height for f in frames}
-    if heights != {joined.height}:
-        raise DataQualityError(
-            f"{what}: the inputs cover different bars (rows {sorted(heights)}, {joined.height} in common); "
-            "rebuild them from the same candles"
-        )
+        joined = joined.hstack(frame.drop(BAR_KEY))
     return joined
+
+
+def join_on_bar_key(frames: Sequence[pl.DataFrame], what: str) -> pl.DataFrame:
+    """Put frames that cover the same bars side by side, aligned on the bar key; raise when bars differ.
+
+    Frames built from the same candles arrive in the same row order and are aligned without a join;
+    otherwise they are sorted by the bar key first.
+    """
+    if not all(_same_bars(frames[0], f) for f in frames[1:]):
+        frames = [f.sort(list(BAR_KEY)) for f in frames]
+        if not all(_same_bars(frames[0], f) for f in frames[1:]):
+            raise DataQualityError(
+                f"{what}: the inputs cover different bars (rows {[f.height for f in frames]}); "
+                "rebuild them from the same candles"
+            )
+    return _side_by_side(frames)
+
+
+def left_join_on_bar_key(left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
+    """``left`` LEFT JOIN ``right`` on the bar key (at most one right row per bar).
+
+    When both hold the same bars in the same order the columns are put side by side (same result,
+    no hash join).
+    """
+    if _same_bars(left, right):
+        return _side_by_side([left, right])
+    return left.join(right, on=list(BAR_KEY), how="left", validate="1:1")
 
 
 def gold_market_frame(silver_frames: Sequence[pl.DataFrame], catalog: Catalog) -> pl.DataFrame:
     """gold.market_features: the silver groups joined on the bar key, checked against the market catalog."""
     joined = join_on_bar_key(silver_frames, "gold.market_features")
-    return validate_features(joined, catalog, {}, "gold.market_features").sort(list(BAR_KEY))
+    return validate_features(joined, catalog, {}, "gold.market_features")
 
 
 def gold_features_frame(
@@ -136,10 +172,8 @@ def gold_features_frame(
             f"gold.news_signals lacks the catalog's news features {missing}; got {news_signals.columns}"
         )
     news = news_signals.select(*BAR_KEY, *(pl.col(s.name).cast(s.dtype) for s in news_specs))
-    frame = (
-        market.join(news, on=list(BAR_KEY), how="left", validate="1:1")
-        .join(labels, on=list(BAR_KEY), how="left", validate="1:1")
-        .with_columns(pl.col("label_ok").fill_null(False))
+    frame = left_join_on_bar_key(left_join_on_bar_key(market, news), labels).with_columns(
+        pl.col("label_ok").fill_null(False)
     )
     return validate_features(frame, catalog, label_schema, "gold.features")
 

@@ -3,7 +3,8 @@
 ``target_ret_{H}m_pct = 100 * (close[bar starting at ts + H] / close[ts] - 1)``. The future bar is looked
 up by its start time: the bar starting exactly at ``ts + H``; when ``tolerance`` > 0 and no bar starts
 exactly there, the latest bar starting in ``[ts + H - tolerance, ts + H)`` (backward first), else the
-earliest in ``(ts + H, ts + H + tolerance]`` (forward). When no bar starts within the tolerance (the
+earliest in ``(ts + H, ts + H + tolerance]`` (forward). Since the tolerance is below H the future bar
+always starts after ts. When no bar starts within the tolerance (the
 horizon reaches into a weekend, the daily break, a halt or past the data) the label is null and
 ``label_ok`` false. No bar is ever invented. Labels are built only here.
 """
@@ -15,8 +16,8 @@ from datetime import timedelta
 import polars as pl
 
 from spxcast.errors import ConfigError
-from spxcast.features.build import SERIES_KEY
-from spxcast.lake.tables import BAR_KEY
+from spxcast.features.build import series_of
+from spxcast.lake.tables import BAR_KEY, BAR_KEY_SCHEMA
 
 
 def label_names(horizon_minutes: int) -> tuple[str, str]:
@@ -47,42 +48,32 @@ def make_labels(candles: pl.DataFrame, horizon_minutes: int, tolerance_minutes: 
     ret, direction = label_names(horizon_minutes)
     horizon = timedelta(minutes=horizon_minutes)
     tolerance = timedelta(minutes=tolerance_minutes)
-    bars = candles.lazy().select(*BAR_KEY, "close").sort(*SERIES_KEY, "ts")
-    targets = bars.with_columns((pl.col("ts") + horizon).alias("target_ts"))
-    future = bars.select(*SERIES_KEY, pl.col("ts").alias("future_ts"), pl.col("close").alias("future_close"))
-    exact = targets.join(
-        future, left_on=[*SERIES_KEY, "target_ts"], right_on=[*SERIES_KEY, "future_ts"], how="left"
-    )
-    if tolerance_minutes > 0:
-        found = [
-            targets.sort("target_ts")
-            .join_asof(
-                future.sort("future_ts"),
-                left_on="target_ts",
-                right_on="future_ts",
-                by=list(SERIES_KEY),
-                strategy=strategy,
-                tolerance=tolerance,
-                allow_exact_matches=False,
-                check_sortedness=False,
-            )
-            .select(*BAR_KEY, pl.col("future_close").alias(f"close_{strategy}"))
-            for strategy in ("backward", "forward")
-        ]
-        exact = exact.join(found[0], on=list(BAR_KEY), how="left").join(
-            found[1], on=list(BAR_KEY), how="left"
-        )
-        future_close = pl.coalesce("future_close", "close_backward", "close_forward")
-    else:
-        future_close = pl.col("future_close")
-    value = 100 * (future_close / pl.col("close") - 1)
-    return (
-        exact.select(
+    frames = [
+        _series_labels(series.select(*BAR_KEY, "close"), horizon, tolerance).select(
             *BAR_KEY,
-            value.alias(ret),
-            value.sign().cast(pl.Int8).alias(direction),
-            value.is_not_null().alias("label_ok"),
+            pl.col("value").alias(ret),
+            pl.col("value").sign().cast(pl.Int8).alias(direction),
+            pl.col("value").is_not_null().alias("label_ok"),
         )
-        .sort(*BAR_KEY)
-        .collect()
-    )
+        for series in series_of(candles)
+    ]
+    if not frames:
+        return pl.DataFrame(schema={**BAR_KEY_SCHEMA, **label_schema(horizon_minutes)})
+    return pl.concat(pl.collect_all(frames), how="vertical")
+
+
+def _series_labels(bars: pl.DataFrame, horizon: timedelta, tolerance: timedelta) -> pl.LazyFrame:
+    """One series sorted by ts -> its rows with ``value`` = the labelled return (null when no bar)."""
+    targets = bars.lazy().with_columns((pl.col("ts") + horizon).alias("target_ts"))
+    future = bars.lazy().select(pl.col("ts").alias("future_ts"), pl.col("close").alias("future_close"))
+    joined = targets
+    for strategy in ("backward", "forward"):
+        joined = (
+            joined.join_asof(
+                future, left_on="target_ts", right_on="future_ts", strategy=strategy, tolerance=tolerance
+            )
+            .drop("future_ts", strict=False)
+            .rename({"future_close": strategy})
+        )
+    future_close = pl.coalesce("backward", "forward")
+    return joined.with_columns((100 * (future_close / pl.col("close") - 1)).alias("value"))

@@ -64,7 +64,7 @@ def test_spread_falls_back_to_corwin_schultz_without_quotes(silver: dict[str, pl
 
 
 def test_duplicate_bars_are_refused(candles: pl.DataFrame) -> None:
-    with pytest.raises(DataQualityError, match="share a bar key"):
+    with pytest.raises(DataQualityError, match="2 bars share a ts"):
         silver_frame(pl.concat([candles, candles.head(2)]), CATALOG, "silver.technical")
 
 

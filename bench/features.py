@@ -1,0 +1,132 @@
+"""Benchmark: 1.7M synthetic M1 bars through every silver group, gold and labels.
+
+Input: a vectorised random walk on the OANDA CFD calendar (``tests/features_factory.py``; the market
+engineer's synthetic source was not merged when this was written). Each run is a fresh subprocess with
+``POLARS_MAX_THREADS`` = 2; per stage it reports wall time and the peak RSS of the process sampled
+every 5 ms during the stage (the process holds the candles and earlier stages' outputs, as a build
+does). The table shows the median of the runs.
+
+    python bench/features.py [--bars 1700000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+
+GOALS = {"total_s": 20.0, "peak_rss_gb": 4.0}
+
+
+@contextmanager
+def _peak_rss() -> Iterator[Callable[[], float]]:
+    """Sample this process's RSS every 5 ms; yields a function returning the peak so far (GB)."""
+    import psutil
+
+    process = psutil.Process()
+    peak = [process.memory_info().rss]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss)
+            stop.wait(0.005)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield lambda: peak[0] / 1e9
+    finally:
+        stop.set()
+        thread.join()
+
+
+def one_run(n_bars: int) -> list[dict[str, Any]]:
+    """Build everything once; returns one record per stage."""
+    import polars as pl
+    from features_factory import random_candles
+
+    from spxcast.features.build import gold_features_frame, gold_market_frame, silver_frame
+    from spxcast.features.catalog import SILVER_FAMILIES, FeatureContext, market_catalog
+    from spxcast.features.labels import label_schema, make_labels
+    from spxcast.lake.tables import BAR_KEY
+
+    candles = random_candles(n_bars, start=datetime(2019, 1, 6, 22, 0, tzinfo=UTC), seed=1, halts=200)
+    catalog = market_catalog(FeatureContext("M1", 30))
+    records: list[dict[str, Any]] = []
+
+    def stage(name: str, function: Callable[[], Any]) -> Any:
+        with _peak_rss() as peak:
+            start = time.perf_counter()
+            result = function()
+            records.append({"stage": name, "seconds": time.perf_counter() - start, "peak_rss_gb": peak()})
+        return result
+
+    silver = [stage(table, lambda t=table: silver_frame(candles, catalog, t)) for table in SILVER_FAMILIES]
+    market = stage("gold.market_features", lambda: gold_market_frame(silver, catalog))
+    del silver
+    labels = stage("labels", lambda: make_labels(candles, 30, 0.0))
+    no_news = market.select(BAR_KEY)  # the news engineer's gold.news_signals is not part of this benchmark
+    gold = stage(
+        "gold.features", lambda: gold_features_frame(market, no_news, labels, catalog, label_schema(30))
+    )
+    assert gold.height == n_bars and gold.width == len(BAR_KEY) + len(catalog) + 3
+    assert isinstance(gold, pl.DataFrame)
+    return records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bars", type=int, default=1_700_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--one-run", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one_run:
+        print(json.dumps(one_run(args.bars)))
+        return
+    env = {**os.environ, "POLARS_MAX_THREADS": "2"}
+    runs = []
+    for _ in range(args.runs):
+        out = subprocess.run(
+            [sys.executable, __file__, "--one-run", "--bars", str(args.bars)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    stages = [r["stage"] for r in runs[0]]
+    print(f"features benchmark: {args.bars:,} M1 bars, {args.runs} runs (median), POLARS_MAX_THREADS=2")
+    print(f"{'stage':<24}{'wall s':>10}{'peak RSS GB':>14}")
+    totals = [sum(r["seconds"] for r in run) for run in runs]
+    peaks = [max(r["peak_rss_gb"] for r in run) for run in runs]
+    for i, name in enumerate(stages):
+        seconds = statistics.median(run[i]["seconds"] for run in runs)
+        rss = statistics.median(run[i]["peak_rss_gb"] for run in runs)
+        print(f"{name:<24}{seconds:>10.2f}{rss:>14.2f}")
+    total, peak = statistics.median(totals), statistics.median(peaks)
+    print(f"{'total':<24}{total:>10.2f}{peak:>14.2f}")
+    print(
+        f"goals: total <= {GOALS['total_s']:.0f} s ({'met' if total <= GOALS['total_s'] else 'NOT met'}), "
+        f"peak RSS <= {GOALS['peak_rss_gb']:.0f} GB ({'met' if peak <= GOALS['peak_rss_gb'] else 'NOT met'})"
+    )
+    print("runs (total s): " + ", ".join(f"{t:.2f}" for t in totals))
+
+
+if __name__ == "__main__":
+    main()
