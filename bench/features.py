@@ -6,7 +6,9 @@ engineer's synthetic source was not merged when this was written). Each run is a
 every 5 ms during the stage (the process holds the candles and earlier stages' outputs, as a build
 does). The table shows the median of the runs.
 
-    python bench/features.py [--bars 1700000] [--runs 3]
+    python bench/features.py [--bars 1700000] [--runs 3] [--lake]
+
+``--lake`` times the pipeline tasks themselves (read bronze.candles, compute, write Delta tables).
 """
 
 from __future__ import annotations
@@ -56,9 +58,7 @@ def _peak_rss() -> Iterator[Callable[[], float]]:
 
 def one_run(n_bars: int) -> list[dict[str, Any]]:
     """Build everything once; returns one record per stage."""
-    import polars as pl
     from features_factory import random_candles
-
     from spxcast.features.build import gold_features_frame, gold_market_frame, silver_frame
     from spxcast.features.catalog import SILVER_FAMILIES, FeatureContext, market_catalog
     from spxcast.features.labels import label_schema, make_labels
@@ -76,16 +76,62 @@ def one_run(n_bars: int) -> list[dict[str, Any]]:
         return result
 
     silver = [stage(table, lambda t=table: silver_frame(candles, catalog, t)) for table in SILVER_FAMILIES]
-    market = stage("gold.market_features", lambda: gold_market_frame(silver, catalog))
+    market = stage("gold.market_features", lambda s=silver: gold_market_frame(s, catalog))
     del silver
     labels = stage("labels", lambda: make_labels(candles, 30, 0.0))
     no_news = market.select(BAR_KEY)  # the news engineer's gold.news_signals is not part of this benchmark
     gold = stage(
         "gold.features", lambda: gold_features_frame(market, no_news, labels, catalog, label_schema(30))
     )
-    assert gold.height == n_bars and gold.width == len(BAR_KEY) + len(catalog) + 3
-    assert isinstance(gold, pl.DataFrame)
+    assert gold.shape == (n_bars, len(BAR_KEY) + len(catalog) + 3)
     return records
+
+
+def one_lake_run(n_bars: int) -> list[dict[str, Any]]:
+    """The pipeline tasks themselves on a temporary lake: read bronze, compute, write Delta tables.
+
+    gold.features is built by the library function behind ``gold_labels`` with the market catalog (the
+    news family was not merged when this was written, so no news columns are joined).
+    """
+    import tempfile
+
+    import polars as pl
+
+    from features_factory import random_candles
+    from spxcast.config import load_settings
+    from spxcast.features.catalog import market_catalog
+    from spxcast.lake import Lake
+    from spxcast.pipeline.context import TaskContext
+    from spxcast.pipeline.tasks.features import FEATURE_TASKS, build_gold_features, feature_context
+
+    with tempfile.TemporaryDirectory() as home:
+        settings = load_settings(home=Path(home))
+        lake = Lake.from_settings(settings)
+        candles = random_candles(n_bars, start=datetime(2019, 1, 6, 22, 0, tzinfo=UTC), seed=1, halts=200)
+        lake.write(
+            "bronze.candles",
+            candles.with_columns(
+                pl.lit("bench").alias("source"), pl.lit(datetime.now(UTC)).alias("ingested_at")
+            ),
+        )
+        del candles
+        records: list[dict[str, Any]] = []
+
+        def stage(name: str, function: Callable[[], Any]) -> None:
+            with _peak_rss() as peak:
+                start = time.perf_counter()
+                function()
+                records.append({"stage": name, "seconds": time.perf_counter() - start, "peak_rss_gb": peak()})
+
+        for name, task in FEATURE_TASKS.items():
+            if name != "gold_labels":
+                stage(name, lambda t=task, n=name: t(TaskContext(settings, "bench", n)))
+        catalog = market_catalog(feature_context(settings))
+        stage(
+            "gold_labels (market)",
+            lambda: lake.write("gold.features", build_gold_features(settings, lake, catalog)),
+        )
+        return records
 
 
 def main() -> None:
@@ -94,16 +140,24 @@ def main() -> None:
     )
     parser.add_argument("--bars", type=int, default=1_700_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--lake", action="store_true", help="Run the pipeline tasks with Delta reads/writes")
     parser.add_argument("--one-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_run:
-        print(json.dumps(one_run(args.bars)))
+        print(json.dumps((one_lake_run if args.lake else one_run)(args.bars)))
         return
     env = {**os.environ, "POLARS_MAX_THREADS": "2"}
     runs = []
     for _ in range(args.runs):
         out = subprocess.run(
-            [sys.executable, __file__, "--one-run", "--bars", str(args.bars)],
+            [
+                sys.executable,
+                __file__,
+                "--one-run",
+                "--bars",
+                str(args.bars),
+                *(["--lake"] if args.lake else []),
+            ],
             env=env,
             check=True,
             capture_output=True,
@@ -111,7 +165,10 @@ def main() -> None:
         )
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     stages = [r["stage"] for r in runs[0]]
-    print(f"features benchmark: {args.bars:,} M1 bars, {args.runs} runs (median), POLARS_MAX_THREADS=2")
+    mode = "pipeline tasks with Delta I/O" if args.lake else "pure builders in memory"
+    print(
+        f"features benchmark ({mode}): {args.bars:,} M1 bars, {args.runs} runs (median), POLARS_MAX_THREADS=2"
+    )
     print(f"{'stage':<24}{'wall s':>10}{'peak RSS GB':>14}")
     totals = [sum(r["seconds"] for r in run) for run in runs]
     peaks = [max(r["peak_rss_gb"] for r in run) for run in runs]
