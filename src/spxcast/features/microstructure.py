@@ -93,7 +93,7 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
         ),
         market_spec(
             GROUP,
-            (spread - spread.rolling_mean(SPREAD_Z_WINDOW)).safe_div(spread.rolling_std(SPREAD_Z_WINDOW)),
+            spread.zscore(SPREAD_Z_WINDOW),
             "z-score",
             f"(spread_bps - mean_{SPREAD_Z_WINDOW}) / std_{SPREAD_Z_WINDOW} of spread_bps; 0 on a "
             f"constant window. {NOTE}",
@@ -117,7 +117,7 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
     out += [
         market_spec(
             GROUP,
-            (log_volume - log_volume.rolling_mean(w)).safe_div(log_volume.rolling_std(w)),
+            log_volume.zscore(w),
             "z-score",
             f"Volume z-score: (ln(1+volume) - mean_{w}) / std_{w} of ln(1+volume); 0 on a constant window. "
             f"{NOTE}",
@@ -143,7 +143,7 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
     out += [
         market_spec(
             GROUP,
-            100 * (close / (typical * volume).rolling_sum(w).safe_div(volume.rolling_sum(w)) - 1),
+            close.pct_above((typical * volume).rolling_sum(w).safe_div(volume.rolling_sum(w))),
             "percent",
             f"100 * (close / VWAP_{w} - 1), rolling VWAP = sum(TP * volume) / sum(volume) over {w} bars, "
             f"TP = (H+L+C)/3; null when the window has no volume. {NOTE}",

@@ -61,7 +61,7 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
         out += [
             market_spec(
                 GROUP,
-                100 * (close / b["high"].rolling_max(w) - 1),
+                close.pct_above(b["high"].rolling_max(w)),
                 "percent (<= 0)",
                 f"100 * (close / max_{w}(high) - 1): distance below the {w}-bar high. {NOTE}",
                 "dist_high",
@@ -69,7 +69,7 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
             ),
             market_spec(
                 GROUP,
-                100 * (close / b["low"].rolling_min(w) - 1),
+                close.pct_above(b["low"].rolling_min(w)),
                 "percent (>= 0)",
                 f"100 * (close / min_{w}(low) - 1): distance above the {w}-bar low. {NOTE}",
                 "dist_low",
@@ -79,7 +79,7 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
     out += [
         market_spec(
             GROUP,
-            100 * (close / close.rolling_max(w) - 1),
+            close.pct_above(close.rolling_max(w)),
             "percent (<= 0)",
             f"Drawdown: 100 * (close / max_{w}(close) - 1), from the highest close of the last {w} bars. "
             f"{NOTE}",

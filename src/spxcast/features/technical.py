@@ -138,7 +138,7 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
     out += [
         market_spec(
             GROUP,
-            100 * (close / close.rolling_mean(w) - 1),
+            close.pct_above(close.rolling_mean(w)),
             "percent",
             f"100 * (close / SMA_{w}(close) - 1): distance of the close from its {w}-bar simple mean. {NOTE}",
             "sma_dist",
@@ -149,7 +149,7 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
     out += [
         market_spec(
             GROUP,
-            100 * (close / close.ema(s) - 1),
+            close.pct_above(close.ema(s)),
             "percent",
             f"100 * (close / EMA_{s}(close) - 1), EMA alpha 2/({s}+1). {NOTE}",
             "ema_dist",
@@ -244,7 +244,7 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
     out += [
         market_spec(
             GROUP,
-            100 * (close / close.shift(p) - 1),
+            close.pct_above(close.shift(p)),
             "percent",
             f"Rate of change: 100 * (close / close_(t-{p}) - 1), a simple (not log) return. {NOTE}",
             "roc",

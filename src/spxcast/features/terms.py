@@ -129,6 +129,10 @@ class Term:
             lambda a, b: pl.when(b == 0).then(pl.lit(fill, dtype=pl.Float64)).otherwise(a / b), self, other
         )
 
+    def pct_above(self, reference: Term) -> Term:
+        """``100 * (self / reference - 1)``: percent distance above ``reference``."""
+        return 100 * (self / reference - 1)
+
     def maximum(self, *others: Term) -> Term:
         return Term.combine(lambda *es: pl.max_horizontal(*es), self, *others)
 
@@ -183,6 +187,10 @@ class Term:
     def rolling_cov(self, other: Term, window: int) -> Term:
         """Population covariance over the last ``window`` rows (means of products)."""
         return (self * other).rolling_mean(window) - self.rolling_mean(window) * other.rolling_mean(window)
+
+    def zscore(self, window: int) -> Term:
+        """``(x - mean_w(x)) / std_w(x)`` over the last ``window`` rows (sample std); 0 when constant."""
+        return (self - self.rolling_mean(window)).safe_div(self.rolling_std(window))
 
     def ewm(self, alpha: float) -> Term:
         """Recursive mean ``m_t = alpha x_t + (1 - alpha) m_{t-1}`` seeded with the first value.
