@@ -67,22 +67,10 @@ def macd(fast: int, slow: int, signal: int) -> tuple[Term, Term, Term]:
     return 100 * line / close, 100 * signal_line / close, 100 * (line - signal_line) / close
 
 
-def specs(context: FeatureContext) -> list[FeatureSpec]:
-    """Technical indicators (independent of bar size: windows in bars)."""
-    b = bars()
-    close, high, low = b["close"], b["high"], b["low"]
-    out = [
-        market_spec(
-            GROUP,
-            rsi(n),
-            "index 0-100",
-            f"Wilder RSI({n}): 100 * W(gain) / (W(gain) + W(loss)) over close-to-close changes, W = "
-            f"recursive mean alpha 1/{n}; 50 on a flat window. {NOTE}",
-            "rsi",
-            w=n,
-        )
-        for n in RSI_PERIODS
-    ]
+def _trend() -> list[FeatureSpec]:
+    """MACD, distances from simple and exponential means, +DI / -DI / ADX."""
+    close = bars()["close"]
+    out: list[FeatureSpec] = []
     fast, slow, sig = MACD
     line, signal_line, hist = macd(fast, slow, sig)
     macd_text = f"EMA_{fast}(close) - EMA_{slow}(close) (EMA alpha 2/(n+1))"
@@ -111,6 +99,56 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
             g=sig,
         ),
     ]
+    out += [
+        market_spec(
+            GROUP,
+            close.pct_above(close.rolling_mean(w)),
+            "percent",
+            f"100 * (close / SMA_{w}(close) - 1): distance of the close from its {w}-bar simple mean. {NOTE}",
+            "sma_dist",
+            w=w,
+        )
+        for w in SMA_WINDOWS
+    ]
+    out += [
+        market_spec(
+            GROUP,
+            close.pct_above(close.ema(s)),
+            "percent",
+            f"100 * (close / EMA_{s}(close) - 1), EMA alpha 2/({s}+1). {NOTE}",
+            "ema_dist",
+            s=s,
+        )
+        for s in EMA_SPANS
+    ]
+    plus_di, minus_di, adx = directional(DMI_PERIOD)
+    dmi = (
+        f"+DM = up move H-H_prev when it exceeds the down move L_prev-L and is positive (else 0), -DM "
+        f"alike; DI = 100 * W(DM) / W(true range), W = Wilder mean alpha 1/{DMI_PERIOD}"
+    )
+    out += [
+        market_spec(
+            GROUP, plus_di, "index 0-100", f"+DI({DMI_PERIOD}): {dmi}. {NOTE}", "plus_di", w=DMI_PERIOD
+        ),
+        market_spec(
+            GROUP, minus_di, "index 0-100", f"-DI({DMI_PERIOD}): {dmi}. {NOTE}", "minus_di", w=DMI_PERIOD
+        ),
+        market_spec(
+            GROUP,
+            adx,
+            "index 0-100",
+            f"ADX({DMI_PERIOD}): Wilder mean of DX = 100 * |+DI - -DI| / (+DI + -DI) ({dmi}). {NOTE}",
+            "adx",
+            w=DMI_PERIOD,
+        ),
+    ]
+    return out
+
+
+def _bands() -> list[FeatureSpec]:
+    """Bollinger width and %B, ATR relative to close, momentum in ATR units."""
+    close = bars()["close"]
+    out: list[FeatureSpec] = []
     n, k = BOLLINGER
     mid, sd = close.rolling_mean(n), close.rolling_std(n)
     out += [
@@ -135,28 +173,6 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
             k=k,
         ),
     ]
-    out += [
-        market_spec(
-            GROUP,
-            close.pct_above(close.rolling_mean(w)),
-            "percent",
-            f"100 * (close / SMA_{w}(close) - 1): distance of the close from its {w}-bar simple mean. {NOTE}",
-            "sma_dist",
-            w=w,
-        )
-        for w in SMA_WINDOWS
-    ]
-    out += [
-        market_spec(
-            GROUP,
-            close.pct_above(close.ema(s)),
-            "percent",
-            f"100 * (close / EMA_{s}(close) - 1), EMA alpha 2/({s}+1). {NOTE}",
-            "ema_dist",
-            s=s,
-        )
-        for s in EMA_SPANS
-    ]
     atr = true_range().wilder(ATR_PERIOD)
     out.append(
         market_spec(
@@ -169,26 +185,34 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
             w=ATR_PERIOD,
         )
     )
-    plus_di, minus_di, adx = directional(DMI_PERIOD)
-    dmi = (
-        f"+DM = up move H-H_prev when it exceeds the down move L_prev-L and is positive (else 0), -DM "
-        f"alike; DI = 100 * W(DM) / W(true range), W = Wilder mean alpha 1/{DMI_PERIOD}"
-    )
     out += [
         market_spec(
-            GROUP, plus_di, "index 0-100", f"+DI({DMI_PERIOD}): {dmi}. {NOTE}", "plus_di", w=DMI_PERIOD
-        ),
-        market_spec(
-            GROUP, minus_di, "index 0-100", f"-DI({DMI_PERIOD}): {dmi}. {NOTE}", "minus_di", w=DMI_PERIOD
-        ),
+            GROUP,
+            close.diff(p).safe_div(atr),
+            "ATR multiples",
+            f"Momentum in volatility units: (close - close_(t-{p})) / ATR_{ATR_PERIOD}. {NOTE}",
+            "mom_atr",
+            w=p,
+        )
+        for p in MOMENTUM_PERIODS
+    ]
+    return out
+
+
+def _oscillators() -> list[FeatureSpec]:
+    """RSI, stochastic %K/%D, Williams %R, CCI, rate of change."""
+    close, high, low = (bars()[c] for c in ("close", "high", "low"))
+    out = [
         market_spec(
             GROUP,
-            adx,
+            rsi(n),
             "index 0-100",
-            f"ADX({DMI_PERIOD}): Wilder mean of DX = 100 * |+DI - -DI| / (+DI + -DI) ({dmi}). {NOTE}",
-            "adx",
-            w=DMI_PERIOD,
-        ),
+            f"Wilder RSI({n}): 100 * W(gain) / (W(gain) + W(loss)) over close-to-close changes, W = "
+            f"recursive mean alpha 1/{n}; 50 on a flat window. {NOTE}",
+            "rsi",
+            w=n,
+        )
+        for n in RSI_PERIODS
     ]
     period, smooth = STOCH
     highest, lowest = high.rolling_max(period), low.rolling_min(period)
@@ -252,15 +276,9 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
         )
         for p in ROC_PERIODS
     ]
-    out += [
-        market_spec(
-            GROUP,
-            close.diff(p).safe_div(atr),
-            "ATR multiples",
-            f"Momentum in volatility units: (close - close_(t-{p})) / ATR_{ATR_PERIOD}. {NOTE}",
-            "mom_atr",
-            w=p,
-        )
-        for p in MOMENTUM_PERIODS
-    ]
     return out
+
+
+def specs(context: FeatureContext) -> list[FeatureSpec]:
+    """Technical indicators (independent of bar size: windows in bars)."""
+    return [*_trend(), *_bands(), *_oscillators()]
