@@ -91,22 +91,17 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
             GROUP,
             since_open,
             "minutes",
-            f"Minutes from the session open (22:00 UTC) to the bar start; 0 ... 1379 for M1. {start}",
+            f"Minutes from the session open (22:00 UTC) to the bar start; 0 ... 1379 for M1. The time "
+            f"left to the session close (21:00 UTC) is {SESSION_MINUTES} - this - the bar length, an exact "
+            f"linear copy, so it is not a column of its own. {start}",
             "minutes_since_session_open",
-        ),
-        market_spec(
-            GROUP,
-            since_open.map(lambda e: SESSION_MINUTES - e - bar),
-            "minutes",
-            f"Minutes from the bar's close to the session close (21:00 UTC, start of the daily break). "
-            f"{start}",
-            "minutes_to_session_close",
         ),
         market_spec(
             GROUP,
             week_to_close,
             "minutes",
-            f"Minutes from the bar's close to the weekly close (Friday 21:00 UTC). {start}",
+            f"Minutes from the bar's close to the weekly close (Friday 21:00 UTC), when trading stops for "
+            f"the weekend. {start}",
             "minutes_to_week_close",
         ),
         market_spec(

@@ -10,7 +10,8 @@ from spxcast.features.terms import ACROSS_GAPS, KNOWN_AT_CLOSE, bars, log_return
 GROUP = "shape"
 MOMENT_WINDOWS = (60, 240)
 AUTOCORR_WINDOWS = (60, 240)
-EXTREMA_WINDOWS = (60, 240, 1380)
+EXTREMA_WINDOWS = (60, 240)  # the session-long view is drawdown_w1380 and range_pos_w1380
+RANGE_POSITION_WINDOW = 1380
 DRAWDOWN_WINDOWS = (360, 1380)
 UP_FRACTION_WINDOW = 60
 NOTE = f"{KNOWN_AT_CLOSE} {ACROSS_GAPS}"
@@ -76,6 +77,21 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
                 w=w,
             ),
         ]
+    highest, lowest = (
+        b["high"].rolling_max(RANGE_POSITION_WINDOW),
+        b["low"].rolling_min(RANGE_POSITION_WINDOW),
+    )
+    out.append(
+        market_spec(
+            GROUP,
+            (close - lowest).safe_div(highest - lowest, fill=0.5),
+            "fraction 0..1",
+            f"Position of the close in the {RANGE_POSITION_WINDOW}-bar range: (close - min(low)) / "
+            f"(max(high) - min(low)); 0.5 on a flat window. {NOTE}",
+            "range_pos",
+            w=RANGE_POSITION_WINDOW,
+        )
+    )
     out += [
         market_spec(
             GROUP,

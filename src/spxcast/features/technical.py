@@ -22,7 +22,7 @@ BOLLINGER = (20, 2)
 ATR_PERIOD = 14
 DMI_PERIOD = 14
 STOCH = (14, 3)
-WILLIAMS_PERIOD = 14
+WILLIAMS_PERIOD = 28  # at 14 bars %R would be exactly %K(14) - 100
 CCI_PERIOD = 20
 ROC_PERIODS = (12,)
 MOMENTUM_PERIODS = (10, 30)
@@ -244,7 +244,8 @@ def _oscillators() -> list[FeatureSpec]:
             (-100 * (highest - close)).safe_div(highest - lowest, fill=-50.0),
             "index -100-0",
             f"Williams %R: -100 * (max_{WILLIAMS_PERIOD}(high) - close) / (max - min_{WILLIAMS_PERIOD}"
-            f"(low)); -50 on a flat window. {NOTE}",
+            f"(low)); -50 on a flat window. Over {WILLIAMS_PERIOD} bars, since over the %K window it would "
+            f"equal %K - 100. {NOTE}",
             "williams_r",
             w=WILLIAMS_PERIOD,
         )

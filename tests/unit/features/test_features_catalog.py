@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 
+from features_factory import random_candles
 from spxcast.errors import SchemaError
+from spxcast.features.build import feature_frame, market_specs
 from spxcast.features.catalog import (
     MARKET_FAMILIES,
     SILVER_FAMILIES,
@@ -46,8 +49,8 @@ def test_catalog_depends_on_bar_size_and_horizon() -> None:
     hourly = market_catalog(FeatureContext("H1", 60))  # one-bar horizon: its lags are the one-bar lags
     assert len(hourly.names("returns")) == len(market_catalog().names("returns")) - 3
     assert "ret_log_w1_lag1" in hourly.names()
-    assert "annualised" in m5.get("vol_cc_ann_w60").description
-    assert "71760" in m5.get("vol_cc_ann_w60").description  # 358,800 one-minute bars / 5
+    assert "annualised" in m5.get("vol_cc_ann_w1380").description
+    assert "71760" in m5.get("vol_cc_ann_w1380").description  # 358,800 one-minute bars / 5
 
 
 def test_catalog_rejects_bad_specs() -> None:
@@ -79,3 +82,15 @@ def test_docs_page_lists_every_feature() -> None:
     for name in catalog.names():
         assert f"`{name}`" in page
     assert page.count("\n## ") == len(catalog.groups())
+
+
+def test_no_feature_is_a_linear_copy_of_another() -> None:
+    """Regression of the original system's duplicated columns: no two features correlate above 0.999."""
+    specs = market_specs(market_catalog())
+    frame = feature_frame(random_candles(12_000, seed=3), specs, cast=False).collect().drop("ts").drop_nulls()
+    values = frame.to_numpy()
+    assert values.shape[0] > 9000  # more than a week, so calendar features cycle
+    correlation = np.corrcoef(values.T)
+    upper = np.triu(np.abs(correlation), k=1)
+    pairs = [(frame.columns[i], frame.columns[j]) for i, j in zip(*np.nonzero(upper > 0.999), strict=True)]
+    assert pairs == []

@@ -129,14 +129,15 @@ def test_adx_and_di_match_wilder(bars: pl.DataFrame, features: pl.DataFrame) -> 
 def test_stochastic_and_williams_match_window_loop(bars: pl.DataFrame, features: pl.DataFrame) -> None:
     _, high, low, close = _arrays(bars)
     k, r = [math.nan] * N, [math.nan] * N
-    for i in range(13, N):
+    for i in range(27, N):
         hh, ll = max(high[i - 13 : i + 1]), min(low[i - 13 : i + 1])
         k[i] = 100 * (close[i] - ll) / (hh - ll)
+        hh, ll = max(high[i - 27 : i + 1]), min(low[i - 27 : i + 1])
         r[i] = -100 * (hh - close[i]) / (hh - ll)
     d = [math.nan] * 15 + [sum(k[i - 2 : i + 1]) / 3 for i in range(15, N)]
     _check(features, "stoch_k_w14", k)
     _check(features, "stoch_d_w14_s3", d)
-    _check(features, "williams_r_w14", r)
+    _check(features, "williams_r_w28", r)
 
 
 def test_range_volatility_estimators_match_window_loop(bars: pl.DataFrame, features: pl.DataFrame) -> None:
@@ -189,7 +190,7 @@ def test_hand_computed_values_on_a_tiny_series() -> None:
         CATALOG.get(name)
         for name in (
             "stoch_k_w14",
-            "williams_r_w14",
+            "williams_r_w28",
             "bb_pctb_w20_k2",
             "sma_dist_w10",
             "vol_parkinson_w20",
@@ -200,7 +201,8 @@ def test_hand_computed_values_on_a_tiny_series() -> None:
     last = feature_frame(frame, specs, cast=False).collect().row(-1, named=True)
     # The last 14 closes are 116..129: lowest low 115, highest high 130, close 129, so %K = 100 * 14/15.
     assert last["stoch_k_w14"] == pytest.approx(100 * 14 / 15)
-    assert last["williams_r_w14"] == pytest.approx(-100 * 1 / 15)
+    # The last 28 closes are 102..129: lowest low 101, highest high 130, so %R = -100 * 1/29.
+    assert last["williams_r_w28"] == pytest.approx(-100 * 1 / 29)
     # SMA10 of 120..129 is 124.5.
     assert last["sma_dist_w10"] == pytest.approx(100 * (129 / 124.5 - 1))
     # Closes 110..129: mean 119.5, sample std sqrt(35); %B = (129 - 119.5 + 2 sqrt 35) / (4 sqrt 35).
