@@ -134,6 +134,22 @@ def one_lake_run(n_bars: int) -> list[dict[str, Any]]:
         return records
 
 
+def online_latency_ms(calls: int = 20) -> float:
+    """Median latency of :func:`online_features` (every market feature of the last bar) in ms."""
+    from features_factory import random_candles
+    from spxcast.features.build import online_features
+    from spxcast.features.catalog import market_catalog
+
+    catalog = market_catalog()
+    window = random_candles(catalog.max_lookback() + 10, seed=2)
+    timings = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        online_features(window, catalog)
+        timings.append((time.perf_counter() - start) * 1000)
+    return statistics.median(timings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -183,6 +199,10 @@ def main() -> None:
         f"peak RSS <= {GOALS['peak_rss_gb']:.0f} GB ({'met' if peak <= GOALS['peak_rss_gb'] else 'NOT met'})"
     )
     print("runs (total s): " + ", ".join(f"{t:.2f}" for t in totals))
+    if not args.lake:
+        print(
+            f"online_features (last bar, trailing window): {online_latency_ms():.1f} ms (median of 20 calls)"
+        )
 
 
 if __name__ == "__main__":
