@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from features_factory import NEWS_TEST_FEATURES, news_signals_for, random_candles, stub_news_module
 from spxcast.cli.main import app
 from spxcast.config import Settings
+from spxcast.errors import LakeError
 from spxcast.features.catalog import default_catalog
 from spxcast.lake import Lake
 from spxcast.lake.tables import BAR_KEY
@@ -89,3 +90,18 @@ def test_cli_verbs(settings: Settings, lake_with_candles: Lake, tmp_path: Path) 
     page = out.read_text()
     assert "`vol_yz_w60`" in page
     assert f"`{NEWS_TEST_FEATURES[0]}`" in page
+
+
+def test_clear_errors_when_inputs_are_missing(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "spxcast.features.news", stub_news_module())
+    with pytest.raises(LakeError, match=r"bronze\.candles does not exist yet"):
+        build_features(settings, "no-candles")
+    lake = Lake.from_settings(settings)
+    candles = random_candles(300, seed=5).with_columns(
+        pl.lit("test").alias("source"), pl.lit(datetime(2024, 2, 1, tzinfo=UTC)).alias("ingested_at")
+    )
+    lake.write("bronze.candles", candles)
+    with pytest.raises(LakeError, match=r"gold\.news_signals does not exist yet"):
+        build_features(settings, "no-news")
+    assert lake.read("gold.market_features").height == 300  # everything before gold_labels was built
+    assert not lake.exists("gold.features")
