@@ -185,7 +185,7 @@ TABLES: dict[str, TableSpec] = {
         _derived("silver.returns", "Returns, lags, calendar and session features per bar."),
         _derived("silver.technical", "Technical indicators per bar."),
         _derived("silver.volatility", "Volatility estimators per bar."),
-        _derived("silver.microstructure", "Microstructure features per bar."),
+        _derived("silver.microstructure", "Microstructure and rolling shape-statistics features per bar."),
         _derived("gold.market_features", "Every market feature of the catalog, joined."),
         _derived("gold.news_signals", "Point-in-time news signals per bar."),
         _derived("gold.features", "Every catalog feature + labels + label_ok; the training table."),
