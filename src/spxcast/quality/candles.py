@@ -3,6 +3,8 @@
 Reason codes (a row may carry several):
 
 ==========================  ====================================================================
+``unparseable_record``      the source could not read the record at all (e.g. a line that is not JSON)
+``incomplete_candle``       the source marks the candle as not complete (the bar still forming)
 ``missing_timestamp``       no timestamp
 ``unparseable_timestamp``   a timestamp that is neither ISO-8601 nor a number of epoch seconds/ms/us/ns
 ``misaligned_timestamp``    ``ts`` not on the granularity's grid (bars up to 1 h: a multiple of the bar
@@ -145,7 +147,9 @@ def validate_candles(
     ----------
     raw
         Columns ``ts, open, high, low, close`` and optionally ``volume, bid_close, ask_close`` (missing
-        volume is taken as 0 ticks), in any dtype; other columns are kept only in the quarantine record.
+        volume is taken as 0 ticks), ``complete`` (OANDA's flag) and ``record_error`` (set by a source
+        that could not read the record), in any dtype; other columns are kept only in the quarantine
+        record.
         ``ts`` is the bar start.
     now
         The clock (aware UTC); bars closing after ``now + quality.max_future_skew_s`` are quarantined.
@@ -218,6 +222,11 @@ def validate_candles(
         _reason(volume < 0, "negative_volume"),
         _reason(bad_quote, "invalid_bid_ask"),
     ]
+    if "record_error" in schema:
+        checks.append(_reason(pl.col("record_error").is_not_null(), "unparseable_record"))
+    if "complete" in schema:
+        flag = pl.col("complete").cast(pl.Utf8).str.strip_chars().str.to_lowercase()
+        checks.append(_reason(flag.is_in(["false", "0", "no"]), "incomplete_candle"))
     flagged = parsed.with_columns(_reasons=pl.concat_list(checks).list.drop_nulls())
     flagged = _flag_duplicates(flagged)
     ok = pl.col("_reasons").list.len() == 0
