@@ -248,7 +248,7 @@ def validate_candles(
     rejected = flagged.filter(~ok)
     quarantined = _quarantine_records(rejected, raw.columns, source, ingested_at)
     counts = (
-        rejected.select(pl.col("_reasons").explode().alias("reason")).group_by("reason").len()
+        rejected.select(pl.col("_reasons").explode(empty_as_null=False).alias("reason")).group_by("reason").len()
         if rejected.height
         else pl.DataFrame({"reason": [], "len": []})
     )

@@ -128,5 +128,5 @@ def quarantine_counts(quarantine: pl.DataFrame, table: str = "bronze.candles") -
     rows = quarantine.filter(pl.col("table") == table)
     if rows.height == 0:
         return {}
-    counts = rows.select(pl.col("reasons").explode()).group_by("reasons").len()
+    counts = rows.select(pl.col("reasons").explode(empty_as_null=False)).group_by("reasons").len()
     return dict(sorted(zip(counts["reasons"].to_list(), counts["len"].to_list(), strict=True)))
