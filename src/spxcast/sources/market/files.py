@@ -136,12 +136,8 @@ class FileCandleSource:
         if self.path.stat().st_size == 0:
             return
         separator = "\t" if self.path.suffix.lower() == ".tsv" else ","
-        reader = pl.read_csv_batched(
-            self.path, infer_schema=False, separator=separator, batch_size=self.config.batch_rows,
-            truncate_ragged_lines=True,
-        )
-        while batches := reader.next_batches(1):
-            yield from batches
+        lazy = pl.scan_csv(self.path, infer_schema=False, separator=separator, truncate_ragged_lines=True)
+        yield from lazy.collect_batches(chunk_size=self.config.batch_rows)
 
     def _parquet(self) -> Iterator[pl.DataFrame]:
         import pyarrow.parquet as pq
