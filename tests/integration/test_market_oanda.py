@@ -201,10 +201,9 @@ def test_ingestion_resumes_after_the_newest_stored_bar(settings: Settings, serve
     state.requests.clear()
     second = ingest_market(settings, lake, source="oanda", start=START.isoformat(), end=NOW.isoformat(), now=NOW)
     assert second.accepted_rows == 699
-    newest_stored = state.candles[499]["time"]
-    assert state.requests[0]["query"]["from"][0][:19] == newest_stored[:19].replace("T", "T"), (
-        "the download restarts right after the newest stored bar"
-    )
+    newest_stored = datetime.fromisoformat(state.candles[499]["time"].replace("000000000Z", "+00:00"))
+    resumed_from = datetime.fromisoformat(state.requests[0]["query"]["from"][0].replace("Z", "+00:00"))
+    assert resumed_from == newest_stored + timedelta(minutes=1), "the download restarts after the newest stored bar"
     stored = lake.read("bronze.candles")
     assert stored.height == 1199 and stored["ts"].n_unique() == 1199
     assert stored["source"].unique().to_list() == ["oanda"]
