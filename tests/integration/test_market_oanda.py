@@ -43,7 +43,12 @@ def oanda_candles(count: int) -> list[dict[str, Any]]:
                     "complete": True,
                     "volume": 5 + len(out) % 7,
                     "time": _stamp(moment),
-                    "mid": {"o": f"{price:.1f}", "h": f"{price + 1:.1f}", "l": f"{price - 1:.1f}", "c": f"{price + 0.5:.1f}"},
+                    "mid": {
+                        "o": f"{price:.1f}",
+                        "h": f"{price + 1:.1f}",
+                        "l": f"{price - 1:.1f}",
+                        "c": f"{price + 0.5:.1f}",
+                    },
                     "bid": {"o": "0", "h": "0", "l": "0", "c": f"{price + 0.4:.1f}"},
                     "ask": {"o": "0", "h": "0", "l": "0", "c": f"{price + 0.6:.1f}"},
                 }
@@ -86,7 +91,9 @@ def server() -> Iterator[tuple[str, FakeOanda]]:
         def do_GET(self) -> None:
             url = urlparse(self.path)
             query = parse_qs(url.query)
-            state.requests.append({"path": url.path, "query": query, "auth": self.headers.get("Authorization")})
+            state.requests.append(
+                {"path": url.path, "query": query, "auth": self.headers.get("Authorization")}
+            )
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 return self._send(401, {"errorMessage": "Insufficient authorization to perform request."})
             if state.failures:
@@ -119,7 +126,12 @@ def server() -> Iterator[tuple[str, FakeOanda]]:
 
 def client(base_url: str, sleeps: list[float] | None = None, **config: Any) -> OandaCandleSource:
     settings = OandaSettings(
-        token=SecretStr(TOKEN), base_url=base_url, max_count=100, backoff_base_s=0.001, backoff_max_s=0.01, **config
+        token=SecretStr(TOKEN),
+        base_url=base_url,
+        max_count=100,
+        backoff_base_s=0.001,
+        backoff_max_s=0.01,
+        **config,
     )
     recorded = sleeps if sleeps is not None else []
 
@@ -151,7 +163,8 @@ def test_every_complete_candle_arrives_exactly_once_through_failures(
     assert "includeFirst" not in pages[0]["query"]
     assert all(r["query"]["includeFirst"] == ["false"] for r in pages[5:])
     assert TOKEN not in caplog.text, "the token is never logged"
-    assert frame["bid_close"][0] is not None and frame["ask_close"][0] is not None
+    assert frame["bid_close"][0] is not None
+    assert frame["ask_close"][0] is not None
 
 
 def test_pagination_boundary_full_last_page(server: tuple[str, FakeOanda]) -> None:
@@ -190,20 +203,29 @@ def test_missing_token_names_the_environment_variable() -> None:
         OandaCandleSource(OandaSettings(token=SecretStr(TOKEN), price="BA"))
 
 
-def test_ingestion_resumes_after_the_newest_stored_bar(settings: Settings, server: tuple[str, FakeOanda]) -> None:
+def test_ingestion_resumes_after_the_newest_stored_bar(
+    settings: Settings, server: tuple[str, FakeOanda]
+) -> None:
     base_url, state = server
     settings.oanda = OandaSettings(token=SecretStr(TOKEN), base_url=base_url, max_count=100)
     settings.market.chunk_days = 1
     lake = Lake.from_settings(settings)
     middle = datetime.fromisoformat(state.candles[500]["time"].replace("000000000Z", "+00:00"))
-    first = ingest_market(settings, lake, source="oanda", start=START.isoformat(), end=middle.isoformat(), now=NOW)
+    first = ingest_market(
+        settings, lake, source="oanda", start=START.isoformat(), end=middle.isoformat(), now=NOW
+    )
     assert first.accepted_rows == 500
     state.requests.clear()
-    second = ingest_market(settings, lake, source="oanda", start=START.isoformat(), end=NOW.isoformat(), now=NOW)
+    second = ingest_market(
+        settings, lake, source="oanda", start=START.isoformat(), end=NOW.isoformat(), now=NOW
+    )
     assert second.accepted_rows == 699
     newest_stored = datetime.fromisoformat(state.candles[499]["time"].replace("000000000Z", "+00:00"))
     resumed_from = datetime.fromisoformat(state.requests[0]["query"]["from"][0].replace("Z", "+00:00"))
-    assert resumed_from == newest_stored + timedelta(minutes=1), "the download restarts after the newest stored bar"
+    assert resumed_from == newest_stored + timedelta(minutes=1), (
+        "the download restarts after the newest stored bar"
+    )
     stored = lake.read("bronze.candles")
-    assert stored.height == 1199 and stored["ts"].n_unique() == 1199
+    assert stored.height == 1199
+    assert stored["ts"].n_unique() == 1199
     assert stored["source"].unique().to_list() == ["oanda"]

@@ -21,8 +21,16 @@ def oanda_line(i: int, complete: bool = True) -> str:
     ts = (BASE + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%S.000000000Z")
     price = 4700 + i
     mid = {"o": f"{price:.1f}", "h": f"{price + 2:.1f}", "l": f"{price - 1:.1f}", "c": f"{price + 1:.1f}"}
-    return json.dumps({"complete": complete, "volume": 10 + i, "time": ts, "mid": mid, "bid": {"c": f"{price + 0.8:.1f}"},
-                       "ask": {"c": f"{price + 1.2:.1f}"}})
+    return json.dumps(
+        {
+            "complete": complete,
+            "volume": 10 + i,
+            "time": ts,
+            "mid": mid,
+            "bid": {"c": f"{price + 0.8:.1f}"},
+            "ask": {"c": f"{price + 1.2:.1f}"},
+        }
+    )
 
 
 def ingest_file(settings: Settings, path: Path, **kwargs):
@@ -36,7 +44,8 @@ def test_oanda_ndjson_dump_with_bad_lines(settings: Settings, tmp_path: Path) ->
     path.write_text("\n".join(lines) + "\n")
     report, lake = ingest_file(settings, path)
     assert report.input_rows == 9, "blank lines are not records"
-    assert report.accepted_rows == 6 and report.quarantined_rows == 3
+    assert report.accepted_rows == 6
+    assert report.quarantined_rows == 3
     assert report.reasons["unparseable_record"] == 2
     assert report.reasons["incomplete_candle"] == 1
     candles = lake.read("bronze.candles").sort("ts")
@@ -52,7 +61,9 @@ def test_clean_oanda_ndjson_uses_the_fast_path(tmp_path: Path) -> None:
     path.write_text("\n".join(oanda_line(i) for i in range(50)))
     frames = list(FileCandleSource(FilesSourceSettings(batch_rows=20), path).fetch("X", "M1", None, None))
     assert [f.height for f in frames] == [20, 20, 10]
-    assert {"ts", "open", "high", "low", "close", "volume", "bid_close", "ask_close", "complete"} <= set(frames[0].columns)
+    assert {"ts", "open", "high", "low", "close", "volume", "bid_close", "ask_close", "complete"} <= set(
+        frames[0].columns
+    )
 
 
 def test_csv_with_mapping_and_naive_local_times(settings: Settings, tmp_path: Path) -> None:
@@ -78,24 +89,34 @@ def test_parquet_generic_ohlcv(settings: Settings, tmp_path: Path) -> None:
     pl.DataFrame(
         {
             "timestamp": [BASE + timedelta(minutes=5 * i) for i in range(n)],
-            "o": [100.0] * n, "h": [101.0] * n, "l": [99.0] * n, "c": [100.5] * n, "vol": list(range(n)),
+            "o": [100.0] * n,
+            "h": [101.0] * n,
+            "l": [99.0] * n,
+            "c": [100.5] * n,
+            "vol": list(range(n)),
         }
     ).write_parquet(path, row_group_size=10)
     settings.market.files.batch_rows = 10
     settings.granularity = "M5"
     report, lake = ingest_file(settings, path)
-    assert report.chunks == 3 and report.accepted_rows == n
+    assert report.chunks == 3
+    assert report.accepted_rows == n
     stored = lake.read("bronze.candles")
     assert stored["granularity"].unique().to_list() == ["M5"]
     assert stored["bid_close"].null_count() == n
 
 
 def test_empty_files_import_nothing(settings: Settings, tmp_path: Path) -> None:
-    for name, text in (("empty.csv", ""), ("header.csv", "ts,open,high,low,close\n"), ("empty.ndjson", "\n\n")):
+    for name, text in (
+        ("empty.csv", ""),
+        ("header.csv", "ts,open,high,low,close\n"),
+        ("empty.ndjson", "\n\n"),
+    ):
         path = tmp_path / name
         path.write_text(text)
         report, lake = ingest_file(settings, path)
-        assert report.input_rows == 0 and not lake.exists("bronze.candles")
+        assert report.input_rows == 0
+        assert not lake.exists("bronze.candles")
 
 
 def test_clear_errors_for_bad_files_and_mappings(settings: Settings, tmp_path: Path) -> None:

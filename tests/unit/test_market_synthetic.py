@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -19,7 +20,9 @@ def source(seed: int = 7, horizon: int = 30, **config: object) -> SyntheticCandl
     return SyntheticCandleSource(SyntheticMarketSettings(**config), seed, horizon)  # type: ignore[arg-type]
 
 
-def generate(days: int, granularity: str = "M1", start: datetime = START, **config: object) -> SyntheticMarket:
+def generate(
+    days: int, granularity: str = "M1", start: datetime = START, **config: object
+) -> SyntheticMarket:
     return source(**config).generate("SPX500_USD", granularity, start, start + timedelta(days=days))
 
 
@@ -27,7 +30,8 @@ def test_same_seed_same_frames_and_other_seed_differs() -> None:
     first, second = generate(3, planted_signal=True), generate(3, planted_signal=True)
     assert first.candles.equals(second.candles)
     assert first.events.equals(second.events)
-    assert first.oracle is not None and second.oracle is not None
+    assert first.oracle is not None
+    assert second.oracle is not None
     assert first.oracle.equals(second.oracle)
     other = SyntheticCandleSource(SyntheticMarketSettings(), 8, 30).generate(
         "SPX500_USD", "M1", START, START + timedelta(days=3)
@@ -41,7 +45,7 @@ def test_chunked_generation_equals_one_pass(granularity: str) -> None:
     end = START + timedelta(days=9)
     whole = market.generate("SPX500_USD", granularity, START, end)
     cuts = [START, START + timedelta(days=2, hours=7, minutes=13), START + timedelta(days=5), end]
-    parts = [market.generate("SPX500_USD", granularity, lo, hi) for lo, hi in zip(cuts, cuts[1:], strict=False)]
+    parts = [market.generate("SPX500_USD", granularity, lo, hi) for lo, hi in itertools.pairwise(cuts)]
     assert pl.concat([p.candles for p in parts]).equals(whole.candles)
     assert pl.concat([p.events for p in parts]).equals(whole.events)
     assert pl.concat([p.oracle for p in parts if p.oracle is not None]).equals(whole.oracle)
@@ -66,14 +70,16 @@ def test_bars_follow_the_oanda_cfd_calendar() -> None:
     assert ((weekdays != 7) | (hours >= 22)).all(), "Sunday bars only from 22:00 UTC"
     assert ((weekdays != 5) | (hours < 21)).all(), "Friday bars only until 21:00 UTC"
     assert candles.height == 10 * 1380, "two weeks: ten 23-hour sessions of M1 bars"
-    assert ts.is_sorted() and ts.n_unique() == candles.height
+    assert ts.is_sorted()
+    assert ts.n_unique() == candles.height
 
 
 def test_candles_are_internally_consistent() -> None:
     candles = generate(5, with_bid_ask=True).candles
     assert (candles["low"] <= candles[["open", "close"]].min_horizontal()).all()
     assert (candles["high"] >= candles[["open", "close"]].max_horizontal()).all()
-    assert (candles["low"] > 0).all() and (candles["volume"] > 0).all()
+    assert (candles["low"] > 0).all()
+    assert (candles["volume"] > 0).all()
     assert (candles["bid_close"] < candles["ask_close"]).all()
     assert candles["volume"].dtype == pl.Int64
     no_quotes = generate(1, with_bid_ask=False).candles
@@ -87,15 +93,23 @@ def test_stylised_facts_fat_tails_clustering_and_u_shape() -> None:
     size = np.abs(returns)
     assert np.corrcoef(size[:-5], size[5:])[0, 1] > 0.05, "volatility clustering"
     frame = candles.with_columns(
-        ret=pl.col("close").log().diff().abs(), minute=pl.col("ts").dt.hour().cast(pl.Int32) * 60 + pl.col("ts").dt.minute()
+        ret=pl.col("close").log().diff().abs(),
+        minute=pl.col("ts").dt.hour().cast(pl.Int32) * 60 + pl.col("ts").dt.minute(),
     ).drop_nulls()
 
     def mean_abs(lo: int, hi: int) -> float:
         return float(frame.filter(pl.col("minute").is_between(lo, hi - 1))["ret"].mean())  # type: ignore[arg-type]
 
-    open_, midday, close = mean_abs(14 * 60 + 30, 15 * 60), mean_abs(17 * 60 + 30, 19 * 60), mean_abs(20 * 60 + 30, 21 * 60)
-    assert open_ > 1.3 * midday and close > 1.1 * midday, "U-shaped intraday volatility"
-    volume = candles.with_columns(minute=pl.col("ts").dt.hour().cast(pl.Int32) * 60 + pl.col("ts").dt.minute())
+    open_, midday, close = (
+        mean_abs(14 * 60 + 30, 15 * 60),
+        mean_abs(17 * 60 + 30, 19 * 60),
+        mean_abs(20 * 60 + 30, 21 * 60),
+    )
+    assert open_ > 1.3 * midday, "U-shaped intraday volatility: busy open"
+    assert close > 1.1 * midday, "U-shaped intraday volatility: busy close"
+    volume = candles.with_columns(
+        minute=pl.col("ts").dt.hour().cast(pl.Int32) * 60 + pl.col("ts").dt.minute()
+    )
     us_open = volume.filter(pl.col("minute").is_between(14 * 60 + 30, 14 * 60 + 59))["volume"].mean()
     asia = volume.filter(pl.col("minute").is_between(2 * 60, 4 * 60))["volume"].mean()
     assert us_open > 2 * asia  # type: ignore[operator]
@@ -103,7 +117,9 @@ def test_stylised_facts_fat_tails_clustering_and_u_shape() -> None:
 
 def test_weekend_gap_is_larger_than_a_minute_move() -> None:
     candles = generate(400, granularity="M1").candles
-    frame = candles.with_columns(prev_close=pl.col("close").shift(1), gap=pl.col("ts").diff().dt.total_hours())
+    frame = candles.with_columns(
+        prev_close=pl.col("close").shift(1), gap=pl.col("ts").diff().dt.total_hours()
+    )
     gaps = frame.filter(pl.col("gap") > 24).select((pl.col("open") / pl.col("prev_close")).log().abs())
     minutes = frame.filter(pl.col("gap") == 0).select((pl.col("close") / pl.col("open")).log().abs())
     assert gaps.item(0, 0) is not None
@@ -129,7 +145,8 @@ def test_planted_signal_off_means_no_drift_and_no_oracle() -> None:
     assert off.oracle is None
     zero = generate(10, planted_signal=True, planted_strength=0.0)
     assert zero.candles.equals(off.candles), "strength 0 adds no drift"
-    assert zero.oracle is not None and (zero.oracle["oracle_ret_pct"] == 0).all()
+    assert zero.oracle is not None
+    assert (zero.oracle["oracle_ret_pct"] == 0).all()
     on = generate(10, planted_signal=True)
     assert not on.candles["close"].equals(off.candles["close"])
 
@@ -152,9 +169,11 @@ def test_oracle_predicts_forward_returns_with_a_strong_planted_signal() -> None:
 def test_default_strength_explains_a_clear_share_of_variance() -> None:
     market = generate(90, planted_signal=True)
     assert market.oracle is not None
-    frame = market.candles.join(market.oracle, on="ts").with_columns(
-        future=pl.col("close").shift(-30), future_ts=pl.col("ts").shift(-30)
-    ).filter(pl.col("future_ts") - pl.col("ts") == timedelta(minutes=30))
+    frame = (
+        market.candles.join(market.oracle, on="ts")
+        .with_columns(future=pl.col("close").shift(-30), future_ts=pl.col("ts").shift(-30))
+        .filter(pl.col("future_ts") - pl.col("ts") == timedelta(minutes=30))
+    )
     realised = (100 * (frame["future"] / frame["close"] - 1)).to_numpy()
     r2 = 1 - np.var(realised - frame["oracle_ret_pct"].to_numpy()) / np.var(realised)
     assert 0.05 < r2 < 0.3
@@ -166,23 +185,28 @@ def test_oracle_uses_only_events_received_by_the_bar_close() -> None:
     assert market.oracle is not None
     first_event = market.events["received_at"].min()
     before = market.oracle.filter(pl.col("ts") + timedelta(minutes=1) < first_event)
-    assert before.height > 0 and (before["oracle_ret_pct"] == 0).all()
+    assert before.height > 0
+    assert (before["oracle_ret_pct"] == 0).all()
 
 
 def test_coarse_bars_aggregate_the_minutes() -> None:
     m1 = generate(3).candles
     m5 = generate(3, granularity="M5").candles
-    manual = (
-        m1.group_by_dynamic("ts", every="5m")
-        .agg(pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last(), pl.col("volume").sum())
+    manual = m1.group_by_dynamic("ts", every="5m").agg(
+        pl.col("open").first(),
+        pl.col("high").max(),
+        pl.col("low").min(),
+        pl.col("close").last(),
+        pl.col("volume").sum(),
     )
     assert m5.select(manual.columns).equals(manual)
     daily = generate(7, granularity="D").candles
-    assert daily.height == 5 and (daily["ts"].dt.hour() == 22).all(), "one bar per session, stamped at its open"
+    assert daily.height == 5, "one bar per session"
+    assert (daily["ts"].dt.hour() == 22).all(), "stamped at the session open"
 
 
 def test_bad_requests_are_clear_errors() -> None:
-    with pytest.raises(ConfigError, match="not after|must be after"):
+    with pytest.raises(ConfigError, match="must be after"):
         source().generate("SPX500_USD", "M1", START, START)
     with pytest.raises(ConfigError, match="whole minutes"):
         source().generate("SPX500_USD", "S5", START, START + timedelta(days=1))

@@ -19,7 +19,12 @@ QUALITY = QualitySettings()
 
 def check(raw: pl.DataFrame, granularity: str = "M1", timezone: str = "UTC", now: datetime = NOW):
     result = validate_candles(
-        raw, instrument="SPX500_USD", granularity=granularity, source="test", now=now, quality=QUALITY,
+        raw,
+        instrument="SPX500_USD",
+        granularity=granularity,
+        source="test",
+        now=now,
+        quality=QUALITY,
         timezone=timezone,
     )
     assert result.accepted.height + result.quarantined.height == raw.height
@@ -30,10 +35,15 @@ def check(raw: pl.DataFrame, granularity: str = "M1", timezone: str = "UTC", now
 
 
 def reasons_by_ts(result) -> dict[str, list[str]]:
-    return {json.loads(raw)["ts"]: reasons for raw, reasons in result.quarantined.select("raw", "reasons").iter_rows()}
+    return {
+        json.loads(raw)["ts"]: reasons
+        for raw, reasons in result.quarantined.select("raw", "reasons").iter_rows()
+    }
 
 
-def row(ts: object, o: object = "100", h: object = "101", lo: object = "99", c: object = "100.5", v: object = "10"):
+def row(
+    ts: object, o: object = "100", h: object = "101", lo: object = "99", c: object = "100.5", v: object = "10"
+):
     return {"ts": ts, "open": o, "high": h, "low": lo, "close": c, "volume": v}
 
 
@@ -87,7 +97,9 @@ def test_missing_timestamp_and_incomplete_and_unreadable_records() -> None:
     result = check(raw)
     assert result.accepted.height == 1
     assert sorted(r for reasons in result.quarantined["reasons"].to_list() for r in reasons) == [
-        "incomplete_candle", "missing_timestamp", "unparseable_record",
+        "incomplete_candle",
+        "missing_timestamp",
+        "unparseable_record",
     ]
 
 
@@ -96,10 +108,13 @@ def test_duplicates_identical_keep_one_conflicting_keep_none() -> None:
     conflicting = [row("2024-01-02T10:01:00Z"), row("2024-01-02T10:01:00Z", c="100.7")]
     result = check(pl.DataFrame([same, same, same, *conflicting, row("2024-01-02T10:02:00Z")]))
     assert result.accepted["ts"].to_list() == [
-        datetime(2024, 1, 2, 10, 0, tzinfo=UTC), datetime(2024, 1, 2, 10, 2, tzinfo=UTC),
+        datetime(2024, 1, 2, 10, 0, tzinfo=UTC),
+        datetime(2024, 1, 2, 10, 2, tzinfo=UTC),
     ]
     assert result.reasons == {"duplicate_key": 2, "conflicting_duplicate": 2}
-    assert result.quarantined["record_hash"].n_unique() == 4, "identical rejected copies stay distinct records"
+    assert result.quarantined["record_hash"].n_unique() == 4, (
+        "identical rejected copies stay distinct records"
+    )
 
 
 def test_unordered_input_is_sorted_not_rejected() -> None:
@@ -111,7 +126,12 @@ def test_unordered_input_is_sorted_not_rejected() -> None:
 
 def test_timezones_are_normalised_to_utc() -> None:
     raw = pl.DataFrame(
-        [row("2024-01-02T11:00:00+01:00"), row("2024-01-02 05:01:00"), row("1704189720"), row("2024-01-02T10:03:00Z")]
+        [
+            row("2024-01-02T11:00:00+01:00"),
+            row("2024-01-02 05:01:00"),
+            row("1704189720"),
+            row("2024-01-02T10:03:00Z"),
+        ]
     )
     result = check(raw, timezone="America/New_York")
     assert result.accepted["ts"].to_list() == [
@@ -126,11 +146,14 @@ def test_timezones_are_normalised_to_utc() -> None:
 
 
 def test_typed_input_naive_and_aware_datetimes() -> None:
-    base = datetime(2024, 1, 2, 10, 0)
+    base = datetime(2024, 1, 2, 10, 0, tzinfo=UTC).replace(tzinfo=None)
     naive = pl.DataFrame(
         {
             "ts": [base + timedelta(minutes=i) for i in range(3)],
-            "open": [100.0] * 3, "high": [101.0] * 3, "low": [99.0] * 3, "close": [100.0] * 3,
+            "open": [100.0] * 3,
+            "high": [101.0] * 3,
+            "low": [99.0] * 3,
+            "close": [100.0] * 3,
             "volume": [1, 2, 3],
         }
     )
@@ -141,7 +164,9 @@ def test_typed_input_naive_and_aware_datetimes() -> None:
 
 
 def test_wrong_types_and_empty_input_do_not_crash() -> None:
-    wrong = pl.DataFrame({"ts": [True, False], "open": [True, False], "high": [1, 2], "low": [1, 1], "close": [1, 2]})
+    wrong = pl.DataFrame(
+        {"ts": [True, False], "open": [True, False], "high": [1, 2], "low": [1, 1], "close": [1, 2]}
+    )
     result = check(wrong)
     assert result.accepted.height == 0
     assert all("unparseable_timestamp" in r for r in result.quarantined["reasons"].to_list())
@@ -152,7 +177,9 @@ def test_wrong_types_and_empty_input_do_not_crash() -> None:
 
 
 def test_alignment_for_coarse_granularities() -> None:
-    raw = pl.DataFrame([row("2024-01-02T10:05:00Z"), row("2024-01-02T10:07:00Z"), row("2024-01-02T21:00:00Z")])
+    raw = pl.DataFrame(
+        [row("2024-01-02T10:05:00Z"), row("2024-01-02T10:07:00Z"), row("2024-01-02T21:00:00Z")]
+    )
     assert check(raw, granularity="M5").reasons == {"misaligned_timestamp": 1}
     daily = pl.DataFrame([row("2024-01-01T22:00:00Z"), row("2024-01-02T21:30:00Z")])
     assert check(daily, granularity="D").reasons == {"misaligned_timestamp": 1}
@@ -160,9 +187,13 @@ def test_alignment_for_coarse_granularities() -> None:
 
 def test_future_tolerance_uses_the_bar_close() -> None:
     now = datetime(2024, 1, 2, 10, 5, 30, tzinfo=UTC)
-    raw = pl.DataFrame([row("2024-01-02T10:04:00Z"), row("2024-01-02T10:05:00Z"), row("2024-01-02T10:08:00Z")])
+    raw = pl.DataFrame(
+        [row("2024-01-02T10:04:00Z"), row("2024-01-02T10:05:00Z"), row("2024-01-02T10:08:00Z")]
+    )
     result = check(raw, now=now)
-    assert result.reasons == {"future_timestamp": 1}, "120 s skew tolerated; a bar closing 3.5 min ahead is not"
+    assert result.reasons == {"future_timestamp": 1}, (
+        "120 s skew tolerated; a bar closing 3.5 min ahead is not"
+    )
 
 
 _cell = st.one_of(
@@ -175,14 +206,25 @@ _cell = st.one_of(
 _stamp = st.one_of(
     st.none(),
     st.text(max_size=12),
-    st.integers(0, 50).map(lambda m: (datetime(2024, 1, 2, 10, tzinfo=UTC) + timedelta(minutes=m)).isoformat()),
-    st.integers(0, 3000).map(lambda s: (datetime(2024, 1, 2, 10) + timedelta(seconds=s)).isoformat()),
+    st.integers(0, 50).map(
+        lambda m: (datetime(2024, 1, 2, 10, tzinfo=UTC) + timedelta(minutes=m)).isoformat()
+    ),
+    st.integers(0, 3000).map(
+        lambda s: (datetime(2024, 1, 2, 10, tzinfo=UTC) + timedelta(seconds=s)).isoformat()[:19]
+    ),
     st.integers(1_700_000_000, 1_800_000_000).map(str),
 )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.fixed_dictionaries({"ts": _stamp, "open": _cell, "high": _cell, "low": _cell, "close": _cell, "volume": _cell}), max_size=40))
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"ts": _stamp, "open": _cell, "high": _cell, "low": _cell, "close": _cell, "volume": _cell}
+        ),
+        max_size=40,
+    )
+)
 def test_property_every_row_is_accepted_or_quarantined(rows: list[dict[str, str | None]]) -> None:
     raw = pl.DataFrame(rows, schema={k: pl.Utf8 for k in ("ts", "open", "high", "low", "close", "volume")})
     result = check(raw)

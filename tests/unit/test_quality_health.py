@@ -26,11 +26,15 @@ def minutes(start: datetime, count: int) -> list[datetime]:
 def test_scheduled_closures_are_not_gaps() -> None:
     thursday = datetime(2024, 1, 4, 20, 55, tzinfo=UTC)
     stamps = minutes(thursday, 5) + minutes(datetime(2024, 1, 4, 22, tzinfo=UTC), 5)
-    stamps += minutes(datetime(2024, 1, 5, 20, 58, tzinfo=UTC), 2) + minutes(datetime(2024, 1, 7, 22, tzinfo=UTC), 3)
+    stamps += minutes(datetime(2024, 1, 5, 20, 58, tzinfo=UTC), 2) + minutes(
+        datetime(2024, 1, 7, 22, tzinfo=UTC), 3
+    )
     report = candle_health(series(stamps), "SPX500_USD", "M1")
     assert report.scheduled == {"daily_break": 1, "weekend": 1}
     unscheduled = {k: v for k, v in report.gaps.items() if v["count"]}
-    assert unscheduled == {">240 bars": {"count": 1, "missing_bars": 1373}}, "Thursday 22:05 to Friday 20:58 is missing"
+    assert unscheduled == {">240 bars": {"count": 1, "missing_bars": 1373}}, (
+        "Thursday 22:05 to Friday 20:58 is missing"
+    )
 
 
 def test_gaps_are_bucketed_by_missing_bars() -> None:
@@ -40,7 +44,8 @@ def test_gaps_are_bucketed_by_missing_bars() -> None:
     assert report.gaps["1 bar"] == {"count": 1, "missing_bars": 1}
     assert report.gaps["2-5 bars"] == {"count": 1, "missing_bars": 3}
     assert report.gaps["31-240 bars"] == {"count": 1, "missing_bars": 33}
-    assert report.rows == 4 and report.expected_bars == 41
+    assert report.rows == 4
+    assert report.expected_bars == 41
     assert report.quarantine == {"nan_price": 3}
     assert report.to_dict()["first_ts"] == base.isoformat()
 
@@ -49,9 +54,11 @@ def test_duplicates_other_series_and_empty() -> None:
     base = datetime(2024, 1, 3, 1, tzinfo=UTC)
     frame = pl.concat([series([base, base]), series([base], granularity="M5")])
     report = candle_health(frame, "SPX500_USD", "M1")
-    assert report.duplicate_keys == 1 and report.rows == 1
+    assert report.duplicate_keys == 1
+    assert report.rows == 1
     empty = candle_health(frame, "EUR_USD", "M1")
-    assert empty.rows == 0 and empty.first_ts is None
+    assert empty.rows == 0
+    assert empty.first_ts is None
 
 
 def test_trading_minutes_per_week() -> None:

@@ -24,7 +24,9 @@ def health(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     stored = stored_health(Lake.from_settings(config), config.instrument, config.granularity)
     report = stored.report
     if as_json:
-        console.print_json(json.dumps({**report.to_dict(), "quarantine_fraction": stored.quarantine_fraction}))
+        console.print_json(
+            json.dumps({**report.to_dict(), "quarantine_fraction": stored.quarantine_fraction})
+        )
         return
     summary = Table(title=f"bronze.candles {report.instrument} {report.granularity}", title_justify="left")
     summary.add_column("measure")

@@ -17,10 +17,18 @@ def market(
     end: str | None = typer.Option(None, "--end", help="End of the range (exclusive), ISO-8601 UTC"),
     file: Path | None = typer.Option(None, "--file", help="Candle file for --source files"),
     fmt: str | None = typer.Option(None, "--format", help="auto (by suffix), csv, parquet or ndjson"),
-    mapping: list[str] | None = typer.Option(None, "--map", help="Column mapping bronze=file, e.g. --map ts=time"),
-    tz: str | None = typer.Option(None, "--tz", help="Timezone of naive timestamps in the file (default UTC)"),
-    chunk_days: int | None = typer.Option(None, "--chunk-days", min=1, help="Days committed per atomic write"),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="OANDA: continue after the newest stored bar"),
+    mapping: list[str] | None = typer.Option(
+        None, "--map", help="Column mapping bronze=file, e.g. --map ts=time"
+    ),
+    tz: str | None = typer.Option(
+        None, "--tz", help="Timezone of naive timestamps in the file (default UTC)"
+    ),
+    chunk_days: int | None = typer.Option(
+        None, "--chunk-days", min=1, help="Days committed per atomic write"
+    ),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="OANDA: continue after the newest stored bar"
+    ),
 ) -> None:
     """Bring candles into bronze.candles: validated, quarantined with reasons, committed chunk by chunk."""
     from spxcast.ingest.market import ingest_market
@@ -38,17 +46,30 @@ def market(
             bar.update(task, completed=done, total=total, description=message)
 
         report = ingest_market(
-            config, Lake.from_settings(config), source=source, start=start, end=end, file=file, fmt=fmt,
-            resume=resume, on_progress=show,
+            config,
+            Lake.from_settings(config),
+            source=source,
+            start=start,
+            end=end,
+            file=file,
+            fmt=fmt,
+            resume=resume,
+            on_progress=show,
         )
-    window = f" {report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M}" if report.start and report.end else ""
+    window = (
+        f" {report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M}"
+        if report.start and report.end
+        else ""
+    )
     console.print(
         f"[bold]{report.source}[/] {report.instrument} {report.granularity}{window}: "
         f"{report.input_rows:,} rows read, [green]{report.accepted_rows:,} accepted[/], "
         f"[yellow]{report.quarantined_rows:,} quarantined[/] in {report.chunks} chunks, {report.seconds:.1f}s"
     )
     if report.reasons:
-        console.print("quarantine reasons: " + ", ".join(f"{k}={v}" for k, v in sorted(report.reasons.items())))
+        console.print(
+            "quarantine reasons: " + ", ".join(f"{k}={v}" for k, v in sorted(report.reasons.items()))
+        )
     if report.event_rows or report.oracle_rows:
         console.print(f"synthetic events: {report.event_rows:,}, oracle rows: {report.oracle_rows:,}")
     console.print("table versions: " + ", ".join(f"{k}={v}" for k, v in report.table_versions.items()))

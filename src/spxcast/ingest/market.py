@@ -83,7 +83,9 @@ def windows(start: datetime, end: datetime, days: int) -> list[tuple[datetime, d
     return out
 
 
-def newest_stored_bar(lake: Lake, instrument: str, granularity: str, start: datetime, end: datetime) -> datetime | None:
+def newest_stored_bar(
+    lake: Lake, instrument: str, granularity: str, start: datetime, end: datetime
+) -> datetime | None:
     """Start of the newest stored bar of the series inside ``[start, end)``, or ``None``."""
     if not lake.exists("bronze.candles"):
         return None
@@ -102,7 +104,9 @@ def newest_stored_bar(lake: Lake, instrument: str, granularity: str, start: date
     return newest  # type: ignore[no-any-return]
 
 
-def _range(settings: Settings, source: str, start: str | None, end: str | None, now: datetime) -> tuple[datetime, datetime]:
+def _range(
+    settings: Settings, source: str, start: str | None, end: str | None, now: datetime
+) -> tuple[datetime, datetime]:
     market = settings.market
     if source == "synthetic":
         begin = parse_utc(start or market.start or market.synthetic.start)
@@ -115,11 +119,15 @@ def _range(settings: Settings, source: str, start: str | None, end: str | None, 
         begin = parse_utc(chosen)
         finish = parse_utc(end or market.end) if (end or market.end) else now
     if finish <= begin:
-        raise ConfigError(f"bad date range: end {finish:%Y-%m-%d %H:%M} is not after start {begin:%Y-%m-%d %H:%M}")
+        raise ConfigError(
+            f"bad date range: end {finish:%Y-%m-%d %H:%M} is not after start {begin:%Y-%m-%d %H:%M}"
+        )
     return begin, finish
 
 
-def make_source(settings: Settings, source: str, file: str | Path | None = None, fmt: str | None = None) -> CandleSource:
+def make_source(
+    settings: Settings, source: str, file: str | Path | None = None, fmt: str | None = None
+) -> CandleSource:
     """The candle source called ``source`` built from settings."""
     if source == "synthetic":
         from spxcast.sources.market.synthetic import SyntheticCandleSource
@@ -179,8 +187,13 @@ def ingest_market(
 
     def commit(raw: pl.DataFrame, report: IngestReport) -> None:
         result = validate_candles(
-            raw, instrument=instrument, granularity=granularity, source=name, now=now,
-            quality=settings.quality, timezone=timezone,
+            raw,
+            instrument=instrument,
+            granularity=granularity,
+            source=name,
+            now=now,
+            quality=settings.quality,
+            timezone=timezone,
         )
         if result.quarantined.height:
             lake.write("bronze.quarantine", result.quarantined)
@@ -222,7 +235,9 @@ def ingest_market(
             raw = pl.concat(pages, how="diagonal_relaxed") if pages else pl.DataFrame()
         if raw.height:
             commit(raw, report)
-        _notify(on_progress, index, len(parts), f"{lo:%Y-%m-%d} to {hi:%Y-%m-%d}: {report.accepted_rows:,} bars")
+        _notify(
+            on_progress, index, len(parts), f"{lo:%Y-%m-%d} to {hi:%Y-%m-%d}: {report.accepted_rows:,} bars"
+        )
     return _finish(report, lake, began)
 
 
@@ -262,10 +277,15 @@ def stored_health(lake: Lake, instrument: str, granularity: str) -> StoredHealth
         .select("instrument", "granularity", "ts")
         .collect()
         if lake.exists("bronze.candles")
-        else pl.DataFrame(schema={"instrument": pl.Utf8, "granularity": pl.Utf8, "ts": pl.Datetime("us", "UTC")})
+        else pl.DataFrame(
+            schema={"instrument": pl.Utf8, "granularity": pl.Utf8, "ts": pl.Datetime("us", "UTC")}
+        )
     )
     quarantine = (
-        lake.scan("bronze.quarantine").filter(pl.col("table") == "bronze.candles").select("table", "reasons").collect()
+        lake.scan("bronze.quarantine")
+        .filter(pl.col("table") == "bronze.candles")
+        .select("table", "reasons")
+        .collect()
         if lake.exists("bronze.quarantine")
         else pl.DataFrame(schema={"table": pl.Utf8, "reasons": pl.List(pl.Utf8)})
     )

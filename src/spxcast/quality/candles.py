@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
@@ -86,9 +87,12 @@ def _epoch_to_utc(seconds_like: pl.Expr) -> pl.Expr:
     """Epoch numbers to UTC microseconds: seconds, milliseconds, microseconds or nanoseconds by magnitude."""
     size = seconds_like.abs()
     micros = (
-        pl.when(size < 1e11).then(seconds_like * 1e6)
-        .when(size < 1e14).then(seconds_like * 1e3)
-        .when(size < 1e17).then(seconds_like)
+        pl.when(size < 1e11)
+        .then(seconds_like * 1e6)
+        .when(size < 1e14)
+        .then(seconds_like * 1e3)
+        .when(size < 1e17)
+        .then(seconds_like)
         .otherwise(seconds_like / 1e3)
     )
     return micros.round(0).cast(pl.Int64, strict=False).cast(UTC_TS)
@@ -104,7 +108,9 @@ def _parse_timestamp(dtype: pl.DataType, timezone: str) -> tuple[pl.Expr, pl.Exp
             return local.dt.convert_time_zone("UTC").cast(UTC_TS), ts.is_not_null() & not_utc_zone
         return ts.dt.convert_time_zone("UTC").cast(UTC_TS), ts.is_not_null() & (dtype.time_zone != "UTC")
     if dtype == pl.Date:
-        local = ts.cast(pl.Datetime("us")).dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
+        local = ts.cast(pl.Datetime("us")).dt.replace_time_zone(
+            timezone, ambiguous="null", non_existent="null"
+        )
         return local.dt.convert_time_zone("UTC").cast(UTC_TS), ts.is_not_null() & not_utc_zone
     if dtype.is_numeric():
         return _epoch_to_utc(ts.cast(pl.Float64)), pl.lit(False)
@@ -115,9 +121,11 @@ def _parse_timestamp(dtype: pl.DataType, timezone: str) -> tuple[pl.Expr, pl.Exp
     aware = pl.coalesce(
         [canonical.str.to_datetime(f, strict=False, time_zone="UTC", time_unit="us") for f in _AWARE_FORMATS]
     )
-    naive = pl.coalesce(
-        [canonical.str.to_datetime(f, strict=False, time_unit="us") for f in _NAIVE_FORMATS]
-    ).dt.replace_time_zone(timezone, ambiguous="null", non_existent="null").dt.convert_time_zone("UTC")
+    naive = (
+        pl.coalesce([canonical.str.to_datetime(f, strict=False, time_unit="us") for f in _NAIVE_FORMATS])
+        .dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
+        .dt.convert_time_zone("UTC")
+    )
     epoch = _epoch_to_utc(text.cast(pl.Float64, strict=False))
     parsed = pl.coalesce([aware.cast(UTC_TS), naive.cast(UTC_TS), epoch])
     normalised = (aware.is_not_null() & ~text.str.contains(_UTC_SUFFIX)) | (
@@ -163,9 +171,11 @@ def validate_candles(
             "(map the file's columns with --map ts=<column>)"
         )
     try:
-        pl.Series([datetime(2024, 1, 1)]).dt.replace_time_zone(timezone)
-    except Exception as exc:
-        raise ConfigError(f"timezone {timezone!r} is not an IANA zone name such as UTC or America/New_York") from exc
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"timezone {timezone!r} is not an IANA zone name such as UTC or America/New_York"
+        ) from exc
     ingested_at = ingested_at or now
     length = bar_length(granularity)
     grid_us = int(min(length, timedelta(hours=1)).total_seconds() * 1_000_000)
@@ -204,13 +214,20 @@ def validate_candles(
         _reason(pl.col("ts").is_null(), "missing_timestamp"),
         _reason(pl.col("ts").is_not_null() & pl.col("_ts").is_null(), "unparseable_timestamp"),
         _reason(pl.col("_ts").dt.epoch("us") % grid_us != 0, "misaligned_timestamp"),
-        _reason(pl.col("_ts") + pl.duration(microseconds=length_us) > pl.lit(latest_close), "future_timestamp"),
+        _reason(
+            pl.col("_ts") + pl.duration(microseconds=length_us) > pl.lit(latest_close), "future_timestamp"
+        ),
         _reason(pl.any_horizontal([pl.col(x).is_null() for x in PRICE_COLUMNS]), "missing_price"),
         _reason(
             pl.any_horizontal([pl.col(x).is_not_null() & pl.col(f"_{x}").is_null() for x in PRICE_COLUMNS]),
             "non_numeric_price",
         ),
-        _reason(pl.any_horizontal([pl.col(f"_{x}").is_nan() | pl.col(f"_{x}").is_infinite() for x in PRICE_COLUMNS]), "nan_price"),
+        _reason(
+            pl.any_horizontal(
+                [pl.col(f"_{x}").is_nan() | pl.col(f"_{x}").is_infinite() for x in PRICE_COLUMNS]
+            ),
+            "nan_price",
+        ),
         _reason(pl.any_horizontal([pl.col(f"_{x}") <= 0 for x in PRICE_COLUMNS]), "non_positive_price"),
         _reason(valid_prices & (h < lo), "high_below_low"),
         _reason(valid_prices & (h >= lo) & ((o < lo) | (o > h)), "open_outside_range"),
@@ -237,9 +254,13 @@ def validate_candles(
             instrument=pl.lit(instrument),
             granularity=pl.lit(granularity),
             ts=pl.col("_ts"),
-            open=o, high=h, low=lo, close=c,
+            open=o,
+            high=h,
+            low=lo,
+            close=c,
             volume=volume.fill_null(0).cast(pl.Int64),
-            bid_close=bid, ask_close=ask,
+            bid_close=bid,
+            ask_close=ask,
             source=pl.lit(source),
             ingested_at=pl.lit(ingested_at).cast(UTC_TS),
         )
@@ -248,7 +269,9 @@ def validate_candles(
     rejected = flagged.filter(~ok)
     quarantined = _quarantine_records(rejected, raw.columns, source, ingested_at)
     counts = (
-        rejected.select(pl.col("_reasons").explode(empty_as_null=False).alias("reason")).group_by("reason").len()
+        rejected.select(pl.col("_reasons").explode(empty_as_null=False).alias("reason"))
+        .group_by("reason")
+        .len()
         if rejected.height
         else pl.DataFrame({"reason": [], "len": []})
     )
@@ -263,7 +286,9 @@ def validate_candles(
 
 def _flag_duplicates(flagged: pl.DataFrame) -> pl.DataFrame:
     """Among otherwise valid rows, flag repeated bar keys (see the module docstring for the rule)."""
-    content = pl.struct("_open", "_high", "_low", "_close", "_volume", "_bid_close", "_ask_close").hash(seed=0)
+    content = pl.struct("_open", "_high", "_low", "_close", "_volume", "_bid_close", "_ask_close").hash(
+        seed=0
+    )
     clean = pl.col("_reasons").list.len() == 0
     marked = flagged.with_columns(
         _group=pl.when(clean).then(pl.col("_ts")),
@@ -274,9 +299,13 @@ def _flag_duplicates(flagged: pl.DataFrame) -> pl.DataFrame:
         _occurrence=pl.int_range(pl.len()).over("_group"),
     )
     duplicate = pl.col("_group").is_not_null() & (pl.col("_copies") > 1)
-    extra = pl.when(duplicate & (pl.col("_versions") > 1)).then(pl.lit(["conflicting_duplicate"])).when(
-        duplicate & (pl.col("_occurrence") > 0)
-    ).then(pl.lit(["duplicate_key"])).otherwise(pl.lit([], dtype=pl.List(pl.Utf8)))
+    extra = (
+        pl.when(duplicate & (pl.col("_versions") > 1))
+        .then(pl.lit(["conflicting_duplicate"]))
+        .when(duplicate & (pl.col("_occurrence") > 0))
+        .then(pl.lit(["duplicate_key"]))
+        .otherwise(pl.lit([], dtype=pl.List(pl.Utf8)))
+    )
     return marked.with_columns(_reasons=pl.concat_list("_reasons", extra)).drop(
         "_group", "_content", "_copies", "_versions", "_occurrence"
     )
@@ -289,7 +318,9 @@ def _quarantine_records(
     if rejected.height == 0:
         return pl.DataFrame(schema=QUARANTINE.schema)
     raw_json = rejected.select(
-        pl.struct([pl.col(c).cast(pl.Utf8, strict=False) for c in raw_columns]).struct.json_encode().alias("raw")
+        pl.struct([pl.col(c).cast(pl.Utf8, strict=False) for c in raw_columns])
+        .struct.json_encode()
+        .alias("raw")
     ).with_columns(_occurrence=pl.int_range(pl.len()).over("raw"))
     hashes = [
         hashlib.sha256(f"{source}\x1f{raw}\x1f{n}".encode()).hexdigest()

@@ -74,7 +74,11 @@ def _trading_minutes_per_bar(step: float) -> float:
     """Trading minutes one bar covers: its length below a day, a session for D, five sessions for W."""
     if step < 1440:
         return step
-    return SESSION_MINUTES * step / 1440 if step < WEEK_MINUTES else TRADING_MINUTES_PER_WEEK * step / WEEK_MINUTES
+    return (
+        SESSION_MINUTES * step / 1440
+        if step < WEEK_MINUTES
+        else TRADING_MINUTES_PER_WEEK * step / WEEK_MINUTES
+    )
 
 
 def candle_health(
@@ -103,11 +107,14 @@ def candle_health(
     lower = 0.0
     for label, upper in GAP_BUCKETS:
         inside = (unscheduled_bars > lower) & (unscheduled_bars <= upper)
-        gaps[label] = {"count": int(inside.sum()), "missing_bars": int(np.ceil(unscheduled_bars[inside]).sum())}
+        gaps[label] = {
+            "count": int(inside.sum()),
+            "missing_bars": int(np.ceil(unscheduled_bars[inside]).sum()),
+        }
         lower = upper
     weekend = scheduled & (elapsed >= 24 * 60)
     expected_trading = trading_minutes_before(start[-1:] + step) - trading_minutes_before(start[:1])
-    expected = int(round(float(expected_trading[0]) / _trading_minutes_per_bar(step)))
+    expected = round(float(expected_trading[0]) / _trading_minutes_per_bar(step))
     return HealthReport(
         instrument=instrument,
         granularity=granularity,

@@ -31,7 +31,9 @@ def validate_market(ctx: TaskContext) -> dict[str, Any]:
     if report.rows == 0:
         raise DataQualityError(f"bronze.candles has no {instrument} {granularity} bars; ingest them first")
     if report.duplicate_keys:
-        raise DataQualityError(f"bronze.candles has {report.duplicate_keys} duplicate {instrument} {granularity} keys")
+        raise DataQualityError(
+            f"bronze.candles has {report.duplicate_keys} duplicate {instrument} {granularity} keys"
+        )
     limit = settings.quality.max_quarantine_fraction
     if health.quarantine_fraction > limit:
         raise DataQualityError(

@@ -39,9 +39,14 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "complete": ("complete",),
 }
 _SUFFIX_FORMAT = {
-    ".csv": "csv", ".tsv": "csv", ".txt": "csv",
-    ".parquet": "parquet", ".pq": "parquet",
-    ".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".json": "ndjson",
 }
 
 
@@ -51,7 +56,9 @@ def parse_column_map(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         target, sep, column = pair.partition("=")
         if not sep or not target.strip() or not column.strip():
-            raise ConfigError(f"column mapping {pair!r} is not of the form bronze_column=file_column (ts=time)")
+            raise ConfigError(
+                f"column mapping {pair!r} is not of the form bronze_column=file_column (ts=time)"
+            )
         mapping[target.strip()] = column.strip()
     return mapping
 
@@ -80,7 +87,9 @@ def _flatten(frame: pl.DataFrame) -> pl.DataFrame:
         columns: list[pl.Expr] = []
         for name, dtype in frame.schema.items():
             if isinstance(dtype, pl.Struct):
-                columns.extend(pl.col(name).struct.field(f.name).alias(f"{name}.{f.name}") for f in dtype.fields)
+                columns.extend(
+                    pl.col(name).struct.field(f.name).alias(f"{name}.{f.name}") for f in dtype.fields
+                )
             else:
                 columns.append(pl.col(name))
         frame = frame.select(columns)
@@ -92,7 +101,9 @@ class FileCandleSource:
 
     name = "files"
 
-    def __init__(self, config: FilesSourceSettings, path: str | Path | None = None, fmt: str | None = None) -> None:
+    def __init__(
+        self, config: FilesSourceSettings, path: str | Path | None = None, fmt: str | None = None
+    ) -> None:
         chosen = path or config.path
         if not chosen:
             raise ConfigError("the files source needs a file: pass --file PATH or set market.files.path")
@@ -188,4 +199,6 @@ def _parse_json_lines(lines: list[bytes]) -> pl.DataFrame:
 
 def _stringify(value: dict[str, Any]) -> dict[str, Any]:
     """Leaves as text (so mixed types across lines cannot break the frame); nested objects kept nested."""
-    return {k: _stringify(v) if isinstance(v, dict) else (None if v is None else str(v)) for k, v in value.items()}
+    return {
+        k: _stringify(v) if isinstance(v, dict) else (None if v is None else str(v)) for k, v in value.items()
+    }

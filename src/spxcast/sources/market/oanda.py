@@ -74,7 +74,10 @@ class OandaCandleSource:
         first_page = True
         while True:
             params: dict[str, Any] = {
-                "granularity": granularity, "price": self.price, "from": cursor, "count": self.config.max_count,
+                "granularity": granularity,
+                "price": self.price,
+                "from": cursor,
+                "count": self.config.max_count,
             }
             if not first_page:
                 params["includeFirst"] = "false"
@@ -83,8 +86,14 @@ class OandaCandleSource:
             complete = [c for c in in_range if c.get("complete", False)]
             if complete:
                 yield self._frame(complete)
-            log.info("OANDA %s %s from %s: %d candles, %d complete in range", instrument, granularity,
-                     cursor, len(candles), len(complete))
+            log.info(
+                "OANDA %s %s from %s: %d candles, %d complete in range",
+                instrument,
+                granularity,
+                cursor,
+                len(candles),
+                len(complete),
+            )
             finished = (
                 len(candles) < self.config.max_count
                 or len(in_range) < len(candles)
@@ -133,8 +142,14 @@ class OandaCandleSource:
             if attempt == attempts - 1:
                 break
             delay = wait if wait is not None else self._backoff(attempt)
-            log.warning("OANDA %s failed (%s); retry %d/%d in %.2fs", url, problem, attempt + 1,
-                        self.config.max_retries, delay)
+            log.warning(
+                "OANDA %s failed (%s); retry %d/%d in %.2fs",
+                url,
+                problem,
+                attempt + 1,
+                self.config.max_retries,
+                delay,
+            )
             self._sleep(delay)
         raise SourceError(f"OANDA {url} kept failing after {attempts} attempts; last: {problem}")
 

@@ -153,8 +153,12 @@ class _Events:
 
     def select(self, mask: npt.NDArray[np.bool_]) -> _Events:
         return _Events(
-            self.ordinal[mask], self.sequence[mask], self.offset_us[mask],
-            self.direction[mask], self.magnitude[mask], self.kind[mask],
+            self.ordinal[mask],
+            self.sequence[mask],
+            self.offset_us[mask],
+            self.direction[mask],
+            self.magnitude[mask],
+            self.kind[mask],
         )
 
 
@@ -189,7 +193,8 @@ class SyntheticCandleSource:
             )
         if start < CALENDAR_ANCHOR:
             raise ConfigError(
-                f"the synthetic market starts at {CALENDAR_ANCHOR:%Y-%m-%d %H:%M} UTC; got start {start:%Y-%m-%d}"
+                f"the synthetic market starts at {CALENDAR_ANCHOR:%Y-%m-%d %H:%M} UTC; "
+                f"got start {start:%Y-%m-%d}"
             )
         if end <= start:
             raise ConfigError(f"synthetic range end {end} must be after its start {start}")
@@ -209,7 +214,8 @@ class SyntheticCandleSource:
         if self.config.planted_signal:
             oracle = self._oracle(bars["ts_us"], int(bar_minutes), first, minutes["drift_state"])
             oracle = oracle.with_columns(
-                instrument=pl.lit(instrument), granularity=pl.lit(granularity),
+                instrument=pl.lit(instrument),
+                granularity=pl.lit(granularity),
                 horizon_minutes=pl.lit(self.horizon_minutes, dtype=pl.Int32),
             ).select("instrument", "granularity", "ts", "horizon_minutes", "oracle_ret_pct")
         return SyntheticMarket(
@@ -222,7 +228,10 @@ class SyntheticCandleSource:
         """Daily level of sessions ``[0, stop)``: volatility, gap and random session move."""
         blocks = -(-stop // _BLOCK)
         draws = np.vstack(
-            [np.random.default_rng([self.seed, _STREAM_DAILY, b]).standard_normal((_BLOCK, 3)) for b in range(blocks)]
+            [
+                np.random.default_rng([self.seed, _STREAM_DAILY, b]).standard_normal((_BLOCK, 3))
+                for b in range(blocks)
+            ]
         )[:stop]
         innovation = draws[:, 0] * _DAILY_VOL_SD * math.sqrt(1 - _DAILY_VOL_PHI**2)
         innovation[0] = draws[0, 0] * _DAILY_VOL_SD
@@ -255,8 +264,11 @@ class SyntheticCandleSource:
             order = np.lexsort((offset_us, ordinal))
             parts.append(
                 {
-                    "ordinal": ordinal[order], "offset_us": offset_us[order], "direction": direction[order],
-                    "magnitude": magnitude[order], "kind": kind[order],
+                    "ordinal": ordinal[order],
+                    "offset_us": offset_us[order],
+                    "direction": direction[order],
+                    "magnitude": magnitude[order],
+                    "kind": kind[order],
                 }
             )
         merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -266,8 +278,12 @@ class SyntheticCandleSource:
         starts = np.searchsorted(ordinal, ordinal, side="left")
         sequence = np.arange(ordinal.size) - starts
         return _Events(
-            ordinal, sequence.astype(np.int64), merged["offset_us"], merged["direction"].astype(np.int64),
-            merged["magnitude"], merged["kind"].astype(np.int64),
+            ordinal,
+            sequence.astype(np.int64),
+            merged["offset_us"],
+            merged["direction"].astype(np.int64),
+            merged["magnitude"],
+            merged["kind"].astype(np.int64),
         )
 
     def _drift_amplitude(self, events: _Events) -> FloatArray:
@@ -324,12 +340,17 @@ class SyntheticCandleSource:
 
         h_innovation = normals[:, 0] * _MINUTE_VOL_SD * math.sqrt(1 - _MINUTE_VOL_PHI**2)
         h, _ = lfilter(
-            [1.0], [1.0, -_MINUTE_VOL_PHI], h_innovation, axis=1,
+            [1.0],
+            [1.0, -_MINUTE_VOL_PHI],
+            h_innovation,
+            axis=1,
             zi=(_MINUTE_VOL_PHI * _MINUTE_VOL_SD * h0)[:, None],
         )
         sigma = daily["sigma"][first:stop]
-        variance = (sigma**2 * (1 - _GAP_SHARE) / SESSION_MINUTES)[:, None] * _PROFILE * np.exp(
-            h - _MINUTE_VOL_SD**2 / 2
+        variance = (
+            (sigma**2 * (1 - _GAP_SHARE) / SESSION_MINUTES)[:, None]
+            * _PROFILE
+            * np.exp(h - _MINUTE_VOL_SD**2 / 2)
         )
         scale = np.sqrt(variance)
         jump = jump_u < _RANDOM_JUMPS_PER_SESSION / SESSION_MINUTES
@@ -355,7 +376,9 @@ class SyntheticCandleSource:
         wick_low = scale * np.abs(normals[:, 2]) * 0.6
         close = np.exp(log_close)
         surprise = np.minimum(np.abs(returns) / scale, 10.0)
-        volume = _TICKS_PER_MINUTE * _PROFILE**0.8 * np.exp(0.5 * h + 0.3 * normals[:, 3]) * (0.6 + 0.4 * surprise)
+        volume = (
+            _TICKS_PER_MINUTE * _PROFILE**0.8 * np.exp(0.5 * h + 0.3 * normals[:, 3]) * (0.6 + 0.4 * surprise)
+        )
         spread = close * self.config.spread_bps / 1e4 * (0.6 + 0.4 / np.sqrt(_PROFILE)) * np.exp(0.25 * h)
         minute_index = session_open_minute(sessions)[:, None] + np.arange(SESSION_MINUTES)
         return {
@@ -370,7 +393,9 @@ class SyntheticCandleSource:
             "drift_state": drift_state,
         }
 
-    def _oracle(self, ts_us: np.ndarray, bar_minutes: int, first: int, drift_state: FloatArray) -> pl.DataFrame:
+    def _oracle(
+        self, ts_us: np.ndarray, bar_minutes: int, first: int, drift_state: FloatArray
+    ) -> pl.DataFrame:
         """Expected planted return (percent) from each bar's close to ``horizon`` minutes later."""
         close_minute = (ts_us - _ANCHOR_US) // _MINUTE_US + bar_minutes
         ordinal, offset = locate(close_minute)
@@ -381,7 +406,10 @@ class SyntheticCandleSource:
         bars_left = np.clip(np.minimum(self.horizon_minutes, SESSION_MINUTES - offset), 0, None)
         expected_log = known * (1 - self._q**bars_left) / (1 - self._q)
         return pl.DataFrame(
-            {"ts": pl.Series(ts_us, dtype=pl.Int64).cast(UTC_TS), "oracle_ret_pct": 100.0 * np.expm1(expected_log)}
+            {
+                "ts": pl.Series(ts_us, dtype=pl.Int64).cast(UTC_TS),
+                "oracle_ret_pct": 100.0 * np.expm1(expected_log),
+            }
         )
 
     def _candle_frame(self, bars: dict[str, np.ndarray]) -> pl.DataFrame:
@@ -402,7 +430,10 @@ class SyntheticCandleSource:
     def _event_frame(self, events: _Events, instrument: str, start_us: int, end_us: int) -> pl.DataFrame:
         received_us = _ANCHOR_US + session_open_minute(events.ordinal) * _MINUTE_US + events.offset_us
         keep = (received_us >= start_us) & (received_us < end_us)
-        ids = [f"syn{self.seed}-{o}-{q}" for o, q in zip(events.ordinal[keep], events.sequence[keep], strict=True)]
+        ids = [
+            f"syn{self.seed}-{o}-{q}"
+            for o, q in zip(events.ordinal[keep], events.sequence[keep], strict=True)
+        ]
         return pl.DataFrame(
             {
                 "instrument": [instrument] * len(ids),
@@ -430,8 +461,13 @@ def _aggregate(minutes: dict[str, np.ndarray], granularity: str, bar_minutes: in
         bucket = (minutes["ts_us"] // step) * step
     frame = pl.DataFrame({"bucket": bucket, **{k: minutes[k] for k in columns if k != "ts_us"}})
     grouped = frame.group_by("bucket", maintain_order=True).agg(
-        pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last(),
-        pl.col("volume").sum(), pl.col("bid_close").last(), pl.col("ask_close").last(),
+        pl.col("open").first(),
+        pl.col("high").max(),
+        pl.col("low").min(),
+        pl.col("close").last(),
+        pl.col("volume").sum(),
+        pl.col("bid_close").last(),
+        pl.col("ask_close").last(),
     )
     out = {k: grouped[k].to_numpy() for k in columns if k != "ts_us"}
     out["ts_us"] = grouped["bucket"].to_numpy()
