@@ -101,7 +101,7 @@ def newest_stored_bar(
         .collect()
         .item()
     )
-    return newest  # type: ignore[no-any-return]
+    return newest
 
 
 def _range(
@@ -111,13 +111,15 @@ def _range(
     if source == "synthetic":
         begin = parse_utc(start or market.start or market.synthetic.start)
         default_end = begin + timedelta(days=market.synthetic.days)
-        finish = parse_utc(end or market.end) if (end or market.end) else default_end
+        chosen_end = end or market.end
+        finish = parse_utc(chosen_end) if chosen_end else default_end
     else:
         chosen = start or market.start
         if chosen is None:
             raise ConfigError("an OANDA download needs a start: pass --start YYYY-MM-DD or set market.start")
         begin = parse_utc(chosen)
-        finish = parse_utc(end or market.end) if (end or market.end) else now
+        chosen_end = end or market.end
+        finish = parse_utc(chosen_end) if chosen_end else now
     if finish <= begin:
         raise ConfigError(
             f"bad date range: end {finish:%Y-%m-%d %H:%M} is not after start {begin:%Y-%m-%d %H:%M}"

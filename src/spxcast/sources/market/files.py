@@ -140,8 +140,9 @@ class FileCandleSource:
 
     def _select(self, batch: pl.DataFrame) -> pl.DataFrame:
         columns = resolve_columns(batch.columns, self.config.columns)
-        extra = [c for c in ("line", "record_error") if c in batch.columns]
-        return batch.select([pl.col(source).alias(target) for target, source in columns.items()] + extra)
+        selected = [pl.col(source).alias(target) for target, source in columns.items()]
+        selected += [pl.col(c) for c in ("line", "record_error") if c in batch.columns]
+        return batch.select(selected)
 
     def _csv(self) -> Iterator[pl.DataFrame]:
         if self.path.stat().st_size == 0:
@@ -186,6 +187,7 @@ def _parse_json_lines(lines: list[bytes]) -> pl.DataFrame:
         log.debug("batch of %d JSON lines has bad lines; parsing line by line", len(lines))
     records: list[dict[str, Any]] = []
     for line in text:
+        error: str | None
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
