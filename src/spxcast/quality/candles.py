@@ -134,8 +134,28 @@ def _parse_timestamp(dtype: pl.DataType, timezone: str) -> tuple[pl.Expr, pl.Exp
     return parsed, normalised
 
 
-def _reason(condition: pl.Expr, code: str) -> pl.Expr:
-    return pl.when(condition.fill_null(False)).then(pl.lit(code))
+def _timestamps(raw: pl.DataFrame, timezone: str) -> pl.DataFrame:
+    """Columns ``_ts`` (UTC or null) and ``_normalised`` for ``raw["ts"]``.
+
+    Text is parsed in stages: the common ISO-8601-with-offset form for every row, the other forms only
+    for the rows that did not parse (parsing every format for every row costs several times more).
+    """
+    dtype = raw.schema["ts"]
+    ts, normalised = _parse_timestamp(dtype, timezone)
+    if not _is_text(dtype):
+        return raw.with_columns(_ts=ts, _normalised=normalised).select("_ts", "_normalised")
+    text = pl.col("ts").cast(pl.Utf8).str.strip_chars()
+    canonical = text.str.replace(r"Z$", "+00:00").str.replace("T", " ", literal=True)
+    fast = canonical.str.to_datetime(_AWARE_FORMATS[0], strict=False, time_zone="UTC", time_unit="us")
+    out = raw.select(_ts=fast.cast(UTC_TS), _normalised=fast.is_not_null() & ~text.str.contains(_UTC_SUFFIX))
+    rest = out["_ts"].is_null() & raw["ts"].is_not_null()
+    if not rest.any():
+        return out
+    rows = rest.arg_true()
+    slow = raw.select(pl.col("ts").gather(rows)).with_columns(_ts=ts, _normalised=normalised)
+    return out.with_columns(
+        out["_ts"].scatter(rows, slow["_ts"]), out["_normalised"].scatter(rows, slow["_normalised"])
+    )
 
 
 def validate_candles(
@@ -183,16 +203,17 @@ def validate_candles(
     latest_close = now.astimezone(UTC) + timedelta(seconds=quality.max_future_skew_s)
 
     schema = raw.schema
-    ts, normalised = _parse_timestamp(schema["ts"], timezone)
-    parsed = raw.with_row_index("_row").with_columns(
-        _ts=ts,
-        _normalised=normalised,
-        **{f"_{c}": _as_float(c, schema[c]) for c in PRICE_COLUMNS},
-        _volume=_as_float("volume", schema["volume"]) if "volume" in schema else pl.lit(0.0),
-        **{
-            f"_{c}": _as_float(c, schema[c]) if c in schema else pl.lit(None, dtype=pl.Float64)
-            for c in ("bid_close", "ask_close")
-        },
+    parsed = (
+        raw.with_row_index("_row")
+        .hstack(_timestamps(raw, timezone))
+        .with_columns(
+            **{f"_{c}": _as_float(c, schema[c]) for c in PRICE_COLUMNS},
+            _volume=_as_float("volume", schema["volume"]) if "volume" in schema else pl.lit(0.0),
+            **{
+                f"_{c}": _as_float(c, schema[c]) if c in schema else pl.lit(None, dtype=pl.Float64)
+                for c in ("bid_close", "ask_close")
+            },
+        )
     )
 
     valid_prices = pl.all_horizontal(
@@ -210,43 +231,36 @@ def validate_candles(
         or [pl.lit(False)]
     ) | (bid > ask)
     volume_given = pl.col("volume").is_not_null() if "volume" in schema else pl.lit(False)
-    checks = [
-        _reason(pl.col("ts").is_null(), "missing_timestamp"),
-        _reason(pl.col("ts").is_not_null() & pl.col("_ts").is_null(), "unparseable_timestamp"),
-        _reason(pl.col("_ts").dt.epoch("us") % grid_us != 0, "misaligned_timestamp"),
-        _reason(
-            pl.col("_ts") + pl.duration(microseconds=length_us) > pl.lit(latest_close), "future_timestamp"
+    checks: dict[str, pl.Expr] = {
+        "missing_timestamp": pl.col("ts").is_null(),
+        "unparseable_timestamp": pl.col("ts").is_not_null() & pl.col("_ts").is_null(),
+        "misaligned_timestamp": pl.col("_ts").dt.epoch("us") % grid_us != 0,
+        "future_timestamp": pl.col("_ts") + pl.duration(microseconds=length_us) > pl.lit(latest_close),
+        "missing_price": pl.any_horizontal([pl.col(x).is_null() for x in PRICE_COLUMNS]),
+        "non_numeric_price": pl.any_horizontal(
+            [pl.col(x).is_not_null() & pl.col(f"_{x}").is_null() for x in PRICE_COLUMNS]
         ),
-        _reason(pl.any_horizontal([pl.col(x).is_null() for x in PRICE_COLUMNS]), "missing_price"),
-        _reason(
-            pl.any_horizontal([pl.col(x).is_not_null() & pl.col(f"_{x}").is_null() for x in PRICE_COLUMNS]),
-            "non_numeric_price",
+        "nan_price": pl.any_horizontal(
+            [pl.col(f"_{x}").is_nan() | pl.col(f"_{x}").is_infinite() for x in PRICE_COLUMNS]
         ),
-        _reason(
-            pl.any_horizontal(
-                [pl.col(f"_{x}").is_nan() | pl.col(f"_{x}").is_infinite() for x in PRICE_COLUMNS]
-            ),
-            "nan_price",
-        ),
-        _reason(pl.any_horizontal([pl.col(f"_{x}") <= 0 for x in PRICE_COLUMNS]), "non_positive_price"),
-        _reason(valid_prices & (h < lo), "high_below_low"),
-        _reason(valid_prices & (h >= lo) & ((o < lo) | (o > h)), "open_outside_range"),
-        _reason(valid_prices & (h >= lo) & ((c < lo) | (c > h)), "close_outside_range"),
-        _reason(
-            volume_given & (volume.is_null() | ~volume.is_finite() | (volume != volume.floor())),
-            "non_numeric_volume",
-        ),
-        _reason(volume < 0, "negative_volume"),
-        _reason(bad_quote, "invalid_bid_ask"),
-    ]
+        "non_positive_price": pl.any_horizontal([pl.col(f"_{x}") <= 0 for x in PRICE_COLUMNS]),
+        "high_below_low": valid_prices & (h < lo),
+        "open_outside_range": valid_prices & (h >= lo) & ((o < lo) | (o > h)),
+        "close_outside_range": valid_prices & (h >= lo) & ((c < lo) | (c > h)),
+        "non_numeric_volume": volume_given
+        & (volume.is_null() | ~volume.is_finite() | (volume != volume.floor())),
+        "negative_volume": volume < 0,
+        "invalid_bid_ask": bad_quote,
+    }
     if "record_error" in schema:
-        checks.append(_reason(pl.col("record_error").is_not_null(), "unparseable_record"))
+        checks["unparseable_record"] = pl.col("record_error").is_not_null()
     if "complete" in schema:
         flag = pl.col("complete").cast(pl.Utf8).str.strip_chars().str.to_lowercase()
-        checks.append(_reason(flag.is_in(["false", "0", "no"]), "incomplete_candle"))
-    flagged = parsed.with_columns(_reasons=pl.concat_list(checks).list.drop_nulls())
-    flagged = _flag_duplicates(flagged)
-    ok = pl.col("_reasons").list.len() == 0
+        checks["incomplete_candle"] = flag.is_in(["false", "0", "no"])
+    flagged = parsed.with_columns(**{f"_r_{code}": expr.fill_null(False) for code, expr in checks.items()})
+    flagged = _flag_duplicates(flagged.with_columns(_bad=pl.any_horizontal(pl.col("^_r_.*$"))))
+    codes = [*checks, *_DUPLICATE_CODES]
+    ok = ~pl.col("_bad")
     accepted = (
         flagged.filter(ok)
         .sort("_ts", maintain_order=True)
@@ -266,48 +280,56 @@ def validate_candles(
         )
         .select(list(CANDLES.schema))
     )
-    rejected = flagged.filter(~ok)
-    quarantined = _quarantine_records(rejected, raw.columns, source, ingested_at)
-    counts = (
-        rejected.select(pl.col("_reasons").explode(empty_as_null=False).alias("reason"))
-        .group_by("reason")
-        .len()
-        if rejected.height
-        else pl.DataFrame({"reason": [], "len": []})
+    rejected = flagged.filter(~ok).with_columns(
+        _reasons=pl.concat_list(
+            [pl.when(pl.col(f"_r_{code}")).then(pl.lit(code)) for code in codes]
+        ).list.drop_nulls()
     )
+    quarantined = _quarantine_records(rejected, raw.columns, source, ingested_at)
+    counts = flagged.select([pl.col(f"_r_{code}").sum().alias(code) for code in codes]).row(0, named=True)
     return ValidationResult(
         input_rows=raw.height,
         accepted=accepted,
         quarantined=quarantined,
-        reasons=dict(sorted(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))),
+        reasons={code: int(n) for code, n in sorted(counts.items()) if n},
         normalised_to_utc=int(parsed["_normalised"].fill_null(False).sum()),
     )
 
 
+_DUPLICATE_CODES = ("duplicate_key", "conflicting_duplicate")
+
+
 def _flag_duplicates(flagged: pl.DataFrame) -> pl.DataFrame:
-    """Among otherwise valid rows, flag repeated bar keys (see the module docstring for the rule)."""
+    """Among otherwise valid rows, flag repeated bar keys (see the module docstring for the rule).
+
+    Adds ``_r_duplicate_key`` and ``_r_conflicting_duplicate`` and updates ``_bad``. Only the rows whose
+    key repeats are examined in detail, so clean input costs one hash pass.
+    """
+    clean_ts = pl.when(~pl.col("_bad")).then(pl.col("_ts"))
+    repeated = flagged.select(~pl.col("_bad") & clean_ts.is_duplicated()).to_series()
+    none = {f"_r_{code}": pl.lit(False) for code in _DUPLICATE_CODES}
+    if not repeated.any():
+        return flagged.with_columns(**none)
     content = pl.struct("_open", "_high", "_low", "_close", "_volume", "_bid_close", "_ask_close").hash(
         seed=0
     )
-    clean = pl.col("_reasons").list.len() == 0
-    marked = flagged.with_columns(
-        _group=pl.when(clean).then(pl.col("_ts")),
-        _content=content,
-    ).with_columns(
-        _copies=pl.len().over("_group"),
-        _versions=pl.col("_content").n_unique().over("_group"),
-        _occurrence=pl.int_range(pl.len()).over("_group"),
+    copies = (
+        flagged.filter(repeated)
+        .select("_row", "_ts", _content=content)
+        .with_columns(
+            _versions=pl.col("_content").n_unique().over("_ts"),
+            _occurrence=pl.int_range(pl.len()).over("_ts"),
+        )
+        .select(
+            "_row",
+            _r_conflicting_duplicate=pl.col("_versions") > 1,
+            _r_duplicate_key=(pl.col("_versions") == 1) & (pl.col("_occurrence") > 0),
+        )
     )
-    duplicate = pl.col("_group").is_not_null() & (pl.col("_copies") > 1)
-    extra = (
-        pl.when(duplicate & (pl.col("_versions") > 1))
-        .then(pl.lit(["conflicting_duplicate"]))
-        .when(duplicate & (pl.col("_occurrence") > 0))
-        .then(pl.lit(["duplicate_key"]))
-        .otherwise(pl.lit([], dtype=pl.List(pl.Utf8)))
-    )
-    return marked.with_columns(_reasons=pl.concat_list("_reasons", extra)).drop(
-        "_group", "_content", "_copies", "_versions", "_occurrence"
+    return (
+        flagged.join(copies, on="_row", how="left", maintain_order="left")
+        .with_columns(pl.col(f"_r_{code}").fill_null(False) for code in _DUPLICATE_CODES)
+        .with_columns(_bad=pl.col("_bad") | pl.col("_r_duplicate_key") | pl.col("_r_conflicting_duplicate"))
     )
 
 

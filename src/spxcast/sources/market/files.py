@@ -177,16 +177,19 @@ class FileCandleSource:
 
 
 def _parse_json_lines(lines: list[bytes]) -> pl.DataFrame:
-    """Parse JSON lines (one object each) in one go; with bad lines, line by line so none is lost."""
-    text = pl.Series("line", [line.decode("utf-8", errors="replace") for line in lines], dtype=pl.Utf8)
+    """Parse JSON lines (one object each) in one go; with bad lines, line by line so none is lost.
+
+    In the line-by-line fallback every row keeps its original text in ``line`` and, when it could not be
+    read, the reason in ``record_error``.
+    """
     try:
-        parsed = pl.read_ndjson(io.BytesIO(b"\n".join(lines)), infer_schema_length=None)
+        parsed = pl.read_ndjson(io.BytesIO(b"\n".join(lines)), infer_schema_length=1000)
         if parsed.height == len(lines):
-            return parsed.with_columns(text, record_error=pl.lit(None, dtype=pl.Utf8))
+            return parsed
     except pl.exceptions.PolarsError:
         log.debug("batch of %d JSON lines has bad lines; parsing line by line", len(lines))
     records: list[dict[str, Any]] = []
-    for line in text:
+    for line in (raw.decode("utf-8", errors="replace") for raw in lines):
         error: str | None
         try:
             value = json.loads(line)
