@@ -58,7 +58,12 @@ def worker(case: str, home: Path, years: int, dump: Path) -> dict[str, float]:
         report = ingest_market(settings, Lake.from_settings(settings), source="synthetic")
     seconds = time.perf_counter() - began
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "rows": report.accepted_rows, "peak_rss_mib": peak_mib, "chunks": report.chunks}
+    return {
+        "seconds": seconds,
+        "rows": report.accepted_rows,
+        "peak_rss_mib": peak_mib,
+        "chunks": report.chunks,
+    }
 
 
 def write_dump(path: Path, years: int) -> int:
@@ -87,7 +92,9 @@ def write_dump(path: Path, years: int) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--years", type=int, default=5)
     parser.add_argument("--worker", nargs=2, metavar=("CASE", "HOME"), help=argparse.SUPPRESS)
@@ -103,11 +110,24 @@ def main() -> None:
         root = Path(scratch)
         dump = root / "oanda_m1.ndjson"
         lines = write_dump(dump, args.years)
-        print(f"wrote {lines:,} OANDA NDJSON lines ({dump.stat().st_size / 2**20:.0f} MiB), not timed", flush=True)
+        print(
+            f"wrote {lines:,} OANDA NDJSON lines ({dump.stat().st_size / 2**20:.0f} MiB), not timed",
+            flush=True,
+        )
         for run in range(args.runs):
             for case in cases:
                 home = root / f"{case}_{run}"
-                command = [sys.executable, __file__, "--years", str(args.years), "--dump", str(dump), "--worker", case, str(home)]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--years",
+                    str(args.years),
+                    "--dump",
+                    str(dump),
+                    "--worker",
+                    case,
+                    str(home),
+                ]
                 out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
                 results[case].append(json.loads(out.strip().splitlines()[-1]))
                 print(f"run {run + 1} {case}: {results[case][-1]}", flush=True)
@@ -117,7 +137,9 @@ def main() -> None:
         seconds = statistics.median(r["seconds"] for r in runs)
         rss = statistics.median(r["peak_rss_mib"] for r in runs)
         rows = int(runs[0]["rows"])
-        print(f"{case:<24} {rows:>10,} {int(runs[0]['chunks']):>8} {seconds:>9.2f} {rows / seconds:>11,.0f} {rss:>13,.0f}")
+        print(
+            f"{case:<24} {rows:>10,} {int(runs[0]['chunks']):>8} {seconds:>9.2f} {rows / seconds:>11,.0f} {rss:>13,.0f}"
+        )
 
 
 if __name__ == "__main__":

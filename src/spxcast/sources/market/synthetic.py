@@ -18,7 +18,11 @@ Asian hours, busier European hours, a burst at the US cash open 14:30 UTC that d
 21:00 close) sets the minute variance ``v_i``. Shocks are Student-t (4 degrees of freedom, unit variance)
 plus rare random jumps. The minute returns are then *bridged* to the daily level: the residual
 ``R_n - sum(r)`` is spread over the session in proportion to ``v_i`` (the conditional law of a Gaussian
-walk given its end point), so the price at every session open follows from the daily level alone.
+walk given its end point), so the price at every session open follows from the daily level alone. The
+price opens at ``base_price`` in the session of ``market.synthetic.start``. Prices are rounded to cents;
+high and low add half-normal wicks to the open/close range; tick volume follows the intraday profile,
+the minute volatility and the size of the move; bid and ask closes sit half a spread around the mid,
+the spread widening in quiet hours.
 
 *Events* (``bronze.synthetic_events``): Poisson arrivals (``events_per_session`` per session) with an
 intraday seasonality (more in US hours, spikes at the 12:30 and 14:00 UTC macro releases), a direction
