@@ -26,12 +26,16 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spxcast.config import Settings
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 sys.path.insert(0, str(SRC))
 
 
-def _settings(home: Path, years: int, chunk_days: int):  # noqa: ANN202 - the bench keeps imports lazy
+def _settings(home: Path, years: int, chunk_days: int) -> Settings:
     from spxcast.config import load_settings
 
     return load_settings(
@@ -136,10 +140,8 @@ def main() -> None:
     for case, runs in results.items():
         seconds = statistics.median(r["seconds"] for r in runs)
         rss = statistics.median(r["peak_rss_mib"] for r in runs)
-        rows = int(runs[0]["rows"])
-        print(
-            f"{case:<24} {rows:>10,} {int(runs[0]['chunks']):>8} {seconds:>9.2f} {rows / seconds:>11,.0f} {rss:>13,.0f}"
-        )
+        rows, commits = int(runs[0]["rows"]), int(runs[0]["chunks"])
+        print(f"{case:<24} {rows:>10,} {commits:>8} {seconds:>9.2f} {rows / seconds:>11,.0f} {rss:>13,.0f}")
 
 
 if __name__ == "__main__":
