@@ -212,3 +212,50 @@ def test_bad_requests_are_clear_errors() -> None:
         source().generate("SPX500_USD", "S5", START, START + timedelta(days=1))
     with pytest.raises(ConfigError, match="starts at"):
         source().generate("SPX500_USD", "M1", datetime(1990, 1, 1, tzinfo=UTC), START)
+
+
+def _naive_drift(events: pl.DataFrame, minute: datetime, scale: float, tau: float) -> float:
+    """Planted log-return of the M1 bar starting at ``minute``, event by event (events of one session)."""
+    total = 0.0
+    for received, direction, magnitude in events.select("received_at", "direction", "magnitude").iter_rows():
+        age = (minute - received).total_seconds() / 60
+        if age >= 0:
+            total += direction * magnitude * scale * np.exp(-age / tau)
+    return total
+
+
+def test_oracle_and_drift_match_a_naive_event_loop() -> None:
+    session_open = datetime(2024, 3, 4, 22, tzinfo=UTC)  # Monday 22:00: Tuesday's session, and only it
+    config = {"planted_signal": True, "planted_strength": 2.0}
+    market = generate(1, start=session_open, **config)
+    flat = generate(1, start=session_open, planted_signal=True, planted_strength=0.0)
+    assert market.oracle is not None
+    synthetic = source(**config)
+    scale = 2.0 * synthetic_d0() * synthetic._minute_sigma
+    events, tau, horizon = market.events, 30.0, 30
+    session_close = session_open + timedelta(hours=23)
+    oracle = dict(market.oracle.select("ts", "oracle_ret_pct").iter_rows())
+    for bar in [session_open + timedelta(minutes=m) for m in (3, 200, 700, 1000, 1100, 1200, 1370, 1379)]:
+        close = bar + timedelta(minutes=1)
+        known = events.filter(pl.col("received_at") <= close)
+        steps = [
+            close + timedelta(minutes=j)
+            for j in range(horizon)
+            if close + timedelta(minutes=j) < session_close
+        ]
+        expected = 100 * np.expm1(sum(_naive_drift(known, s, scale, tau) for s in steps))
+        assert oracle[bar] == pytest.approx(expected, abs=1e-9), bar
+    # Earlier sessions' drift moves the opening level; within the session the difference is the drift.
+    opening = np.log(market.candles["open"][0]) - np.log(flat.candles["open"][0])
+    drift = np.log(market.candles["close"].to_numpy()) - np.log(flat.candles["close"].to_numpy()) - opening
+    minutes = market.candles["ts"].to_list()
+    expected_drift = np.cumsum([_naive_drift(events, m, scale, tau) for m in minutes])
+    assert np.abs(drift - expected_drift).max() < 5e-6, (
+        "closes carry exactly the planted drift (cent rounding aside)"
+    )
+
+
+def synthetic_d0() -> float:
+    from spxcast.sources.market import synthetic
+
+    return synthetic._DRIFT_D0

@@ -27,8 +27,9 @@ the spread widening in quiet hours.
 *Events* (``bronze.synthetic_events``): Poisson arrivals (``events_per_session`` per session) with an
 intraday seasonality (more in US hours, spikes at the 12:30 and 14:00 UTC macro releases), a direction
 (+1/-1), a magnitude (Beta(2, 3), in 0..1) and a kind. Events with magnitude > 0.6 move the market at
-once: the bar containing ``received_at`` jumps by ``direction * magnitude * 10`` minute standard
-deviations. Jumps are part of the market whether or not the planted signal is on.
+once: the bar it arrives in (the first bar closing at or after ``received_at``) jumps by
+``direction * magnitude * 10`` minute standard deviations. Jumps are part of the market whether or not
+the planted signal is on.
 
 *Planted signal* (``planted_signal``): every M1 bar starting at or after an event's ``received_at``, in the
 same session, gets an extra log-return ``direction * magnitude * strength * d0 * exp(-(start - received_at)
@@ -366,8 +367,9 @@ class SyntheticCandleSource:
         local, local_amp, local_jumps = events.select(here), amplitude[here], jumps[here]
         rows = local.ordinal - first
         offset = local.offset_minutes
-        np.add.at(returns, (rows, np.floor(offset).astype(np.int64)), local_jumps)
         first_bar = np.ceil(offset).astype(np.int64)
+        # The jump lands in the bar whose interval (start, close] holds received_at: known at that close.
+        np.add.at(returns, (rows, np.maximum(first_bar - 1, 0)), local_jumps)
         impulses = np.zeros((s, SESSION_MINUTES + 1))
         tau = self.config.planted_tau_minutes
         np.add.at(impulses, (rows, first_bar), local_amp * np.exp(-(first_bar - offset) / tau))
