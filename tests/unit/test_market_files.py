@@ -144,3 +144,12 @@ def test_clear_errors_for_bad_files_and_mappings(settings: Settings, tmp_path: P
         ingest_file(settings, csv)
     with pytest.raises(ConfigError, match="whole file"):
         ingest_market(settings, Lake.from_settings(settings), source="files", file=csv, start="2024-01-01")
+
+
+def test_csv_is_streamed_in_batches(tmp_path: Path) -> None:
+    path = tmp_path / "many.csv"
+    stamps = [(BASE + timedelta(minutes=i)).isoformat() for i in range(95)]
+    path.write_text("ts,open,high,low,close\n" + "".join(f"{t},1,2,1,1\n" for t in stamps))
+    frames = list(FileCandleSource(FilesSourceSettings(batch_rows=20), path).fetch("X", "M1", None, None))
+    assert [f.height for f in frames] == [20, 20, 20, 20, 15]
+    assert pl.concat(frames)["ts"].to_list() == stamps
