@@ -153,3 +153,20 @@ def test_csv_is_streamed_in_batches(tmp_path: Path) -> None:
     frames = list(FileCandleSource(FilesSourceSettings(batch_rows=20), path).fetch("X", "M1", None, None))
     assert [f.height for f in frames] == [20, 20, 20, 20, 15]
     assert pl.concat(frames)["ts"].to_list() == stamps
+
+
+def test_quarantine_is_kept_per_series_and_not_duplicated_on_rerun(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from spxcast.ingest.market import stored_health
+
+    path = tmp_path / "bad.csv"
+    path.write_text("ts,open,high,low,close\n2024-01-02T10:00:00Z,x,1,1,1\n2024-01-02T10:00:00Z,x,1,1,1\n")
+    _, lake = ingest_file(settings, path)
+    ingest_file(settings, path)
+    settings.instrument = "NAS100_USD"
+    ingest_file(settings, path)
+    quarantine = lake.read("bronze.quarantine")
+    assert quarantine.height == 4, "two identical bad rows per series, nothing added by the rerun"
+    assert sorted(quarantine["source"].unique().to_list()) == ["files/NAS100_USD/M1", "files/SPX500_USD/M1"]
+    assert stored_health(lake, "SPX500_USD", "M1").quarantined_records == 2

@@ -23,6 +23,7 @@ from spxcast.config import Settings
 from spxcast.errors import ConfigError
 from spxcast.lake import Lake
 from spxcast.quality import HealthReport, ValidationResult, candle_health, quarantine_counts, validate_candles
+from spxcast.quality.candles import quarantine_origin
 from spxcast.sources.market.base import CandleSource
 from spxcast.timeutil import bar_length, parse_utc
 
@@ -260,7 +261,7 @@ def _finish(report: IngestReport, lake: Lake, began: float) -> IngestReport:
 
 @dataclass(frozen=True)
 class StoredHealth:
-    """Health of a stored series plus the number of quarantined candle records (all sources)."""
+    """Health of a stored series plus the number of its quarantined candle records (all sources)."""
 
     report: HealthReport
     quarantined_records: int
@@ -285,7 +286,10 @@ def stored_health(lake: Lake, instrument: str, granularity: str) -> StoredHealth
     )
     quarantine = (
         lake.scan("bronze.quarantine")
-        .filter(pl.col("table") == "bronze.candles")
+        .filter(
+            (pl.col("table") == "bronze.candles")
+            & pl.col("source").str.ends_with(quarantine_origin("", instrument, granularity))
+        )
         .select("table", "reasons")
         .collect()
         if lake.exists("bronze.quarantine")

@@ -285,7 +285,8 @@ def validate_candles(
             [pl.when(pl.col(f"_r_{code}")).then(pl.lit(code)) for code in codes]
         ).list.drop_nulls()
     )
-    quarantined = _quarantine_records(rejected, raw.columns, source, ingested_at)
+    origin = quarantine_origin(source, instrument, granularity)
+    quarantined = _quarantine_records(rejected, raw.columns, origin, ingested_at)
     counts = flagged.select([pl.col(f"_r_{code}").sum().alias(code) for code in codes]).row(0, named=True)
     return ValidationResult(
         input_rows=raw.height,
@@ -333,10 +334,19 @@ def _flag_duplicates(flagged: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def quarantine_origin(source: str, instrument: str, granularity: str) -> str:
+    """The ``source`` of a quarantined candle record: ``<source>/<instrument>/<granularity>``."""
+    return f"{source}/{instrument}/{granularity}"
+
+
 def _quarantine_records(
     rejected: pl.DataFrame, raw_columns: list[str], source: str, ingested_at: datetime
 ) -> pl.DataFrame:
-    """``bronze.quarantine`` rows: the raw record as JSON, its reasons, a stable record hash."""
+    """``bronze.quarantine`` rows: the raw record as JSON, its reasons, a stable record hash.
+
+    The hash covers the origin, the raw record and its occurrence among identical rejected records of
+    this input, so re-ingesting the same input adds nothing and identical bad copies stay distinct.
+    """
     if rejected.height == 0:
         return pl.DataFrame(schema=QUARANTINE.schema)
     raw_json = rejected.select(
