@@ -212,6 +212,10 @@ def test_bad_requests_are_clear_errors() -> None:
         source().generate("SPX500_USD", "S5", START, START + timedelta(days=1))
     with pytest.raises(ConfigError, match="starts at"):
         source().generate("SPX500_USD", "M1", datetime(1990, 1, 1, tzinfo=UTC), START)
+    with pytest.raises(ConfigError, match="non-negative seed"):
+        source(seed=-1)
+    with pytest.raises(ConfigError, match="calendar anchor"):
+        source(start="1990-01-01")
 
 
 def _naive_drift(events: pl.DataFrame, minute: datetime, scale: float, tau: float) -> float:

@@ -173,6 +173,13 @@ class SyntheticCandleSource:
     name = "synthetic"
 
     def __init__(self, config: SyntheticMarketSettings, seed: int, horizon_minutes: int) -> None:
+        if seed < 0:
+            raise ConfigError(f"the synthetic market needs a non-negative seed; got {seed}")
+        if parse_utc(config.start) < CALENDAR_ANCHOR:
+            raise ConfigError(
+                f"market.synthetic.start {config.start} is before the calendar anchor "
+                f"{CALENDAR_ANCHOR:%Y-%m-%d}; choose a later start"
+            )
         self.config = config
         self.seed = seed
         self.horizon_minutes = horizon_minutes
