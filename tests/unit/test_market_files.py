@@ -46,8 +46,7 @@ def test_oanda_ndjson_dump_with_bad_lines(settings: Settings, tmp_path: Path) ->
     assert report.input_rows == 9, "blank lines are not records"
     assert report.accepted_rows == 6
     assert report.quarantined_rows == 3
-    assert report.reasons["unparseable_record"] == 2
-    assert report.reasons["incomplete_candle"] == 1
+    assert report.reasons == {"unparseable_record": 2, "incomplete_candle": 1}
     candles = lake.read("bronze.candles").sort("ts")
     assert candles["open"].to_list() == [4700.0 + i for i in range(6)]
     assert candles["bid_close"][0] == pytest.approx(4700.8)

@@ -253,7 +253,10 @@ def validate_candles(
         "invalid_bid_ask": bad_quote,
     }
     if "record_error" in schema:
-        checks["unparseable_record"] = pl.col("record_error").is_not_null()
+        # A record the source could not read has no fields to judge: that is its only reason.
+        readable = pl.col("record_error").is_null()
+        checks = {code: expr & readable for code, expr in checks.items()}
+        checks["unparseable_record"] = ~readable
     if "complete" in schema:
         flag = pl.col("complete").cast(pl.Utf8).str.strip_chars().str.to_lowercase()
         checks["incomplete_candle"] = flag.is_in(["false", "0", "no"])
