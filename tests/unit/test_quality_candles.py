@@ -239,3 +239,40 @@ def test_property_every_row_is_accepted_or_quarantined(rows: list[dict[str, str 
     assert all(len(r) > 0 for r in result.quarantined["reasons"].to_list())
     assert sum(result.reasons.values()) >= result.quarantined.height
     assert accepted["ts"].dtype == UTC_TS
+
+
+_DEFECTS: dict[str, dict[str, str | None]] = {
+    "nan_price": {"open": "NaN"},
+    "non_positive_price": {"low": "0"},
+    "non_numeric_price": {"close": "12,5"},
+    "missing_price": {"high": None},
+    "high_below_low": {"high": "98", "low": "99"},
+    "open_outside_range": {"open": "101.5"},
+    "close_outside_range": {"close": "98.9"},
+    "negative_volume": {"volume": "-7"},
+    "non_numeric_volume": {"volume": "many"},
+    "misaligned_timestamp": {"ts": "2024-01-02T10:00:30Z"},
+    "unparseable_timestamp": {"ts": "yesterday"},
+    "missing_timestamp": {"ts": None},
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.sampled_from([None, *_DEFECTS]), min_size=1, max_size=30), st.randoms(use_true_random=False)
+)
+def test_property_each_injected_defect_gets_exactly_its_reason(defects: list[str | None], rnd) -> None:
+    rows = []
+    for i, defect in enumerate(defects):
+        good = row((datetime(2024, 1, 2, 12, tzinfo=UTC) + timedelta(minutes=i)).isoformat())
+        rows.append({**good, **(_DEFECTS[defect] if defect else {}), "_id": str(i)})
+    rnd.shuffle(rows)
+    result = check(pl.DataFrame(rows))
+    got = {
+        json.loads(raw)["_id"]: reasons
+        for raw, reasons in result.quarantined.select("raw", "reasons").iter_rows()
+    }
+    expected = {str(i): [d] for i, d in enumerate(defects) if d}
+    assert got == expected
+    assert result.accepted.height == defects.count(None)
+    assert result.accepted["ts"].is_sorted(), "shuffled input comes out sorted"
