@@ -203,7 +203,7 @@ def test_missing_token_names_the_environment_variable() -> None:
         OandaCandleSource(OandaSettings(token=SecretStr(TOKEN), price="BA"))
 
 
-def test_ingestion_resumes_after_the_newest_stored_bar(
+def test_ingestion_continues_after_the_newest_stored_bar(
     settings: Settings, server: tuple[str, FakeOanda]
 ) -> None:
     base_url, state = server
@@ -216,9 +216,7 @@ def test_ingestion_resumes_after_the_newest_stored_bar(
     )
     assert first.accepted_rows == 500
     state.requests.clear()
-    second = ingest_market(
-        settings, lake, source="oanda", start=START.isoformat(), end=NOW.isoformat(), now=NOW
-    )
+    second = ingest_market(settings, lake, source="oanda", end=NOW.isoformat(), now=NOW)
     assert second.accepted_rows == 699
     newest_stored = datetime.fromisoformat(state.candles[499]["time"].replace("000000000Z", "+00:00"))
     resumed_from = datetime.fromisoformat(state.requests[0]["query"]["from"][0].replace("Z", "+00:00"))
@@ -229,3 +227,6 @@ def test_ingestion_resumes_after_the_newest_stored_bar(
     assert stored.height == 1199
     assert stored["ts"].n_unique() == 1199
     assert stored["source"].unique().to_list() == ["oanda"]
+    settings.instrument = "NAS100_USD"
+    with pytest.raises(ConfigError, match="nothing of NAS100_USD M1 is stored yet"):
+        ingest_market(settings, lake, source="oanda", now=NOW)

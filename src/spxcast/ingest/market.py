@@ -85,42 +85,44 @@ def windows(start: datetime, end: datetime, days: int) -> list[tuple[datetime, d
 
 
 def newest_stored_bar(
-    lake: Lake, instrument: str, granularity: str, start: datetime, end: datetime
+    lake: Lake, instrument: str, granularity: str, start: datetime | None = None, end: datetime | None = None
 ) -> datetime | None:
-    """Start of the newest stored bar of the series inside ``[start, end)``, or ``None``."""
+    """Start of the newest stored bar of the series (inside ``[start, end)`` when given), or ``None``."""
     if not lake.exists("bronze.candles"):
         return None
-    newest = (
-        lake.scan("bronze.candles")
-        .filter(
-            (pl.col("instrument") == instrument)
-            & (pl.col("granularity") == granularity)
-            & (pl.col("ts") >= start)
-            & (pl.col("ts") < end)
-        )
-        .select(pl.col("ts").max())
-        .collect()
-        .item()
+    selected = (pl.col("instrument") == instrument) & (pl.col("granularity") == granularity)
+    if start is not None:
+        selected &= pl.col("ts") >= start
+    if end is not None:
+        selected &= pl.col("ts") < end
+    newest: datetime | None = (
+        lake.scan("bronze.candles").filter(selected).select(pl.col("ts").max()).collect().item()
     )
     return newest
 
 
 def _range(
-    settings: Settings, source: str, start: str | None, end: str | None, now: datetime
+    settings: Settings, lake: Lake, source: str, start: str | None, end: str | None, now: datetime
 ) -> tuple[datetime, datetime]:
+    """The ``[start, end)`` to ingest. An OANDA download without a start continues the stored series."""
     market = settings.market
+    chosen_end = end or market.end
     if source == "synthetic":
         begin = parse_utc(start or market.start or market.synthetic.start)
-        default_end = begin + timedelta(days=market.synthetic.days)
-        chosen_end = end or market.end
-        finish = parse_utc(chosen_end) if chosen_end else default_end
+        finish = parse_utc(chosen_end) if chosen_end else begin + timedelta(days=market.synthetic.days)
     else:
-        chosen = start or market.start
-        if chosen is None:
-            raise ConfigError("an OANDA download needs a start: pass --start YYYY-MM-DD or set market.start")
-        begin = parse_utc(chosen)
-        chosen_end = end or market.end
         finish = parse_utc(chosen_end) if chosen_end else now
+        chosen = start or market.start
+        if chosen is not None:
+            begin = parse_utc(chosen)
+        else:
+            newest = newest_stored_bar(lake, settings.instrument, settings.granularity, None, finish)
+            if newest is None:
+                raise ConfigError(
+                    f"nothing of {settings.instrument} {settings.granularity} is stored yet to continue "
+                    "from: pass --start YYYY-MM-DD (or set market.start) for the first OANDA download"
+                )
+            begin = newest
     if finish <= begin:
         raise ConfigError(
             f"bad date range: end {finish:%Y-%m-%d %H:%M} is not after start {begin:%Y-%m-%d %H:%M}"
@@ -171,7 +173,8 @@ def ingest_market(
     start, end
         ISO-8601 range ``[start, end)`` of bar starts, UTC when naive.
     resume
-        OANDA only: continue after the newest bar already stored in the range.
+        OANDA only: continue after the newest bar already stored in the range. Without a start, an
+        OANDA download continues after the newest stored bar of the series.
     now
         The clock for the future-timestamp check; default the current time.
     candle_source
@@ -211,7 +214,7 @@ def ingest_market(
             _notify(on_progress, index, None, f"batch {index}: {report.input_rows:,} rows read")
         return _finish(report, lake, began)
 
-    begin, finish = _range(settings, name, start, end, now)
+    begin, finish = _range(settings, lake, name, start, end, now)
     report = IngestReport(name, instrument, granularity, begin, finish)
     if name == "oanda" and resume:
         newest = newest_stored_bar(lake, instrument, granularity, begin, finish)
