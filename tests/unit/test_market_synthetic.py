@@ -263,3 +263,16 @@ def synthetic_d0() -> float:
     from spxcast.sources.market import synthetic
 
     return synthetic._DRIFT_D0
+
+
+def test_coarse_bar_oracle_equals_the_minute_oracle_at_the_same_close() -> None:
+    m1 = generate(3, planted_signal=True).oracle
+    m5 = generate(3, granularity="M5", planted_signal=True).oracle
+    assert m1 is not None
+    assert m5 is not None
+    same_close = m5.select(pl.col("ts") + timedelta(minutes=4), "oracle_ret_pct").join(
+        m1.select("ts", "oracle_ret_pct"), on="ts", suffix="_m1"
+    )
+    assert same_close.height == m5.height
+    assert (same_close["oracle_ret_pct"] - same_close["oracle_ret_pct_m1"]).abs().max() < 1e-12
+    assert (m5["oracle_ret_pct"] != 0).sum() > 100
