@@ -63,6 +63,8 @@ def test_each_bad_row_gets_the_right_reason() -> None:
         row("not a time"),
         row("2024-01-02T10:10:00Z", v="1.5"),
         row("2024-01-02T10:11:00Z", o="inf"),
+        row("2024-01-02T10:12:00Z", v="1e30"),
+        row("0001-01-01T00:00:00Z"),
     ]
     result = check(pl.DataFrame(rows))
     assert result.accepted["ts"].to_list() == [datetime(2024, 1, 2, 10, 0, tzinfo=UTC)]
@@ -81,6 +83,8 @@ def test_each_bad_row_gets_the_right_reason() -> None:
         "not a time": ["unparseable_timestamp"],
         "2024-01-02T10:10:00Z": ["non_numeric_volume"],
         "2024-01-02T10:11:00Z": ["nan_price"],
+        "2024-01-02T10:12:00Z": ["non_numeric_volume"],
+        "0001-01-01T00:00:00Z": ["timestamp_out_of_range"],
     }
     assert result.reasons["nan_price"] == 2
 
@@ -202,6 +206,7 @@ _cell = st.one_of(
     st.floats(min_value=90, max_value=110).map(lambda x: f"{x:.2f}"),
     st.text(max_size=6),
     st.integers(-5, 200).map(str),
+    st.sampled_from(["1e30", "-0", "1e300", "0x10", " 101 ", "1_000", "NaN", "-inf"]),
 )
 _stamp = st.one_of(
     st.none(),
@@ -213,6 +218,9 @@ _stamp = st.one_of(
         lambda s: (datetime(2024, 1, 2, 10, tzinfo=UTC) + timedelta(seconds=s)).isoformat()[:19]
     ),
     st.integers(1_700_000_000, 1_800_000_000).map(str),
+    st.sampled_from(
+        ["9.2e21", "-1e300", "0001-01-01T00:00:00Z", "9999-12-31T23:59:00Z", "2024-02-30T10:00:00Z"]
+    ),
 )
 
 

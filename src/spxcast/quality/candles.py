@@ -10,6 +10,7 @@ Reason codes (a row may carry several):
 ``misaligned_timestamp``    ``ts`` not on the granularity's grid (bars up to 1 h: a multiple of the bar
                             length; longer bars: a whole hour, since OANDA aligns them to New York time)
 ``future_timestamp``        the bar closes after ``now + max_future_skew_s`` (an incomplete bar)
+``timestamp_out_of_range``  a bar starting before 1970-01-01 (a misread epoch or date)
 ``missing_price``           open/high/low/close missing
 ``non_numeric_price``       a price that is not a number (garbage strings, booleans)
 ``nan_price``               NaN or infinite price
@@ -17,7 +18,7 @@ Reason codes (a row may carry several):
 ``high_below_low``          high < low
 ``open_outside_range``      open outside [low, high]
 ``close_outside_range``     close outside [low, high]
-``non_numeric_volume``      a volume that is not a whole number
+``non_numeric_volume``      a volume that is not a whole number (below 2**53)
 ``negative_volume``         volume < 0
 ``invalid_bid_ask``         a bid/ask close that is present but not a positive number, or bid > ask
 ``duplicate_key``           the same bar key again with identical content: the first row is kept
@@ -51,6 +52,8 @@ OPTIONAL_COLUMNS = ("volume", "bid_close", "ask_close")
 _AWARE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M%:z")
 _NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 _UTC_SUFFIX = r"(Z|[+-]00:?00)$"
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_VOLUME = 2.0**53  # beyond this a float no longer holds a whole number exactly
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,7 @@ def validate_candles(
         "unparseable_timestamp": pl.col("ts").is_not_null() & pl.col("_ts").is_null(),
         "misaligned_timestamp": pl.col("_ts").dt.epoch("us") % grid_us != 0,
         "future_timestamp": pl.col("_ts") + pl.duration(microseconds=length_us) > pl.lit(latest_close),
+        "timestamp_out_of_range": pl.col("_ts") < pl.lit(_EARLIEST).cast(UTC_TS),
         "missing_price": pl.any_horizontal([pl.col(x).is_null() for x in PRICE_COLUMNS]),
         "non_numeric_price": pl.any_horizontal(
             [pl.col(x).is_not_null() & pl.col(f"_{x}").is_null() for x in PRICE_COLUMNS]
@@ -248,7 +252,9 @@ def validate_candles(
         "open_outside_range": valid_prices & (h >= lo) & ((o < lo) | (o > h)),
         "close_outside_range": valid_prices & (h >= lo) & ((c < lo) | (c > h)),
         "non_numeric_volume": volume_given
-        & (volume.is_null() | ~volume.is_finite() | (volume != volume.floor())),
+        & (
+            volume.is_null() | ~volume.is_finite() | (volume != volume.floor()) | (volume.abs() > _MAX_VOLUME)
+        ),
         "negative_volume": volume < 0,
         "invalid_bid_ask": bad_quote,
     }
