@@ -230,3 +230,19 @@ def test_ingestion_continues_after_the_newest_stored_bar(
     settings.instrument = "NAS100_USD"
     with pytest.raises(ConfigError, match="nothing of NAS100_USD M1 is stored yet"):
         ingest_market(settings, lake, source="oanda", now=NOW)
+
+
+def test_a_malformed_candle_is_quarantined_not_lost(
+    settings: Settings, server: tuple[str, FakeOanda]
+) -> None:
+    base_url, state = server
+    state.candles[10]["mid"]["h"] = "n/a"
+    state.candles[11]["mid"]["l"] = "99999"
+    settings.oanda = OandaSettings(token=SecretStr(TOKEN), base_url=base_url, max_count=100)
+    lake = Lake.from_settings(settings)
+    report = ingest_market(
+        settings, lake, source="oanda", start=START.isoformat(), end=NOW.isoformat(), now=NOW
+    )
+    assert (report.input_rows, report.accepted_rows, report.quarantined_rows) == (1199, 1197, 2)
+    assert report.reasons == {"non_numeric_price": 1, "high_below_low": 1}
+    assert lake.read("bronze.quarantine")["source"].to_list() == ["oanda/SPX500_USD/M1"] * 2

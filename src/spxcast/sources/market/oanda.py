@@ -22,7 +22,7 @@ import httpx
 import polars as pl
 
 from spxcast.config import OandaSettings
-from spxcast.errors import ConfigError, SourceError
+from spxcast.errors import ConfigError, SourceError, SpxcastError
 from spxcast.timeutil import parse_utc
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,11 @@ class OandaCandleSource:
             }
             if not first_page:
                 params["includeFirst"] = "false"
-            candles = self._get(url, params).get("candles") or []
-            in_range = [c for c in candles if parse_utc(c["time"]) < end]
+            payload = self._get(url, params)
+            candles = payload.get("candles") or [] if isinstance(payload, dict) else []
+            times = [_candle_time(c) for c in candles]
+            # A candle without a readable time is passed on for validation to quarantine.
+            in_range = [c for c, t in zip(candles, times, strict=True) if t is None or t < end]
             complete = [c for c in in_range if c.get("complete", False)]
             if complete:
                 yield self._frame(complete)
@@ -101,7 +104,10 @@ class OandaCandleSource:
             )
             if finished:
                 return
-            cursor, first_page = candles[-1]["time"], False
+            readable = [t for t in times if t is not None]
+            if not readable:
+                raise SourceError(f"OANDA answered {url} with a page of candles without readable times")
+            cursor, first_page = _rfc3339(readable[-1]), False
 
     def _frame(self, candles: list[dict[str, Any]]) -> pl.DataFrame:
         def quote(candle: dict[str, Any], side: str, field: str) -> str | None:
@@ -156,6 +162,13 @@ class OandaCandleSource:
     def _backoff(self, attempt: int) -> float:
         base = min(self.config.backoff_max_s, self.config.backoff_base_s * 2**attempt)
         return base * (0.5 + self._jitter())
+
+
+def _candle_time(candle: dict[str, Any]) -> datetime | None:
+    try:
+        return parse_utc(str(candle["time"]))
+    except (KeyError, SpxcastError):
+        return None
 
 
 def _error_message(response: httpx.Response) -> str:
