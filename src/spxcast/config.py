@@ -58,6 +58,9 @@ class SyntheticMarketSettings(BaseModel):
     planted_strength: float = Field(
         default=1.0, ge=0, description="Scale of the planted drift (1.0 = documented default strength)"
     )
+    planted_tau_minutes: float = Field(default=30.0, gt=0, description="Decay time of the planted drift")
+    events_per_session: float = Field(default=8.0, ge=0, description="Mean number of events per session")
+    spread_bps: float = Field(default=1.0, ge=0, description="Typical bid/ask spread in basis points")
 
 
 class FilesSourceSettings(BaseModel):
@@ -69,6 +72,7 @@ class FilesSourceSettings(BaseModel):
         default_factory=dict, description="Map from bronze column (ts, open, …) to the file's column"
     )
     timezone: str = Field(default="UTC", description="Timezone of naive timestamps in the file")
+    batch_rows: int = Field(default=500_000, ge=1, description="Rows validated and committed per batch")
 
 
 class OandaSettings(BaseModel):

@@ -108,7 +108,8 @@ QUARANTINE = TableSpec(
 
 SYNTHETIC_EVENTS = TableSpec(
     name="bronze.synthetic_events",
-    key=("instrument", "event_id"),
+    # event_id alone is unique; received_at in the key lets merges skip files outside the incoming range.
+    key=("instrument", "received_at", "event_id"),
     schema={
         "instrument": pl.Utf8(),
         "event_id": pl.Utf8(),

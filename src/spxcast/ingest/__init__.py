@@ -1,0 +1,1 @@
+"""Ingestion orchestration: sources -> validation -> bronze tables, chunk by chunk."""

@@ -1,0 +1,1 @@
+"""External data sources: each client implements a Protocol and returns raw frames."""
