@@ -1,0 +1,1 @@
+"""Ingestion: a source's records, cleaned and checked, written to bronze (one module per data family)."""
