@@ -152,7 +152,7 @@ def news_signals(bars: pl.DataFrame, scored_articles: pl.DataFrame, context: Fea
     )
     recent = at_close["n"] - _as_of(events, close - timedelta(minutes=AVAILABLE_WINDOW_MINUTES))["n"]
     columns.append(pl.Series(AVAILABLE, (recent > 0).astype(np.float64)))
-    return pl.concat([keys, pl.DataFrame(columns).cast(pl.Float32)], how="horizontal")
+    return keys.hstack(pl.DataFrame(columns).cast(pl.Float32).get_columns())
 
 
 def _minutes(times: pl.Series) -> np.ndarray:
