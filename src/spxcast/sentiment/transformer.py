@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,12 @@ class TransformerScorer:
         self.label_index = _label_index(network.config.id2label, model)
         network.eval()
         if quantize_int8:
-            network = torch.ao.quantization.quantize_dynamic(network, {torch.nn.Linear}, dtype=torch.qint8)
+            with warnings.catch_warnings():
+                # torch.ao.quantization is deprecated in favour of torchao, which is not a dependency;
+                # quantize_dynamic still works in torch 2.13 and the benchmark measures its accuracy.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", UserWarning)
+                network = torch.ao.quantization.quantize_dynamic(network, {torch.nn.Linear}, dtype=torch.qint8)
         self.model = network.to(self.device)
         name = Path(model).name if Path(model).is_dir() else model
         variant = f"len{max_length}" + ("-int8" if quantize_int8 else "")

@@ -54,11 +54,11 @@ EVENT_TEMPLATES: dict[int, tuple[tuple[str, ...], ...]] = {
     1: (
         (
             "{subject} edge higher, up {pct}%, after {topic}",
-            "{subject} tick up {pct}% as investors digest {topic}",
+            "{subject} climb {pct}% as investors digest {topic}",
         ),
         (
             "{subject} rise {pct}% after strong {topic}",
-            "{subject} climb {pct}% as {topic} improves sentiment",
+            "{subject} rise {pct}% as {topic} improves sentiment",
         ),
         (
             "{subject} surge sharply, up {pct}%, as strong {topic} boosts optimism",
