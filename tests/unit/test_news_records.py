@@ -125,7 +125,7 @@ def test_articles_already_in_bronze_are_duplicates() -> None:
     again = _batch(
         [record, _article("https://z.com/q", "Stocks rally as Fed signals cuts!", 4)],
         known_article_ids=first.accepted["article_id"].to_list(),
-        known_titles=dict(first.accepted.select("title_key", "received_at").iter_rows()),
+        known_titles={k: [t] for k, t in first.accepted.select("title_key", "received_at").iter_rows()},
     )
     assert again.accepted.is_empty() and again.duplicates == 2
 

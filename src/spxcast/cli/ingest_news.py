@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from spxcast.cli._common import console, fail, handle_errors, settings
+from spxcast.cli._common import console, handle_errors, settings
+from spxcast.errors import ConfigError
 
 
 def _mapping(pairs: list[str]) -> dict[str, str] | None:
@@ -16,7 +17,7 @@ def _mapping(pairs: list[str]) -> dict[str, str] | None:
     for pair in pairs:
         name, sep, column = pair.partition("=")
         if not sep or not name.strip() or not column.strip():
-            raise fail(f"--map expects BRONZE=FILE_COLUMN (e.g. title=headline), got {pair!r}", 2)
+            raise ConfigError(f"--map expects BRONZE=FILE_COLUMN (e.g. title=headline), got {pair!r}")
         mapping[name.strip()] = column.strip()
     return mapping
 

@@ -152,12 +152,12 @@ def ingest_news(
     return result
 
 
-def _known(lake: Lake) -> tuple[set[str], dict[str, datetime]]:
+def _known(lake: Lake) -> tuple[set[str], dict[str, list[datetime]]]:
     if not lake.exists(NEWS.name):
         return set(), {}
     frame = lake.scan(NEWS.name).select("article_id", "title_key", "received_at").collect()
-    latest = frame.group_by("title_key").agg(pl.col("received_at").max())
-    return set(frame["article_id"].to_list()), dict(latest.iter_rows())
+    titles = frame.group_by("title_key").agg(pl.col("received_at"))
+    return set(frame["article_id"].to_list()), dict(titles.iter_rows())
 
 
 def validate_news(lake: Lake) -> dict[str, Any]:

@@ -13,6 +13,7 @@ time they first saw the item; backfills leave it empty and it becomes
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
@@ -186,7 +187,7 @@ def to_bronze(
     relevance: RelevanceFilter,
     title_window: timedelta = timedelta(hours=6),
     known_article_ids: Iterable[str] = (),
-    known_titles: Mapping[str, datetime] | None = None,
+    known_titles: Mapping[str, Sequence[datetime]] | None = None,
 ) -> NewsBatch:
     """Parse, check, filter and deduplicate raw records into ``bronze.news`` and ``bronze.quarantine`` rows.
 
@@ -200,7 +201,7 @@ def to_bronze(
     title_window : an article whose normalised title was received less than this long before (and kept)
         is a re-post of that story; the same headline on another day is a new story.
     known_article_ids : article ids already in bronze (their copies are duplicates).
-    known_titles : title key -> latest received_at of the articles already in bronze.
+    known_titles : title key -> received_at of every article already in bronze with that title.
 
     Returns
     -------
@@ -219,7 +220,8 @@ def to_bronze(
             irrelevant += 1
         else:
             rows.append(row)
-    accepted = _dedup(rows, set(known_article_ids), dict(known_titles or {}), title_window, ingested_at)
+    titles = {key: sorted(times) for key, times in (known_titles or {}).items()}
+    accepted = _dedup(rows, set(known_article_ids), titles, title_window, ingested_at)
     quarantined = pl.DataFrame(bad, schema=QUARANTINE.schema)
     return NewsBatch(accepted, quarantined, irrelevant, len(rows) - accepted.height)
 
@@ -293,18 +295,22 @@ def _quarantine_row(
 def _dedup(
     rows: list[dict[str, Any]],
     known_ids: set[str],
-    known_titles: dict[str, datetime],
+    known_titles: dict[str, list[datetime]],
     title_window: timedelta,
     ingested_at: datetime,
 ) -> pl.DataFrame:
     kept: list[dict[str, Any]] = []
     for row in sorted(rows, key=lambda r: (r["received_at"], r["article_id"])):
-        previous = known_titles.get(row["title_key"])
-        if row["article_id"] in known_ids or (
-            previous is not None and abs(row["received_at"] - previous) < title_window
-        ):
+        times = known_titles.setdefault(row["title_key"], [])
+        if row["article_id"] in known_ids or _near(times, row["received_at"], title_window):
             continue
         known_ids.add(row["article_id"])
-        known_titles[row["title_key"]] = row["received_at"]
+        bisect.insort(times, row["received_at"])
         kept.append({**row, "ingested_at": ingested_at})
     return pl.DataFrame(kept, schema=NEWS.schema)
+
+
+def _near(sorted_times: list[datetime], when: datetime, window: timedelta) -> bool:
+    """Whether a time in ``sorted_times`` lies less than ``window`` from ``when``."""
+    i = bisect.bisect_left(sorted_times, when)
+    return any(abs(sorted_times[j] - when) < window for j in (i - 1, i) if 0 <= j < len(sorted_times))
