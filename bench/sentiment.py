@@ -37,11 +37,13 @@ def headlines(n: int) -> list[str]:
         },
         schema=SYNTHETIC_EVENTS.schema,
     )
-    titles = [str(r["title"]) for r in SyntheticNewsSource(events, seed=0).fetch(start, start + timedelta(days=60))]
+    titles = [
+        str(r["title"]) for r in SyntheticNewsSource(events, seed=0).fetch(start, start + timedelta(days=60))
+    ]
     return (titles * (n // len(titles) + 1))[:n]
 
 
-def timed(function, repeats: int) -> float:  # noqa: ANN001
+def timed(function, repeats: int) -> float:
     """Median wall time of ``repeats`` calls, seconds."""
     times = []
     for _ in range(repeats):
@@ -83,7 +85,9 @@ def main() -> None:
     parser.add_argument("--single-headlines", type=int, default=128)
     parser.add_argument("--batched-headlines", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (the goal is on 2 cores)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="CPU threads for torch (the goal is on 2 cores)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
@@ -123,8 +127,10 @@ def main() -> None:
     for mode, n, rate in rows:
         print(f"{mode:<52} {n:>9}  {rate}")
     print(f"batched fp32 / one-at-a-time speed-up: {batched_rate / single_rate:.1f}x")
-    print(f"int8 vs fp32 on the same {len(batched_texts)} headlines: argmax agreement {agreement:.1%}, "
-          f"max |prob difference| {max_diff:.3f}")
+    print(
+        f"int8 vs fp32 on the same {len(batched_texts)} headlines: argmax agreement {agreement:.1%}, "
+        f"max |prob difference| {max_diff:.3f}"
+    )
 
 
 if __name__ == "__main__":

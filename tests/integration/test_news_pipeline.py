@@ -33,9 +33,18 @@ def _seed_lake(lake: Lake) -> pl.DataFrame:
     n = len(ts)
     candles = pl.DataFrame(
         {
-            "instrument": "SPX500_USD", "granularity": "M1", "ts": ts,
-            "open": 4700.0, "high": 4701.0, "low": 4699.0, "close": 4700.5, "volume": 10,
-            "bid_close": 4700.4, "ask_close": 4700.6, "source": "test", "ingested_at": START,
+            "instrument": "SPX500_USD",
+            "granularity": "M1",
+            "ts": ts,
+            "open": 4700.0,
+            "high": 4701.0,
+            "low": 4699.0,
+            "close": 4700.5,
+            "volume": 10,
+            "bid_close": 4700.4,
+            "ask_close": 4700.6,
+            "source": "test",
+            "ingested_at": START,
         },
         schema=CANDLES.schema,
     )
@@ -66,16 +75,20 @@ def test_tasks_from_synthetic_news_to_gold(settings: Settings) -> None:
 
     ingested = tasks.ingest_news(ctx)
     total = ingested["accepted"] + ingested["quarantined"] + ingested["irrelevant"] + ingested["duplicates"]
-    assert ingested["input"] == total and ingested["accepted"] > 50 and ingested["duplicates"] > 0
+    assert ingested["input"] == total
+    assert ingested["accepted"] > 50
+    assert ingested["duplicates"] > 0
     assert tasks.ingest_news(ctx)["accepted"] == 0  # idempotent: a rerun adds nothing
 
     report = tasks.validate_news(ctx)
-    assert report["articles"] == ingested["accepted"] and report["duplicate_article_ids"] == 0
+    assert report["articles"] == ingested["accepted"]
+    assert report["duplicate_article_ids"] == 0
     assert report["received_before_published"] == 0
     json.dumps(report)
 
     scored = tasks.silver_news_sentiment(ctx)
-    assert scored["scored"] > 0 and tasks.silver_news_sentiment(ctx)["scored"] == 0
+    assert scored["scored"] > 0
+    assert tasks.silver_news_sentiment(ctx)["scored"] == 0
 
     gold = tasks.gold_news_signals(ctx)
     assert gold["bars"] == 2 * 1440
@@ -99,16 +112,36 @@ def test_cli_ingest_score_and_recent(settings: Settings, tmp_path: Path) -> None
     runner = CliRunner()
     result = runner.invoke(
         app,
-        [*home, "ingest", "news", "--source", "files", "--file", str(archive),
-         "--map", "url=link", "--map", "title=headline", "--map", "published_at=when"],
+        [
+            *home,
+            "ingest",
+            "news",
+            "--source",
+            "files",
+            "--file",
+            str(archive),
+            "--map",
+            "url=link",
+            "--map",
+            "title=headline",
+            "--map",
+            "published_at=when",
+        ],
     )
     assert result.exit_code == 0, result.output
-    assert "2 accepted" in result.output and "1 quarantined" in result.output
+    assert "2 accepted" in result.output
+    assert "1 quarantined" in result.output
     result = runner.invoke(app, [*home, "news", "score", "--scorer", "lexicon"])
-    assert result.exit_code == 0 and "scored 2 new texts" in result.output, result.output
+    assert result.exit_code == 0, result.output
+    assert "scored 2 new texts" in result.output
     result = runner.invoke(app, [*home, "news", "recent", "--limit", "5"])
-    assert result.exit_code == 0 and "Stocks plunge" in result.output, result.output
+    assert result.exit_code == 0, result.output
+    assert "Stocks plunge" in result.output
     bad = runner.invoke(app, [*home, "ingest", "news", "--source", "files", "--map", "title"])
-    assert bad.exit_code == 2 and "--map expects" in bad.output
-    missing = runner.invoke(app, [*home, "news", "score", "--scorer", "finbert", "--model", str(tmp_path / "none")])
-    assert missing.exit_code == 1 and "never downloads" in missing.output
+    assert bad.exit_code == 2
+    assert "--map expects" in bad.output
+    missing = runner.invoke(
+        app, [*home, "news", "score", "--scorer", "finbert", "--model", str(tmp_path / "none")]
+    )
+    assert missing.exit_code == 1
+    assert "never downloads" in missing.output

@@ -1,4 +1,4 @@
-"""News signals: point-in-time per feature (truncation, scrambling, one late article), against a naive loop."""
+"""News signals: point-in-time per feature (truncation, scrambling, a late article), vs a naive loop."""
 
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ def test_specs_are_catalog_valid_and_cover_the_documented_signals() -> None:
     assert {decay_name(t) for t in DECAY_TAUS_MINUTES} | {MINUTES_SINCE, AVAILABLE} <= set(catalog.names())
     assert 30 in DECAY_TAUS_MINUTES  # the planted drift's e-folding time
     for spec in catalog:
-        assert spec.expr is None and spec.lookback == 1
+        assert spec.expr is None
+        assert spec.lookback == 1
         assert "received_at <= the bar's close" in spec.description
 
 
@@ -94,7 +95,9 @@ def _naive(bars: pl.DataFrame, articles: pl.DataFrame, bar_minutes: float = 1.0)
             }
         ages = [(close - a["received_at"]).total_seconds() / 60 for a in seen]
         for tau in DECAY_TAUS_MINUTES:
-            row[decay_name(tau)] = sum(a["score"] * math.exp(-age / tau) for a, age in zip(seen, ages, strict=True))
+            row[decay_name(tau)] = sum(
+                a["score"] * math.exp(-age / tau) for a, age in zip(seen, ages, strict=True)
+            )
         row[MINUTES_SINCE] = min(min(ages), MAX_MINUTES_SINCE) if ages else MAX_MINUTES_SINCE
         row[AVAILABLE] = float(any(age < AVAILABLE_WINDOW_MINUTES for age in ages))
         rows.append(row)
@@ -109,7 +112,9 @@ def test_matches_a_naive_loop(granularity: str) -> None:
     fast = news_signals(bars, articles, FeatureContext(granularity, 30)).select(NAMES)
     slow = _naive(bars, articles, bar_minutes)
     for name in NAMES:
-        np.testing.assert_allclose(fast[name].to_numpy(), slow[name].to_numpy(), rtol=2e-5, atol=2e-5, err_msg=name)
+        np.testing.assert_allclose(
+            fast[name].to_numpy(), slow[name].to_numpy(), rtol=2e-5, atol=2e-5, err_msg=name
+        )
 
 
 def test_no_articles_gives_the_documented_defaults() -> None:
@@ -159,7 +164,9 @@ def test_an_article_received_at_1059_changes_no_bar_that_closes_before_1059() ->
     closes = before["ts"] + timedelta(minutes=1)
     early = (closes < datetime(2024, 3, 4, 10, 59, tzinfo=UTC)).to_numpy()
     for name in NAMES:
-        np.testing.assert_array_equal(before[name].to_numpy()[early], after[name].to_numpy()[early], err_msg=name)
+        np.testing.assert_array_equal(
+            before[name].to_numpy()[early], after[name].to_numpy()[early], err_msg=name
+        )
     # The bar 10:58-10:59 closes at 10:59 and does see it: every feature family moves there.
     at = (closes == datetime(2024, 3, 4, 10, 59, tzinfo=UTC)).to_numpy()
     changed = [n for n in NAMES if before[n].to_numpy()[at] != after[n].to_numpy()[at]]

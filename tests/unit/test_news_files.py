@@ -12,7 +12,7 @@ from spxcast.errors import ConfigError, SourceError
 from spxcast.sources.news import FilesSource, RelevanceFilter, to_bronze
 
 
-def _bronze(source: FilesSource):  # noqa: ANN202
+def _bronze(source: FilesSource):
     return to_bronze(
         source.fetch(None, None),
         provider="files",
@@ -32,7 +32,8 @@ def test_csv_with_a_column_mapping(tmp_path: Path) -> None:
     )
     source = FilesSource(path, {"url": "link", "title": "headline", "published_at": "when"})
     batch = _bronze(source)
-    assert batch.accepted.height == 1 and batch.quarantined.height == 2
+    assert batch.accepted.height == 1
+    assert batch.quarantined.height == 2
     assert batch.accepted["received_at"].item() == datetime(2024, 6, 3, 14, 10, tzinfo=UTC)
 
 
@@ -44,7 +45,8 @@ def test_jsonl_with_a_broken_line(tmp_path: Path) -> None:
     ]
     path.write_text("\n".join([json.dumps(rows[0]), "{not json", json.dumps(rows[1]), ""]))
     batch = _bronze(FilesSource(path))
-    assert batch.accepted.height == 2 and batch.quarantined.height == 1
+    assert batch.accepted.height == 2
+    assert batch.quarantined.height == 1
     assert "not json" in batch.quarantined["raw"].item()
 
 

@@ -36,15 +36,17 @@ def _corpus(n: int) -> list[dict[str, str]]:
     return out
 
 
-def _gdelt(corpus: list[dict[str, str]]):  # noqa: ANN202
+def _gdelt(corpus: list[dict[str, str]]):
     def answer(request: Request) -> tuple[int, dict[str, str], bytes]:
         q = request.query
-        assert q["mode"] == "artlist" and q["format"] == "json"
-        lo, hi = datetime.strptime(q["startdatetime"], _FMT), datetime.strptime(q["enddatetime"], _FMT)
+        assert q["mode"] == "artlist"
+        assert q["format"] == "json"
+        lo = datetime.strptime(q["startdatetime"], _FMT).replace(tzinfo=UTC)
+        hi = datetime.strptime(q["enddatetime"], _FMT).replace(tzinfo=UTC)
         hits = [
             a
             for a in corpus
-            if lo <= datetime.strptime(a["seendate"], "%Y%m%dT%H%M%SZ") <= hi  # noqa: DTZ007
+            if lo <= datetime.strptime(a["seendate"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) <= hi
         ]
         hits = sorted(hits, key=lambda a: a["seendate"], reverse=True)[: int(q["maxrecords"])]
         body = json.dumps({"articles": hits}).encode() if hits else b"{}"
@@ -65,7 +67,8 @@ def test_full_windows_are_split_until_nothing_is_truncated() -> None:
         records = list(source.fetch(START, END))
     assert len(records) == 900
     assert {r["url"] for r in records} == {a["url"] for a in corpus}
-    assert source.windows > 4 and source.truncated_windows == 0
+    assert source.windows > 4
+    assert source.truncated_windows == 0
     assert all(int(r.query["maxrecords"]) == 250 for r in server.requests)
     full = [r for r in server.requests]
     assert len(full) == source.windows
@@ -101,11 +104,15 @@ def test_server_errors_are_retried_then_succeed() -> None:
 
     with serve(flaky) as server:
         records = list(_source(server.url).fetch(START, END))
-    assert len(records) == 5 and calls["n"] == 3
+    assert len(records) == 5
+    assert calls["n"] == 3
 
 
 def test_persistent_errors_raise_a_source_error_naming_the_url() -> None:
-    with serve(lambda r: (503, {}, b"busy")) as server, pytest.raises(SourceError, match="failed after 4 attempts"):
+    with (
+        serve(lambda r: (503, {}, b"busy")) as server,
+        pytest.raises(SourceError, match="failed after 4 attempts"),
+    ):
         list(_source(server.url).fetch(START, END))
     with serve(lambda r: (400, {}, b"bad query")) as server, pytest.raises(SourceError, match="refused"):
         list(_source(server.url).fetch(START, END))
@@ -122,20 +129,52 @@ def test_empty_pages_and_text_answers() -> None:
 
 
 def test_malformed_entries_are_quarantined_not_fatal() -> None:
-    articles = [*_corpus(2), {"title": "Stocks but no url", "seendate": "20240201T100000Z"}, "junk",
-                {"url": "https://a.com/x", "title": "Stocks odd date", "seendate": "someday"}]
+    articles = [
+        *_corpus(2),
+        {"title": "Stocks but no url", "seendate": "20240201T100000Z"},
+        "junk",
+        {"url": "https://a.com/x", "title": "Stocks odd date", "seendate": "someday"},
+    ]
     with serve(lambda r: (200, {}, json.dumps({"articles": articles}).encode())) as server:
         records = list(_source(server.url).fetch(START, END))
     batch = to_bronze(
-        records, provider="gdelt", ingested_at=END, backfill_latency=timedelta(0), relevance=RelevanceFilter([])
+        records,
+        provider="gdelt",
+        ingested_at=END,
+        backfill_latency=timedelta(0),
+        relevance=RelevanceFilter([]),
     )
-    assert batch.accepted.height == 2 and batch.quarantined.height == 3
+    assert batch.accepted.height == 2
+    assert batch.quarantined.height == 3
     assert any("junk" in raw for raw in batch.quarantined["raw"])
 
 
 def test_a_window_that_cannot_be_split_further_is_counted_as_truncated() -> None:
-    same_second = [dict(a, seendate="20240201T120000Z", url=f"https://s.com/{i}") for i, a in enumerate(_corpus(30))]
+    same_second = [
+        dict(a, seendate="20240201T120000Z", url=f"https://s.com/{i}") for i, a in enumerate(_corpus(30))
+    ]
     with serve(_gdelt(same_second)) as server:
         source = _source(server.url, max_records=10, min_window=timedelta(minutes=30))
         records = list(source.fetch(START, END))
-    assert source.truncated_windows == 1 and len(records) == 10
+    assert source.truncated_windows == 1
+    assert len(records) == 10
+
+
+def test_politeness_delay_and_exponential_backoff_are_applied() -> None:
+    waits: list[float] = []
+    calls = {"n": 0}
+    inner = _gdelt(_corpus(600))
+
+    def flaky(request: Request) -> tuple[int, dict[str, str], bytes]:
+        calls["n"] += 1
+        return (429, {}, b"slow down") if calls["n"] <= 2 else inner(request)
+
+    client = PoliteClient(politeness_delay_s=5.0, backoff_base_s=2.0, backoff_max_s=3.0, sleep=waits.append)
+    with serve(flaky) as server:
+        source = GdeltSource(client, base_url=server.url, query="stocks")
+        assert len(list(source.fetch(START, END))) == 600
+    backoffs = [w for w in waits if w < 4.0]
+    polite = [w for w in waits if w >= 4.0]
+    assert backoffs == [2.0, 3.0]  # base, then doubled and capped at backoff_max_s
+    assert len(polite) == client.requests - 1  # every request after the first waited
+    assert all(4.0 <= w <= 5.0 for w in polite)

@@ -1,4 +1,4 @@
-"""Bronze rules for news: canonical URLs, normalised titles, relevance on word boundaries, dedup, quarantine."""
+"""Bronze rules for news: canonical URLs, normalised titles, word-boundary relevance, dedup, quarantine."""
 
 from __future__ import annotations
 
@@ -80,7 +80,8 @@ def test_parse_time_formats() -> None:
     assert parse_time("2024-01-02T10:30:00-05:00") == expected
     assert parse_time("Tue, 02 Jan 2024 15:30:00 GMT") == expected
     assert parse_time(datetime(2024, 1, 2, 15, 30)) == expected  # naive = UTC  # noqa: DTZ001
-    assert parse_time(None) is None and parse_time("  ") is None
+    assert parse_time(None) is None
+    assert parse_time("  ") is None
     with pytest.raises(ValueError, match="not a time"):
         parse_time("yesterday-ish")
 
@@ -89,7 +90,7 @@ def _article(url: str, title: str, minute: float, **extra: object) -> RawArticle
     return RawArticle(url=url, title=title, received_at=NOW + timedelta(minutes=minute), **extra)  # type: ignore[typeddict-item]
 
 
-def _batch(records: list[RawArticle], **kwargs: object):  # noqa: ANN202
+def _batch(records: list[RawArticle], **kwargs: object):
     return to_bronze(
         records,
         provider="test",
@@ -105,11 +106,15 @@ def test_dedup_keeps_the_earliest_received_copy_by_url_and_by_title() -> None:
         _article("https://b.com/story?utm_source=x", "Stocks rally as Fed signals cuts", 7),
         _article("https://b.com/story", "Stocks rally as Fed signals cuts", 3),  # same URL, earlier
         _article("https://c.com/other", "STOCKS RALLY AS FED SIGNALS CUTS - CNBC", 1),  # syndicated, earliest
-        _article("https://d.com/x", "Stocks rally as Fed signals cuts", 60 * 24),  # same headline next day: new story
+        _article(
+            "https://d.com/x", "Stocks rally as Fed signals cuts", 60 * 24
+        ),  # same headline next day: new story
         _article("https://e.com/y", "Dow slips as yields climb", 2),
     ]
     batch = _batch(records)
-    assert batch.duplicates == 2 and batch.irrelevant == 0 and batch.quarantined.height == 0
+    assert batch.duplicates == 2
+    assert batch.irrelevant == 0
+    assert batch.quarantined.height == 0
     kept = {row["url"]: row["received_at"] for row in batch.accepted.iter_rows(named=True)}
     assert kept == {
         "https://c.com/other": NOW + timedelta(minutes=1),
@@ -127,7 +132,8 @@ def test_articles_already_in_bronze_are_duplicates() -> None:
         known_article_ids=first.accepted["article_id"].to_list(),
         known_titles={k: [t] for k, t in first.accepted.select("title_key", "received_at").iter_rows()},
     )
-    assert again.accepted.is_empty() and again.duplicates == 2
+    assert again.accepted.is_empty()
+    assert again.duplicates == 2
 
 
 def test_bad_records_are_quarantined_with_reasons_and_nothing_is_lost() -> None:
@@ -151,16 +157,22 @@ def test_bad_records_are_quarantined_with_reasons_and_nothing_is_lost() -> None:
         ("unparseable_published_at",),
         ("missing_url", "missing_title", "missing_time"),
     }
-    assert batch.accepted.height == 1 and batch.irrelevant == 1
-    assert batch.accepted.height + batch.quarantined.height + batch.irrelevant + batch.duplicates == len(records)
-    assert all(raw for raw in batch.quarantined["raw"]) and "garbage" in "".join(batch.quarantined["raw"])
+    assert batch.accepted.height == 1
+    assert batch.irrelevant == 1
+    assert batch.accepted.height + batch.quarantined.height + batch.irrelevant + batch.duplicates == len(
+        records
+    )
+    assert all(raw for raw in batch.quarantined["raw"])
+    assert "garbage" in "".join(batch.quarantined["raw"])
     assert set(batch.quarantined["table"]) == {"bronze.news"}
 
 
 def test_backfill_received_at_is_the_later_of_published_and_crawled_plus_latency() -> None:
     published = "2024-05-01T10:00:00Z"
     crawled = "20240501T101500Z"
-    batch = _batch([RawArticle(url="https://a.com/1", title="Stocks up", published_at=published, crawled_at=crawled)])
+    batch = _batch(
+        [RawArticle(url="https://a.com/1", title="Stocks up", published_at=published, crawled_at=crawled)]
+    )
     [row] = batch.accepted.iter_rows(named=True)
     assert row["crawled_at"] == datetime(2024, 5, 1, 10, 15, tzinfo=UTC)
     assert row["received_at"] == datetime(2024, 5, 1, 10, 20, tzinfo=UTC)

@@ -16,26 +16,30 @@ from spxcast.sources.news import PoliteClient, RssSource
 SEEN = datetime(2024, 6, 3, 14, 0, tzinfo=UTC)
 
 RSS = b"""<?xml version="1.0" encoding="UTF-8"?>
-<rss version="2.0"><channel><title>Markets</title><link>https://feed.example.com</link><language>en</language>
+<rss version="2.0"><channel><title>Markets</title><link>https://feed.example.com</link>
+<language>en</language>
 <item><title>Stocks rally as Fed signals patience</title><link>https://feed.example.com/a?utm_source=rss</link>
 <description>Wall Street gains.</description><pubDate>Mon, 03 Jun 2024 13:55:00 GMT</pubDate></item>
 <item><title>Dow slips on weak jobs data</title><link>https://feed.example.com/b</link>
 <pubDate>Mon, 03 Jun 2024 13:40:00 GMT</pubDate></item>
 <item><title>Stocks entry without a link</title><pubDate>Mon, 03 Jun 2024 13:30:00 GMT</pubDate></item>
-<item><title>Stocks with a broken date</title><link>https://feed.example.com/c</link><pubDate>the 40th of Junetober</pubDate></item>
+<item><title>Stocks with a broken date</title><link>https://feed.example.com/c</link>
+<pubDate>the 40th of Junetober</pubDate></item>
 <item><title>Gardening tips for June</title><link>https://feed.example.com/d</link></item>
 </channel></rss>"""
 
 ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
-<feed xmlns="http://www.w3.org/2005/Atom"><title>Atom markets</title><id>urn:x</id><updated>2024-06-03T13:00:00Z</updated>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Atom markets</title><id>urn:x</id>
+<updated>2024-06-03T13:00:00Z</updated>
 <entry><title>S&amp;P 500 hits record high</title><link href="https://atom.example.com/e1"/><id>e1</id>
 <updated>2024-06-03T13:50:00Z</updated><summary>Stocks climb.</summary></entry>
-<entry><title>Stocks rally as Fed signals patience - Atom News</title><link href="https://atom.example.com/e2"/><id>e2</id>
+<entry><title>Stocks rally as Fed signals patience - Atom News</title>
+<link href="https://atom.example.com/e2"/><id>e2</id>
 <updated>2024-06-03T13:58:00Z</updated></entry>
 </feed>"""
 
 
-def _feeds(state: dict[str, int]):  # noqa: ANN202
+def _feeds(state: dict[str, int]):
     def answer(request: Request) -> tuple[int, dict[str, str], bytes]:
         if request.path == "/rss.xml":
             if request.headers.get("If-None-Match") == '"v1"':
@@ -47,7 +51,11 @@ def _feeds(state: dict[str, int]):  # noqa: ANN202
             return 200, {"Last-Modified": "Mon, 03 Jun 2024 13:58:00 GMT"}, ATOM
         if request.path == "/flaky.xml":
             state["flaky"] = state.get("flaky", 0) + 1
-            return (500, {}, b"oops") if state["flaky"] == 1 else (200, {}, RSS.replace(b"feed.example", b"flaky"))
+            return (
+                (500, {}, b"oops")
+                if state["flaky"] == 1
+                else (200, {}, RSS.replace(b"feed.example", b"flaky"))
+            )
         if request.path == "/broken.xml":
             return 200, {}, b"this is not a feed at all <<<"
         return 404, {}, b"no such feed"
@@ -77,7 +85,9 @@ def test_rss_and_atom_items_with_conditional_get_on_the_second_run(settings: Set
         first = ingest_news(config, lake, clock=lambda: SEEN)
         assert first["input"] == 7
         assert first["accepted"] == 3  # rss a, b; atom e1 (e2 is rss a syndicated, later)
-        assert first["irrelevant"] == 1 and first["quarantined"] == 2 and first["duplicates"] == 1
+        assert first["irrelevant"] == 1
+        assert first["quarantined"] == 2
+        assert first["duplicates"] == 1
         articles = lake.read("bronze.news").sort("published_at")
         assert set(articles["received_at"]) == {SEEN}  # live source: the time we first saw them
         assert articles["summary"].to_list()[-1] == "Wall Street gains."
@@ -86,7 +96,8 @@ def test_rss_and_atom_items_with_conditional_get_on_the_second_run(settings: Set
         assert state[f"{server.url}/atom.xml"] == {"last_modified": "Mon, 03 Jun 2024 13:58:00 GMT"}
 
         second = ingest_news(config, lake, clock=lambda: SEEN)
-    assert second["input"] == 0 and second["accepted"] == 0
+    assert second["input"] == 0
+    assert second["accepted"] == 0
     assert sorted(second["not_modified"]) == sorted(config.news.feeds)
     second_requests = server.requests[2:]
     assert second_requests[0].headers["If-None-Match"] == '"v1"'

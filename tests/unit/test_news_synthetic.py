@@ -40,7 +40,7 @@ def generated() -> tuple[pl.DataFrame, list[dict[str, object]]]:
     return events, records  # type: ignore[return-value]
 
 
-def _bronze(records: list[dict[str, object]]):  # noqa: ANN202
+def _bronze(records: list[dict[str, object]]):
     return to_bronze(
         records,  # type: ignore[arg-type]
         provider="synthetic",
@@ -50,7 +50,7 @@ def _bronze(records: list[dict[str, object]]):  # noqa: ANN202
     )
 
 
-def test_event_articles_survive_and_score_on_the_event_side(generated) -> None:  # noqa: ANN001
+def test_event_articles_survive_and_score_on_the_event_side(generated) -> None:
     events, records = generated
     batch = _bronze(records)
     scorer = LexiconScorer()
@@ -65,7 +65,7 @@ def test_event_articles_survive_and_score_on_the_event_side(generated) -> None: 
     assert (at_event["published_at"] <= at_event["received_at"]).all()
 
 
-def test_background_is_mostly_neutral_or_mixed(generated) -> None:  # noqa: ANN001
+def test_background_is_mostly_neutral_or_mixed(generated) -> None:
     events, records = generated
     batch = _bronze(records)
     background = batch.accepted.join(events, on="received_at", how="anti")
@@ -74,21 +74,24 @@ def test_background_is_mostly_neutral_or_mixed(generated) -> None:  # noqa: ANN0
     assert np.mean(np.abs(probs[:, 0] - probs[:, 1]) < 0.05) > 0.9
 
 
-def test_duplicates_near_duplicates_and_off_topic_items_are_generated_and_removed(generated) -> None:  # noqa: ANN001
+def test_duplicates_near_duplicates_and_off_topic_items_are_generated_and_removed(generated) -> None:
     _, records = generated
     batch = _bronze(records)
     assert batch.duplicates > 0.15 * len(records)
     assert batch.irrelevant > 0
     urls = [str(r["url"]) for r in records]
-    assert any("utm_source" in u for u in urls) and any(u.startswith("http://") for u in urls)
-    assert any(str(r["title"]).endswith(("- Reuters", "- CNBC", "- Bloomberg", "- AP", "- WSJ")) for r in records)
+    assert any("utm_source" in u for u in urls)
+    assert any(u.startswith("http://") for u in urls)
+    assert any(
+        str(r["title"]).endswith(("- Reuters", "- CNBC", "- Bloomberg", "- AP", "- WSJ")) for r in records
+    )
     # Dedup keeps the earliest copy: no accepted title repeats within the dedup window.
     accepted = batch.accepted.sort("received_at")
     gaps = accepted.group_by("title_key").agg(pl.col("received_at").diff().min().alias("gap")).drop_nulls()
     assert (gaps["gap"] >= timedelta(hours=6)).all()
 
 
-def test_arrivals_follow_the_intraday_and_weekly_seasonality(generated) -> None:  # noqa: ANN001
+def test_arrivals_follow_the_intraday_and_weekly_seasonality(generated) -> None:
     _, records = generated
     frame = pl.DataFrame({"t": [r["published_at"] for r in records]})
     hours = frame.with_columns(pl.col("t").dt.hour().alias("h"), pl.col("t").dt.weekday().alias("d"))

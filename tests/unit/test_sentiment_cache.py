@@ -32,7 +32,9 @@ class CountingScorer:
 
 def _write(lake: Lake, titles: list[str], minute0: int = 0) -> None:
     records = [
-        RawArticle(url=f"https://n.com/{minute0 + i}", title=t, received_at=NOW + timedelta(minutes=minute0 + i))
+        RawArticle(
+            url=f"https://n.com/{minute0 + i}", title=t, received_at=NOW + timedelta(minutes=minute0 + i)
+        )
         for i, t in enumerate(titles)
     ]
     batch = to_bronze(
@@ -46,19 +48,23 @@ def test_nothing_is_scored_twice(settings: Settings) -> None:
     _write(lake, ["Stocks surge", "Stocks plunge", "Wall Street waits"])
     scorer = CountingScorer()
     first = score_news(lake, scorer, NOW)
-    assert first["scored"] == 3 and len(scorer.seen) == 3
+    assert first["scored"] == 3
+    assert len(scorer.seen) == 3
     second = score_news(lake, scorer, NOW)
-    assert second["scored"] == 0 and len(scorer.seen) == 3
+    assert second["scored"] == 0
+    assert len(scorer.seen) == 3
     assert second["version"] == first["version"]  # nothing written
 
     _write(lake, ["Stocks surge", "Dow rallies"], minute0=1440)  # same text next day + a new one
     third = score_news(lake, scorer, NOW)
-    assert third["scored"] == 1 and scorer.seen[-1] == "Dow rallies"
+    assert third["scored"] == 1
+    assert scorer.seen[-1] == "Dow rallies"
 
     other = CountingScorer("another-scorer:v1")
     assert score_news(lake, other, NOW)["scored"] == 4
     scores = lake.read("silver.news_scores")
-    assert scores.height == 8 and scores.select("text_hash", "scorer_id").n_unique() == 8
+    assert scores.height == 8
+    assert scores.select("text_hash", "scorer_id").n_unique() == 8
     np.testing.assert_allclose(scores["score"], scores["p_pos"] - scores["p_neg"], atol=1e-6)
 
 

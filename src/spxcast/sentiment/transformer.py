@@ -78,7 +78,9 @@ class TransformerScorer:
                 # quantize_dynamic still works in torch 2.13 and the benchmark measures its accuracy.
                 warnings.simplefilter("ignore", DeprecationWarning)
                 warnings.simplefilter("ignore", UserWarning)
-                network = torch.ao.quantization.quantize_dynamic(network, {torch.nn.Linear}, dtype=torch.qint8)
+                network = torch.ao.quantization.quantize_dynamic(
+                    network, {torch.nn.Linear}, dtype=torch.qint8
+                )
         self.model = network.to(self.device)
         name = Path(model).name if Path(model).is_dir() else model
         variant = f"len{max_length}" + ("-int8" if quantize_int8 else "")

@@ -46,7 +46,8 @@ def gold_news_signals(ctx: TaskContext) -> dict[str, Any]:
     )
     if bars.is_empty():
         raise DataQualityError(
-            f"bronze.candles has no {settings.instrument} {settings.granularity} bars; ingest market data first"
+            f"bronze.candles has no {settings.instrument} {settings.granularity} bars; "
+            "ingest market data first"
         )
     scorer_id = build_scorer(settings.sentiment).scorer_id
     articles = scored_articles(lake, scorer_id)

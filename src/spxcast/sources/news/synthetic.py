@@ -79,13 +79,13 @@ EVENT_TEMPLATES: dict[int, tuple[tuple[str, ...], ...]] = {
 }
 BACKGROUND_TEMPLATES = (
     "Wall Street awaits {topic}",
-    "Stocks little changed ahead of {topic}",
+    "Stocks little changed near {level} ahead of {topic}",
     "Stock market investors weigh {topic}",
     "What to watch on Wall Street: {topic}",
     "Stock traders position for {topic}",
     "Stocks mixed as gains in tech offset losses in energy",
-    "S&P 500 flat as investors look to {topic}",
-    "Treasury yields steady before {topic}",
+    "S&P 500 flat at {level} as investors look to {topic}",
+    "10-year Treasury yields steady at {yield_pct}% before {topic}",
 )
 OFF_TOPIC_TEMPLATES = (
     "City council approves new park budget",
@@ -128,7 +128,7 @@ class SyntheticNewsSource:
 
     def _event_stories(self, start: datetime, end: datetime, rng: np.random.Generator) -> list[RawArticle]:
         events = self.events.filter((pl.col("received_at") >= start) & (pl.col("received_at") < end))
-        stories = []
+        stories: list[RawArticle] = []
         for event in events.sort("received_at", "event_id").iter_rows(named=True):
             direction = 1 if event["direction"] > 0 else -1
             tier = min(2, int(float(event["magnitude"]) * 3))
@@ -151,7 +151,7 @@ class SyntheticNewsSource:
         weights = HOURLY_WEIGHTS[hours.dt.hour().to_numpy()] * np.where(weekday, 1.0, WEEKEND_FACTOR)
         rates = weights * self.articles_per_day / HOURLY_WEIGHTS.sum()
         counts = rng.poisson(rates)
-        stories = []
+        stories: list[RawArticle] = []
         for hour, count in zip(hours.to_list(), counts, strict=True):
             for offset in np.sort(rng.uniform(0, 3600, size=count)):
                 published = hour + timedelta(seconds=float(offset))
@@ -161,7 +161,11 @@ class SyntheticNewsSource:
                 if rng.random() < OFF_TOPIC_SHARE:
                     title = _choice(rng, OFF_TOPIC_TEMPLATES)
                 else:
-                    title = _choice(rng, BACKGROUND_TEMPLATES).format(topic=_choice(rng, GENERIC_TOPICS))
+                    title = _choice(rng, BACKGROUND_TEMPLATES).format(
+                        topic=_choice(rng, GENERIC_TOPICS),
+                        level=int(rng.integers(4400, 5200)),
+                        yield_pct=round(float(rng.uniform(3.8, 4.8)), 2),
+                    )
                 stories.append(_story(_sentence(title), published, received, f"bg-{len(stories)}", rng))
         return stories
 
