@@ -15,6 +15,7 @@ from spxcast.cli.main import app
 from spxcast.config import Settings
 from spxcast.errors import DataQualityError
 from spxcast.features.news import decay_name
+from spxcast.ingest.news import validate_news
 from spxcast.lake import Lake
 from spxcast.lake.tables import CANDLES, SYNTHETIC_EVENTS
 from spxcast.pipeline.context import TaskContext
@@ -131,6 +132,10 @@ def test_cli_ingest_score_and_recent(settings: Settings, tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     assert "2 accepted" in result.output
     assert "1 quarantined" in result.output
+    lake = Lake.from_settings(settings)
+    with pytest.raises(DataQualityError, match=r"33\.3% of news records were quarantined"):
+        validate_news(lake, max_quarantine_fraction=0.05)
+    assert validate_news(lake, max_quarantine_fraction=0.5)["quarantined"] == 1
     result = runner.invoke(app, [*home, "news", "score", "--scorer", "lexicon"])
     assert result.exit_code == 0, result.output
     assert "scored 2 new texts" in result.output

@@ -160,8 +160,9 @@ def _known(lake: Lake) -> tuple[set[str], dict[str, list[datetime]]]:
     return set(frame["article_id"].to_list()), dict(titles.iter_rows())
 
 
-def validate_news(lake: Lake) -> dict[str, Any]:
-    """Gate: ``bronze.news`` exists and has articles; report duplicates, time range and quarantine."""
+def validate_news(lake: Lake, max_quarantine_fraction: float = 1.0) -> dict[str, Any]:
+    """Gate: ``bronze.news`` exists, has articles, and at most ``max_quarantine_fraction`` of the news
+    records were quarantined; reports duplicates, repeated titles, time range and quarantine."""
     if not lake.exists(NEWS.name):
         raise DataQualityError(f"{NEWS.name} does not exist; run `spxcast ingest news` first")
     frame = lake.read(NEWS.name)
@@ -171,6 +172,12 @@ def validate_news(lake: Lake) -> dict[str, Any]:
     if lake.exists(QUARANTINE.name):
         quarantined = (
             lake.scan(QUARANTINE.name).filter(pl.col("table") == NEWS.name).select(pl.len()).collect().item()
+        )
+    fraction = quarantined / (quarantined + frame.height)
+    if fraction > max_quarantine_fraction:
+        raise DataQualityError(
+            f"{fraction:.1%} of news records were quarantined "
+            f"({quarantined} of {quarantined + frame.height}); the limit is {max_quarantine_fraction:.1%}: inspect bronze.quarantine (table = {NEWS.name})"
         )
     late = frame.filter(
         pl.col("published_at").is_not_null() & (pl.col("received_at") < pl.col("published_at"))

@@ -24,7 +24,7 @@ def ingest_news(ctx: TaskContext) -> dict[str, Any]:
 
 def validate_news(ctx: TaskContext) -> dict[str, Any]:
     """Gate: bronze.news exists and has articles; reports duplicates, time range and quarantine."""
-    return news_ingest.validate_news(ctx.lake)
+    return news_ingest.validate_news(ctx.lake, ctx.settings.quality.max_quarantine_fraction)
 
 
 def silver_news_sentiment(ctx: TaskContext) -> dict[str, Any]:
