@@ -177,7 +177,8 @@ def validate_news(lake: Lake, max_quarantine_fraction: float = 1.0) -> dict[str,
     if fraction > max_quarantine_fraction:
         raise DataQualityError(
             f"{fraction:.1%} of news records were quarantined "
-            f"({quarantined} of {quarantined + frame.height}); the limit is {max_quarantine_fraction:.1%}: inspect bronze.quarantine (table = {NEWS.name})"
+            f"({quarantined} of {quarantined + frame.height}); the limit is {max_quarantine_fraction:.1%}: "
+            f"inspect bronze.quarantine (table = {NEWS.name})"
         )
     late = frame.filter(
         pl.col("published_at").is_not_null() & (pl.col("received_at") < pl.col("published_at"))
