@@ -20,6 +20,7 @@ from spxcast.lake import Lake
 from spxcast.lake.tables import CANDLES, SYNTHETIC_EVENTS
 from spxcast.pipeline.context import TaskContext
 from spxcast.pipeline.tasks import news as tasks
+from tiny_bert import tiny_model
 
 START = datetime(2024, 1, 2, tzinfo=UTC)  # a Tuesday
 
@@ -142,6 +143,13 @@ def test_cli_ingest_score_and_recent(settings: Settings, tmp_path: Path) -> None
     result = runner.invoke(app, [*home, "news", "recent", "--limit", "5"])
     assert result.exit_code == 0, result.output
     assert "Stocks plunge" in result.output
+    model = tiny_model(tmp_path / "tiny-finbert", ["stocks surge on strong earnings", "stocks plunge"])
+    result = runner.invoke(app, [*home, "news", "score", "--scorer", "finbert", "--model", str(model)])
+    assert result.exit_code == 0, result.output
+    assert "scored 2 new texts with transformers:tiny-finbert@" in result.output
+    scores = lake.read("silver.news_scores")
+    assert scores["scorer_id"].n_unique() == 2
+    assert scores.height == 4
     bad = runner.invoke(app, [*home, "ingest", "news", "--source", "files", "--map", "title"])
     assert bad.exit_code == 2
     assert "--map expects" in bad.output

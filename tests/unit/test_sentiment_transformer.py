@@ -15,6 +15,7 @@ from spxcast.config import SentimentSettings  # noqa: E402
 from spxcast.errors import ConfigError, ModelError  # noqa: E402
 from spxcast.sentiment import build_scorer  # noqa: E402
 from spxcast.sentiment.transformer import TransformerScorer, resolve_device  # noqa: E402
+from tiny_bert import tiny_model  # noqa: E402
 
 HEADLINES = [
     "stocks rise",
@@ -25,35 +26,14 @@ HEADLINES = [
     "nasdaq slides",
     "treasury yields climb as traders weigh the fed outlook and strong retail sales figures",
 ]
-WORDS = sorted({w for h in HEADLINES for w in h.split()} | {"unknownish"})
-
-
-def _tiny_model(directory: Path, id2label: dict[int, str], seed: int = 0) -> Path:
-    torch.manual_seed(seed)
-    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS])}
-    # transformers 5: the vocabulary is passed as ``vocab=`` (``vocab_file=`` is silently ignored).
-    tokenizer = transformers.BertTokenizerFast(vocab=vocab, do_lower_case=True)
-    config = transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=len(id2label),
-        id2label=id2label,
-        label2id={v: k for k, v in id2label.items()},
-    )
-    model = transformers.BertForSequenceClassification(config)
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # FinBERT's order: positive, negative, neutral; ours is shuffled to prove the order is read from config.
-    return _tiny_model(tmp_path_factory.mktemp("tinybert"), {0: "neutral", 1: "positive", 2: "negative"})
+    return tiny_model(
+        tmp_path_factory.mktemp("tinybert"), HEADLINES, {0: "neutral", 1: "positive", 2: "negative"}
+    )
 
 
 def test_loads_from_a_local_directory_and_reads_the_label_order(model_dir: Path) -> None:
@@ -82,8 +62,8 @@ def test_scorer_id_is_stable_and_changes_with_weights_and_settings(model_dir: Pa
     assert a == TransformerScorer(str(model_dir), device="cpu").scorer_id
     assert a.startswith(f"transformers:{model_dir.name}@")
     assert TransformerScorer(str(model_dir), max_length=32, device="cpu").scorer_id != a
-    same = _tiny_model(tmp_path / "same", {0: "neutral", 1: "positive", 2: "negative"}, seed=0)
-    other = _tiny_model(tmp_path / "other", {0: "neutral", 1: "positive", 2: "negative"}, seed=1)
+    same = tiny_model(tmp_path / "same", HEADLINES, {0: "neutral", 1: "positive", 2: "negative"}, seed=0)
+    other = tiny_model(tmp_path / "other", HEADLINES, {0: "neutral", 1: "positive", 2: "negative"}, seed=1)
     assert TransformerScorer(str(same), device="cpu").scorer_id.split("@")[1] == a.split("@")[1]
     assert TransformerScorer(str(other), device="cpu").scorer_id.split("@")[1] != a.split("@")[1]
 
@@ -109,7 +89,7 @@ def test_missing_models_and_bad_labels_fail_clearly(model_dir: Path, tmp_path: P
         TransformerScorer(str(tmp_path / "absent"), device="cpu")
     with pytest.raises(ModelError, match="never downloads"):
         TransformerScorer("some-org/model-that-is-not-cached", device="cpu")
-    unlabelled = _tiny_model(tmp_path / "unlabelled", {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
+    unlabelled = tiny_model(tmp_path / "unlabelled", HEADLINES, {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
     with pytest.raises(ModelError, match="expected names containing"):
         TransformerScorer(str(unlabelled), device="cpu")
     config = json.loads((model_dir / "config.json").read_text())
