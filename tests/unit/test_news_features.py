@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spxcast.features.catalog import Catalog, FeatureContext
 from spxcast.features.news import (
@@ -185,3 +187,29 @@ def test_decayed_sentiment_expresses_the_planted_drift() -> None:
     ages = ((out["ts"] + timedelta(minutes=1)) - (T0 + timedelta(minutes=10))).dt.total_seconds() / 60
     expected = np.where(ages.to_numpy() >= 0, 0.8 * np.exp(-ages.to_numpy() / 30), 0.0)
     np.testing.assert_allclose(out[decay_name(30)].to_numpy(), expected, rtol=1e-5, atol=1e-7)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    offsets=st.lists(st.integers(min_value=-300, max_value=7200), min_size=0, max_size=25),
+    scores=st.lists(st.floats(min_value=-1, max_value=1, width=32), min_size=25, max_size=25),
+)
+def test_property_matches_the_naive_loop_on_arbitrary_arrival_times(
+    offsets: list[int], scores: list[float]
+) -> None:
+    """Arrival times in seconds around a 2-hour M1 session, ties and exact-close arrivals included."""
+    bars = _bars(120)
+    articles = pl.DataFrame(
+        {
+            "received_at": [T0 + timedelta(seconds=o) for o in offsets],
+            "score": scores[: len(offsets)],
+            "confidence": [0.5 + abs(s) / 2 for s in scores[: len(offsets)]],
+        },
+        schema={"received_at": UTC_TS, "score": pl.Float32, "confidence": pl.Float32},
+    )
+    fast = news_signals(bars, articles, CONTEXT).select(NAMES)
+    slow = _naive(bars, articles)
+    for name in NAMES:
+        np.testing.assert_allclose(
+            fast[name].to_numpy(), slow[name].to_numpy(), rtol=2e-5, atol=2e-5, err_msg=name
+        )
