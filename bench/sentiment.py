@@ -92,10 +92,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    import transformers
 
     from spxcast.sentiment.transformer import TransformerScorer
 
     torch.set_num_threads(args.threads)
+    transformers.utils.logging.disable_progress_bar()
     rows: list[tuple[str, int, str]] = []
     texts = headlines(args.lexicon_headlines)
     rows.append(("lexicon (pure Python, 1 core)", len(texts), f"{bench_lexicon(texts, args.repeats):,.0f}"))
@@ -107,19 +109,21 @@ def main() -> None:
         fp32 = TransformerScorer(tmp, batch_size=args.batch_size, device="cpu")
         one = TransformerScorer(tmp, batch_size=1, device="cpu")
         int8 = TransformerScorer(tmp, batch_size=args.batch_size, device="cpu", quantize_int8=True)
-        fp32.score(batched_texts[:8])  # warm-up
-        int8.score(batched_texts[:8])
+        bf16 = TransformerScorer(tmp, batch_size=args.batch_size, device="cpu", dtype="bfloat16")
+        for warm in (fp32, int8, bf16):
+            warm.score(batched_texts[:8])
         single_rate = len(single_texts) / timed(lambda: [one.score([t]) for t in single_texts], 1)
         batched_rate = len(batched_texts) / timed(lambda: fp32.score(batched_texts), args.repeats)
         int8_rate = len(batched_texts) / timed(lambda: int8.score(batched_texts), args.repeats)
-        p32, p8 = fp32.score(batched_texts), int8.score(batched_texts)
-    agreement = float(np.mean(p32.argmax(axis=1) == p8.argmax(axis=1)))
-    max_diff = float(np.abs(p32 - p8).max())
+        bf16_rate = len(batched_texts) / timed(lambda: bf16.score(batched_texts), args.repeats)
+        p32 = fp32.score(batched_texts)
+        reduced = {"int8": int8.score(batched_texts), "bf16": bf16.score(batched_texts)}
     bert = f"BERT-base CPU, {args.threads} threads"
     rows += [
         (f"{bert}, one at a time", len(single_texts), f"{single_rate:,.1f}"),
         (f"{bert}, batched {args.batch_size}, fp32", len(batched_texts), f"{batched_rate:,.1f}"),
         (f"{bert}, batched {args.batch_size}, int8 dynamic", len(batched_texts), f"{int8_rate:,.1f}"),
+        (f"{bert}, batched {args.batch_size}, bfloat16", len(batched_texts), f"{bf16_rate:,.1f}"),
         ("BERT-base GPU, batched", 0, "not measured: no GPU lent"),
     ]
     print(f"machine: {os.cpu_count()} cores; torch {torch.__version__}; median of {args.repeats} runs")
@@ -127,10 +131,12 @@ def main() -> None:
     for mode, n, rate in rows:
         print(f"{mode:<52} {n:>9}  {rate}")
     print(f"batched fp32 / one-at-a-time speed-up: {batched_rate / single_rate:.1f}x")
-    print(
-        f"int8 vs fp32 on the same {len(batched_texts)} headlines: argmax agreement {agreement:.1%}, "
-        f"max |prob difference| {max_diff:.3f}"
-    )
+    for name, probs in reduced.items():
+        agreement = float(np.mean(p32.argmax(axis=1) == probs.argmax(axis=1)))
+        print(
+            f"{name} vs fp32 on the same {len(batched_texts)} headlines: argmax agreement {agreement:.1%}, "
+            f"max |prob difference| {float(np.abs(p32 - probs).max()):.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -169,6 +169,9 @@ class SentimentSettings(BaseModel):
     batch_size: int = Field(default=64, ge=1)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     quantize_int8: bool = Field(default=False, description="int8 dynamic quantisation of Linear layers (CPU)")
+    dtype: Literal["float32", "bfloat16"] = Field(
+        default="float32", description="Model dtype; bfloat16 is faster on GPUs and CPUs with AVX-512 BF16/AMX"
+    )
 
 
 class FeatureSettings(BaseModel):

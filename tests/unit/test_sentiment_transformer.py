@@ -78,6 +78,18 @@ def test_int8_quantisation_and_build_scorer(model_dir: Path) -> None:
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_bfloat16_scores_close_to_float32(model_dir: Path) -> None:
+    fp32 = TransformerScorer(str(model_dir), device="cpu")
+    bf16 = TransformerScorer(str(model_dir), device="cpu", dtype="bfloat16")
+    assert bf16.scorer_id.endswith("-bf16")
+    assert bf16.scorer_id != fp32.scorer_id
+    probs = bf16.score(HEADLINES)
+    assert probs.dtype == np.float32
+    np.testing.assert_allclose(probs, fp32.score(HEADLINES), atol=0.03)
+    with pytest.raises(ConfigError, match="int8 quantisation starts from float32"):
+        TransformerScorer(str(model_dir), device="cpu", dtype="bfloat16", quantize_int8=True)
+
+
 def test_truncation_at_max_length(model_dir: Path) -> None:
     long_text = " ".join(["stocks rise"] * 100)
     scorer = TransformerScorer(str(model_dir), max_length=16, device="cpu")

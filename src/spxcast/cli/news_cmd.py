@@ -18,6 +18,7 @@ def score(
         None, "--model", help="Local model directory or cached hub id (finbert)"
     ),
     int8: bool | None = typer.Option(None, "--int8/--no-int8", help="int8 dynamic quantisation on CPU"),
+    dtype: str | None = typer.Option(None, "--dtype", help="float32 (default) or bfloat16 (finbert)"),
 ) -> None:
     """Score every article not yet scored by the scorer (cached in silver.news_scores)."""
     from datetime import UTC, datetime
@@ -27,7 +28,13 @@ def score(
     from spxcast.sentiment.cache import score_news
 
     config = settings(
-        ctx, **{"sentiment.scorer": scorer, "sentiment.finbert_model": model, "sentiment.quantize_int8": int8}
+        ctx,
+        **{
+            "sentiment.scorer": scorer,
+            "sentiment.finbert_model": model,
+            "sentiment.quantize_int8": int8,
+            "sentiment.dtype": dtype,
+        },
     )
     result = score_news(Lake.from_settings(config), build_scorer(config.sentiment), datetime.now(UTC))
     console.print(f"scored [bold]{result['scored']}[/] new texts with {result['scorer_id']}")

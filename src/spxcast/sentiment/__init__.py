@@ -21,4 +21,5 @@ def build_scorer(settings: SentimentSettings) -> SentimentScorer:
         batch_size=settings.batch_size,
         device=settings.device,
         quantize_int8=settings.quantize_int8,
+        dtype=settings.dtype,
     )

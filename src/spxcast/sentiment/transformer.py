@@ -5,7 +5,7 @@ has it); nothing is downloaded (``local_files_only=True``). The label order come
 ``config.id2label`` (names containing "pos", "neg", "neu"). Texts are sorted by length and batched with
 dynamic padding (each batch padded to its longest text, at most ``max_length`` tokens), run under
 ``torch.inference_mode`` on the chosen device (auto: cuda, then mps, then cpu), optionally with int8
-dynamic quantisation of the Linear layers on CPU.
+dynamic quantisation of the Linear layers on CPU, or in bfloat16. Probabilities are computed in float32.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class TransformerScorer:
         batch_size: int = 64,
         device: str = "auto",
         quantize_int8: bool = False,
+        dtype: str = "float32",
     ) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -62,6 +63,10 @@ class TransformerScorer:
         self.device = resolve_device(device)
         if quantize_int8 and self.device != "cpu":
             raise ConfigError(f"int8 dynamic quantisation runs on CPU only; the device is {self.device}")
+        if dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"sentiment dtype must be float32 or bfloat16, got {dtype!r}")
+        if quantize_int8 and dtype != "float32":
+            raise ConfigError("int8 quantisation starts from float32 weights; use dtype float32 with --int8")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=True)
             network = AutoModelForSequenceClassification.from_pretrained(model, local_files_only=True)
@@ -81,9 +86,11 @@ class TransformerScorer:
                 network = torch.ao.quantization.quantize_dynamic(
                     network, {torch.nn.Linear}, dtype=torch.qint8
                 )
-        self.model = network.to(self.device)
+        self.model = network.to(self.device, dtype=getattr(torch, dtype))
         name = Path(model).name if Path(model).is_dir() else model
-        variant = f"len{max_length}" + ("-int8" if quantize_int8 else "")
+        variant = (
+            f"len{max_length}" + ("-int8" if quantize_int8 else "") + ("-bf16" if dtype == "bfloat16" else "")
+        )
         self.scorer_id = f"transformers:{name}@{_fingerprint(model, network)}:{variant}"
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
