@@ -167,6 +167,18 @@ def test_bad_records_are_quarantined_with_reasons_and_nothing_is_lost() -> None:
     assert set(batch.quarantined["table"]) == {"bronze.news"}
 
 
+def test_markup_is_removed_from_titles_and_summaries() -> None:
+    record = _article(
+        "https://a.com/1",
+        "S&amp;P 500 <b>rallies</b>",
+        0,
+        summary="<p>Stocks&nbsp;gain on <a href='x'>Fed</a> news.</p>",
+    )
+    [row] = _batch([record]).accepted.iter_rows(named=True)
+    assert row["title"] == "S&P 500 rallies"
+    assert row["summary"] == "Stocks gain on Fed news."
+
+
 def test_backfill_received_at_is_the_later_of_published_and_crawled_plus_latency() -> None:
     published = "2024-05-01T10:00:00Z"
     crawled = "20240501T101500Z"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import html
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -233,11 +234,22 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _plain(value: Any) -> str | None:
+    """Text without HTML tags and entities (feeds put markup in titles and summaries)."""
+    text = _text(value)
+    if text is None:
+        return None
+    return _text(_SPACES.sub(" ", html.unescape(_TAG.sub(" ", text))))
+
+
 def _parse_record(
     record: Mapping[str, Any], provider: str, latency: timedelta
 ) -> tuple[dict[str, Any], list[str]]:
     reasons: list[str] = []
-    url, title = _text(record.get("url")), _text(record.get("title"))
+    url, title = _text(record.get("url")), _plain(record.get("title"))
     if url is None:
         reasons.append("missing_url")
     elif not urlsplit(url).hostname:
@@ -261,7 +273,7 @@ def _parse_record(
         return {}, reasons
     assert url is not None
     assert title is not None
-    summary = _text(record.get("summary"))
+    summary = _plain(record.get("summary"))
     text = article_text(title, summary)
     row = {
         "article_id": article_id(url),
