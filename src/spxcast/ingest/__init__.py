@@ -1,1 +1,1 @@
-"""Ingestion orchestration: sources -> validation -> bronze tables, chunk by chunk."""
+"""Ingestion: sources -> validation -> bronze tables, chunk by chunk (one module per data family)."""
