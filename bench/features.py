@@ -1,7 +1,8 @@
 """Benchmark: 1.7M synthetic M1 bars through every silver group, gold and labels.
 
-Input: a vectorised random walk on the OANDA CFD calendar (``tests/features_factory.py``; the market
-engineer's synthetic source was not merged when this was written). Each run is a fresh subprocess with
+Input: the first 1.7M M1 bars from 2019-01-01 of the embedded synthetic market
+(:class:`spxcast.sources.market.synthetic.SyntheticCandleSource`, default settings, seed 1: OANDA CFD
+calendar, stochastic volatility, intraday profile, bid/ask). Each run is a fresh subprocess with
 ``POLARS_MAX_THREADS`` = 2; per stage it reports wall time and the peak RSS of the process sampled
 every 5 ms during the stage (the process holds the candles and earlier stages' outputs, as a build
 does). The table shows the median of the runs.
@@ -23,12 +24,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT / "src"))
 
 GOALS = {"total_s": 20.0, "peak_rss_gb": 4.0}
 
@@ -56,15 +57,28 @@ def _peak_rss() -> Iterator[Callable[[], float]]:
         thread.join()
 
 
+def synthetic_candles(n_bars: int) -> Any:
+    """The first ``n_bars`` M1 bars of the embedded synthetic market from 2019-01-01, as bronze columns."""
+    import polars as pl
+
+    from spxcast.config import SyntheticMarketSettings
+    from spxcast.sources.market.synthetic import SyntheticCandleSource
+
+    source = SyntheticCandleSource(SyntheticMarketSettings(), seed=1, horizon_minutes=30)
+    days = int(n_bars / (115 * 60) * 7) + 14  # 115 trading hours a week
+    end = datetime(2019, 1, 1, tzinfo=UTC) + timedelta(days=days)
+    candles = source.generate("SPX500_USD", "M1", datetime(2019, 1, 1, tzinfo=UTC), end).candles.head(n_bars)
+    return candles.with_columns(instrument=pl.lit("SPX500_USD"), granularity=pl.lit("M1"))
+
+
 def one_run(n_bars: int) -> list[dict[str, Any]]:
     """Build everything once; returns one record per stage."""
-    from features_factory import random_candles
     from spxcast.features.build import gold_features_frame, gold_market_frame, silver_frame
     from spxcast.features.catalog import SILVER_FAMILIES, FeatureContext, market_catalog
     from spxcast.features.labels import label_schema, make_labels
     from spxcast.lake.tables import BAR_KEY
 
-    candles = random_candles(n_bars, start=datetime(2019, 1, 6, 22, 0, tzinfo=UTC), seed=1, halts=200)
+    candles = synthetic_candles(n_bars)
     catalog = market_catalog(FeatureContext("M1", 30))
     records: list[dict[str, Any]] = []
 
@@ -79,7 +93,7 @@ def one_run(n_bars: int) -> list[dict[str, Any]]:
     market = stage("gold.market_features", lambda s=silver: gold_market_frame(s, catalog))
     del silver
     labels = stage("labels", lambda: make_labels(candles, 30, 0.0))
-    no_news = market.select(BAR_KEY)  # the news engineer's gold.news_signals is not part of this benchmark
+    no_news = market.select(BAR_KEY)  # gold.news_signals (the news pipeline's) is not part of this benchmark
     gold = stage(
         "gold.features", lambda: gold_features_frame(market, no_news, labels, catalog, label_schema(30))
     )
@@ -90,14 +104,13 @@ def one_run(n_bars: int) -> list[dict[str, Any]]:
 def one_lake_run(n_bars: int) -> list[dict[str, Any]]:
     """The pipeline tasks themselves on a temporary lake: read bronze, compute, write Delta tables.
 
-    gold.features is built by the library function behind ``gold_labels`` with the market catalog (the
-    news family was not merged when this was written, so no news columns are joined).
+    gold.features is built by the library function behind ``gold_labels`` with the market catalog:
+    gold.news_signals (the news pipeline's output) is not part of this benchmark, so no news columns.
     """
     import tempfile
 
     import polars as pl
 
-    from features_factory import random_candles
     from spxcast.config import load_settings
     from spxcast.features.catalog import market_catalog
     from spxcast.lake import Lake
@@ -107,7 +120,7 @@ def one_lake_run(n_bars: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as home:
         settings = load_settings(home=Path(home))
         lake = Lake.from_settings(settings)
-        candles = random_candles(n_bars, start=datetime(2019, 1, 6, 22, 0, tzinfo=UTC), seed=1, halts=200)
+        candles = synthetic_candles(n_bars)
         lake.write(
             "bronze.candles",
             candles.with_columns(
@@ -136,12 +149,11 @@ def one_lake_run(n_bars: int) -> list[dict[str, Any]]:
 
 def online_latency_ms(calls: int = 20) -> float:
     """Median latency of :func:`online_features` (every market feature of the last bar) in ms."""
-    from features_factory import random_candles
     from spxcast.features.build import online_features
     from spxcast.features.catalog import market_catalog
 
     catalog = market_catalog()
-    window = random_candles(catalog.max_lookback() + 10, seed=2)
+    window = synthetic_candles(catalog.max_lookback() + 10)
     timings = []
     for _ in range(calls):
         start = time.perf_counter()
