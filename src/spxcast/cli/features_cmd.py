@@ -48,7 +48,9 @@ def list_features(
     if group is not None and group not in catalog.groups():
         raise ConfigError(f"unknown feature group {group!r}; groups: {', '.join(catalog.groups())}")
     table = Table(title=f"{len(catalog.names(group))} features", title_justify="left")
-    for column in ("name", "group", "unit", "lookback", "description"):
+    # Names are identifiers users copy: never wrapped.
+    table.add_column("name", no_wrap=True, min_width=max(len(n) for n in catalog.names()))
+    for column in ("group", "unit", "lookback", "description"):
         table.add_column(column, overflow="fold")
     for spec in catalog:
         if group is None or spec.group == group:
@@ -87,8 +89,8 @@ def show(
             "(weekend, break or halt, or outside the built range)"
         )
     table = Table(title=f"{cfg.instrument} {cfg.granularity} bar {ts.isoformat()}", title_justify="left")
-    table.add_column("column")
-    table.add_column("value", justify="right")
+    table.add_column("column", no_wrap=True, min_width=max(len(c) for c in rows.columns))
+    table.add_column("value", justify="right", no_wrap=True)
     for name, value in rows.row(0, named=True).items():
         table.add_row(name, f"{value:.6g}" if isinstance(value, float) else str(value))
     console.print(table)
