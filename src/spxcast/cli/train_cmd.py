@@ -10,7 +10,8 @@ from typing import Any
 
 import typer
 
-from spxcast.cli._common import console, err_console, fail, handle_errors, settings
+from spxcast.cli._common import console, err_console, handle_errors, settings
+from spxcast.errors import ConfigError, ModelError, PipelineError
 
 EVALUATION_SPLITS = ("valid", "test", "oot", "oot2")
 
@@ -50,13 +51,13 @@ def train(
     names = [m.strip() for m in models.split(",") if m.strip()] if models else list(s.training.models)
     unknown = sorted(set(names) - set(CANDIDATES))
     if unknown or not names:
-        raise fail(f"--models takes some of {', '.join(CANDIDATES)}; got {models!r}", 2)
+        raise ConfigError(f"--models takes some of {', '.join(CANDIDATES)}; got {models!r}")
     run_id = run_id or f"train-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     for task in [*(f"train_{m}" for m in names), "select_model"]:
         err_console.print(f"  running {task} …")
         status, payload = run_task(s, task, run_id)
         if status != "succeeded":
-            raise fail(f"task {task} of run {run_id} failed: {str(payload).splitlines()[0]}")
+            raise PipelineError(f"task {task} of run {run_id} failed: {str(payload).splitlines()[0]}")
     run_dir = s.artifacts_dir() / "runs" / run_id
     console.print(f"run [bold]{run_id}[/]: {run_dir}")
     _show_run(run_dir, read_evaluations(run_dir))
@@ -73,7 +74,7 @@ def evaluate(
 
     run_dir = Path(run) if Path(run).is_dir() else settings(ctx).artifacts_dir() / "runs" / run
     if not run_dir.is_dir():
-        raise fail(f"no run directory {run_dir}; pass a run id from `spxcast pipeline status` or a path")
+        raise ModelError(f"no run directory {run_dir}; pass a run id from `spxcast pipeline status` or a path")
     _show_run(run_dir, rebuild_evaluations(run_dir, cost_bps))
 
 
