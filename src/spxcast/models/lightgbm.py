@@ -16,8 +16,8 @@ BOOSTER_FILE = "booster.txt"
 
 # Stage-1 (coarse) ranges; stage 2 narrows around the stage-1 optimum.
 SEARCH_SPACE: SearchSpace = {
-    "learning_rate": Range(0.01, 0.3, log=True),
-    "num_leaves": Range(8, 256, log=True, integer=True),
+    "learning_rate": Range(0.02, 0.3, log=True),
+    "num_leaves": Range(8, 128, log=True, integer=True),
     "min_child_samples": Range(20, 2000, log=True, integer=True),
     "feature_fraction": Range(0.3, 1.0),
     "bagging_fraction": Range(0.4, 1.0),
@@ -45,7 +45,7 @@ def _library_params(hyperparams: Mapping[str, Any], n_jobs: int, seed: int) -> d
         "num_threads": n_jobs,
         "seed": seed,
         "deterministic": True,
-        "force_row_wise": True,
+        "force_col_wise": True,
     }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +43,9 @@ class TuningConfig:
     n_jobs: int = 1
     storage: str | None = None
     study_prefix: str = "spxcast"
-    max_rounds: int = 1000
-    early_stopping_rounds: int = 30
-    tune_max_rows: int = 300_000
+    max_rounds: int = 500
+    early_stopping_rounds: int = 20
+    tune_max_rows: int = 150_000
     narrow_factor: float = 0.3
     report_every: int = 5
 
@@ -115,6 +116,27 @@ def _objective(
     return objective
 
 
+def open_storage(url: str | None, attempts: int = 5) -> optuna.storages.BaseStorage | None:
+    """The Optuna storage for ``url`` (``None``: in memory).
+
+    Several processes may open a fresh database at once; their schema creation races, so a failed first
+    connection is retried after a short pause (the winner's schema is then found in place).
+    """
+    if url is None:
+        return None
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except SQLAlchemyError as exc:
+            if attempt == attempts:
+                raise ModelError(f"cannot open the Optuna storage (after {attempts} attempts): {exc}") from exc
+            log.info("Optuna storage not ready (%s); retrying", type(exc).__name__)
+            time.sleep(0.2 * attempt)
+    return None
+
+
 def run_stage(
     model: type[BoostingForecaster],
     data: Any,
@@ -128,7 +150,7 @@ def run_stage(
     """Run (or join, with a shared storage) one study until it holds ``n_trials`` finished trials."""
     study = optuna.create_study(
         study_name=f"{config.study_prefix}-{model.kind}-{name}",
-        storage=config.storage,
+        storage=open_storage(config.storage),
         sampler=optuna.samplers.TPESampler(seed=config.seed + seed_offset, n_startup_trials=min(10, n_trials)),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2 * config.report_every),
         direction="minimize",

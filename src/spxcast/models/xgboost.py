@@ -16,8 +16,8 @@ BOOSTER_FILE = "booster.json"
 
 # Stage-1 (coarse) ranges; stage 2 narrows around the stage-1 optimum.
 SEARCH_SPACE: SearchSpace = {
-    "eta": Range(0.01, 0.3, log=True),
-    "max_depth": Range(2, 10, integer=True),
+    "eta": Range(0.02, 0.3, log=True),
+    "max_depth": Range(2, 8, integer=True),
     "min_child_weight": Range(1.0, 1000.0, log=True),
     "subsample": Range(0.4, 1.0),
     "colsample_bytree": Range(0.3, 1.0),
