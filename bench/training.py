@@ -59,20 +59,28 @@ def synthetic_gold(rows: int, n_features: int, seed: int = 0) -> pl.DataFrame:
             "_signal": signal,
         }
     ).with_columns(pl.Series(f"feat_{i:03d}", features[:, i]) for i in range(n_features))
-    ahead = frame.select((pl.col("ts") - timedelta(minutes=HORIZON)).alias("ts"), pl.col("_lp").alias("_ahead"))
+    ahead = frame.select(
+        (pl.col("ts") - timedelta(minutes=HORIZON)).alias("ts"), pl.col("_lp").alias("_ahead")
+    )
     frame = frame.join(ahead, on="ts", how="left", maintain_order="left")
     target = ((pl.col("_ahead") - pl.col("_lp")).exp() - 1) * 100 + pl.col("_signal")
-    return frame.with_columns(target.alias(TARGET)).with_columns(
-        pl.col(TARGET).sign().cast(pl.Int8).alias(f"target_dir_{HORIZON}m"),
-        pl.col(TARGET).is_not_null().alias("label_ok"),
-    ).drop("_lp", "_ahead", "_signal")
+    return (
+        frame.with_columns(target.alias(TARGET))
+        .with_columns(
+            pl.col(TARGET).sign().cast(pl.Int8).alias(f"target_dir_{HORIZON}m"),
+            pl.col(TARGET).is_not_null().alias("label_ok"),
+        )
+        .drop("_lp", "_ahead", "_signal")
+    )
 
 
 def _peak_rss_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
-def _train_synthetic(gold_path: str, run_dir: str, model: str, coarse: int, fine: int, seed: int) -> dict[str, Any]:
+def _train_synthetic(
+    gold_path: str, run_dir: str, model: str, coarse: int, fine: int, seed: int
+) -> dict[str, Any]:
     from spxcast.config import load_settings
     from spxcast.models.train import TrainingSpec, train_candidate
     from spxcast.pipeline.tasks.training import candidate_dir, write_candidate
@@ -85,8 +93,13 @@ def _train_synthetic(gold_path: str, run_dir: str, model: str, coarse: int, fine
     spec = TrainingSpec.from_settings(settings, model, features, study_prefix="bench")
     run = train_candidate(gold, spec)
     trained = time.perf_counter()
-    lineage = {"run_id": "bench", "instrument": "SPX500_USD", "granularity": "M1",
-               "lake_versions": {"gold.features": None}, "seed": seed}
+    lineage = {
+        "run_id": "bench",
+        "instrument": "SPX500_USD",
+        "granularity": "M1",
+        "lake_versions": {"gold.features": None},
+        "seed": seed,
+    }
     write_candidate(candidate_dir(Path(run_dir), model), run, spec, lineage, catalog="synthetic-bench")
     return {
         "model": model,
@@ -106,25 +119,36 @@ def _train_real(home: str, run_id: str, model: str, coarse: int, fine: int) -> d
     from spxcast.pipeline.runner import execute_task
     from spxcast.pipeline.spec import find_task
 
-    settings = load_settings(home=Path(home), **{"training.trials_coarse": coarse, "training.trials_fine": fine})
+    settings = load_settings(
+        home=Path(home), **{"training.trials_coarse": coarse, "training.trials_fine": fine}
+    )
     started = time.perf_counter()
     status, payload = execute_task(settings, run_id, find_task(f"train_{model}"))
     if status != "succeeded":
         raise RuntimeError(f"train_{model} failed: {payload}")
     assert isinstance(payload, dict)
-    return {"model": model, "fit_s": payload["fit_seconds"], "total_s": time.perf_counter() - started,
-            "valid_rmse": payload["valid_rmse"], "peak_rss_mb": _peak_rss_mb(resource.RUSAGE_SELF)}
+    return {
+        "model": model,
+        "fit_s": payload["fit_seconds"],
+        "total_s": time.perf_counter() - started,
+        "valid_rmse": payload["valid_rmse"],
+        "peak_rss_mb": _peak_rss_mb(resource.RUSAGE_SELF),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_700_000)
     parser.add_argument("--features", type=int, default=110)
     parser.add_argument("--coarse", type=int, default=20)
     parser.add_argument("--fine", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--home", help="Use this home's real gold.features and catalog instead of synthetic gold")
+    parser.add_argument(
+        "--home", help="Use this home's real gold.features and catalog instead of synthetic gold"
+    )
     parser.add_argument("--json", help="Also write the figures to this JSON file")
     args = parser.parse_args()
     models = ["lightgbm", "xgboost", "ar"]
@@ -147,12 +171,18 @@ def main() -> None:
             run_dir = Path(scratch) / "run"
         setup_s = time.perf_counter() - setup
         started = time.perf_counter()
-        with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
             if args.home:
-                futures = [pool.submit(_train_real, args.home, run_id, m, args.coarse, args.fine) for m in models]
+                futures = [
+                    pool.submit(_train_real, args.home, run_id, m, args.coarse, args.fine) for m in models
+                ]
             else:
                 futures = [
-                    pool.submit(_train_synthetic, gold_path, str(run_dir), m, args.coarse, args.fine, args.seed)
+                    pool.submit(
+                        _train_synthetic, gold_path, str(run_dir), m, args.coarse, args.fine, args.seed
+                    )
                     for m in models
                 ]
             results = [f.result() for f in futures]
@@ -167,18 +197,38 @@ def main() -> None:
         table.add_column(column, justify="right" if column != "stage" else "left")
     table.add_row("setup (not in total)", f"{setup_s:.1f}", "", "", "")
     for r in results:
-        table.add_row(f"train_{r['model']}", f"{r['total_s']:.1f}", f"{r['fit_s']:.1f}", f"{r['valid_rmse']:.5f}",
-                      f"{r['peak_rss_mb']:.0f}")
+        table.add_row(
+            f"train_{r['model']}",
+            f"{r['total_s']:.1f}",
+            f"{r['fit_s']:.1f}",
+            f"{r['valid_rmse']:.5f}",
+            f"{r['peak_rss_mb']:.0f}",
+        )
     table.add_row("candidates (concurrent)", f"{candidates_s:.1f}", "", "", "")
     table.add_row("select_model", f"{total_s - candidates_s:.2f}", "", "", "")
     worker_sum = sum(r["peak_rss_mb"] for r in results[: args.workers])
-    table.add_row("TOTAL training stage", f"{total_s:.1f}", "", f"selected: {selection['selected']}",
-                  f"{max(r['peak_rss_mb'] for r in results):.0f} (max), ~{worker_sum:.0f} (workers)")
+    table.add_row(
+        "TOTAL training stage",
+        f"{total_s:.1f}",
+        "",
+        f"selected: {selection['selected']}",
+        f"{max(r['peak_rss_mb'] for r in results):.0f} (max), ~{worker_sum:.0f} (workers)",
+    )
     console.print(table)
     if args.json:
-        Path(args.json).write_text(json.dumps({"source": source, "setup_s": setup_s, "candidates": results,
-                                               "candidates_s": candidates_s, "total_s": total_s,
-                                               "selected": selection["selected"]}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "source": source,
+                    "setup_s": setup_s,
+                    "candidates": results,
+                    "candidates_s": candidates_s,
+                    "total_s": total_s,
+                    "selected": selection["selected"],
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,12 @@ def _tune(storage: str) -> dict[str, object]:
     x = rng.standard_normal((3000, 4)).astype(np.float32)
     y = 0.5 * x[:, 0] + rng.standard_normal(3000)
     config = TuningConfig(
-        trials_coarse=6, trials_fine=4, max_rounds=60, early_stopping_rounds=10, storage=storage, study_prefix=PREFIX
+        trials_coarse=6,
+        trials_fine=4,
+        max_rounds=60,
+        early_stopping_rounds=10,
+        storage=storage,
+        study_prefix=PREFIX,
     )
     return tune_two_stage(LightGBMForecaster, x[:2000], y[:2000], x[2000:], y[2000:], config).to_dict()
 
@@ -36,4 +41,5 @@ def test_two_processes_share_one_study_in_postgresql(postgres_url: str) -> None:
         assert wanted <= count <= wanted + 1, (stage, count)
     # both processes searched the same stage-2 ranges (recorded once in the shared study)
     assert first["stages"][1]["space"] == second["stages"][1]["space"]  # type: ignore[index]
-    assert first["stages"][0]["trials"] >= 6 and second["stages"][0]["trials"] >= 6  # type: ignore[index]
+    assert first["stages"][0]["trials"] >= 6
+    assert second["stages"][0]["trials"] >= 6

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from spxcast.evaluation import (
@@ -26,6 +28,7 @@ from spxcast.evaluation import (
     sharpe,
     turnover,
 )
+from spxcast.evaluation.backtest import non_overlapping_entries
 
 Y = np.array([1.0, -2.0, 3.0, 0.0])
 PRED = np.array([0.5, -1.0, 1.0, 1.0])
@@ -64,7 +67,9 @@ def test_diebold_mariano_by_hand_with_newey_west_lag() -> None:
 
 
 def test_sharpe_drawdown_turnover_by_hand() -> None:
-    assert sharpe(np.array([1.0, -1.0, 2.0, 0.0]), 252) == pytest.approx(0.5 / math.sqrt(5 / 3) * math.sqrt(252))
+    assert sharpe(np.array([1.0, -1.0, 2.0, 0.0]), 252) == pytest.approx(
+        0.5 / math.sqrt(5 / 3) * math.sqrt(252)
+    )
     assert math.isnan(sharpe(np.array([1.0, 1.0]), 252))
     assert max_drawdown(np.array([1.0, -2.0, 0.5, 3.0, -4.0, 1.0])) == pytest.approx(4.0)
     assert max_drawdown(np.array([-1.0, -1.0])) == pytest.approx(2.0)
@@ -97,7 +102,22 @@ def test_daily_ic_and_evaluate_forecast_shape() -> None:
     assert daily["ic"][0] == pytest.approx(ic(y[:4], pred[:4]))
     assert daily["ic"][1] == pytest.approx(ic(y[4:], pred[4:]))
     result = evaluate_forecast(ts, y, pred, horizon_minutes=30, horizon_bars=30, cost_bps=1.0)
-    assert result["rows"] == 8 and result["rmse"] == pytest.approx(rmse(y, pred))
+    assert result["rows"] == 8
+    assert result["rmse"] == pytest.approx(rmse(y, pred))
     assert result["backtest"]["entries"] == 8
     zero = evaluate_forecast(ts, y, np.zeros(8), 30, 30, 1.0)
-    assert zero["ic"] is None and zero["dm_pvalue"] is None and zero["r2_oos"] == 0.0
+    assert zero["ic"] is None
+    assert zero["dm_pvalue"] is None
+    assert zero["r2_oos"] == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 50), min_size=1, max_size=60), st.integers(1, 40))
+def test_entries_match_a_naive_loop(steps: list[int], horizon: int) -> None:
+    minutes = np.cumsum(np.asarray(steps, dtype=float))
+    naive, next_allowed = [], -math.inf
+    for i, t in enumerate(minutes):
+        if t >= next_allowed:
+            naive.append(i)
+            next_allowed = t + horizon
+    np.testing.assert_array_equal(non_overlapping_entries(minutes, horizon), naive)

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from training_factories import HORIZON, TARGET, feature_names, gold_frame
 
 from spxcast.errors import ModelError
 from spxcast.models.io import MODEL_CLASSES, load_model, model_class, save_model
 from spxcast.models.lags import add_horizon_lags, lag_column
+from training_factories import HORIZON, TARGET, feature_names, gold_frame
 
 FEATURES = feature_names(4)
 LAGS = [lag_column(HORIZON, k) for k in (1, 2, 3)]
@@ -42,15 +42,18 @@ def test_fit_predict_save_load_round_trip(kind: str, frames, tmp_path: Path) -> 
     before = set(vars(model))
     assert model.fit(train, valid) is model
     learned = set(vars(model)) - before
-    assert learned and all(name.endswith("_") for name in learned)
+    assert learned
+    assert all(name.endswith("_") for name in learned)
     predictions = model.predict(test)
-    assert predictions.dtype == np.float64 and predictions.shape == (test.height,)
+    assert predictions.dtype == np.float64
+    assert predictions.shape == (test.height,)
     assert np.isfinite(predictions).all()
     save_model(model, tmp_path / "m", catalog_hash="abc", metadata={"seed": 1})
     loaded = load_model(tmp_path / "m", expected_features=model.feature_names, expected_catalog_hash="abc")
     np.testing.assert_array_equal(loaded.predict(test), predictions)
     assert loaded.params == model.params
-    assert loaded.metadata_["seed"] == 1 and loaded.metadata_["library_versions"]["numpy"]  # type: ignore[attr-defined]
+    assert loaded.metadata_["seed"] == 1
+    assert loaded.metadata_["library_versions"]["numpy"]
     assert type(model)(**model.params).params == model.params
 
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 import pytest
-from training_factories import HORIZON, TARGET, gold_frame
 
 from spxcast.errors import DataQualityError, ModelError
 from spxcast.models.splits import SplitBoundaries, make_splits, purge_gap
+from training_factories import HORIZON, TARGET, gold_frame
 
 
 def _labelled_ts() -> pl.Series:
@@ -37,8 +37,10 @@ def test_oot2_is_exactly_the_most_recent_rows_and_fractions_split_the_rest() -> 
     ts = _labelled_ts()
     boundaries = make_splits(ts, (0.6, 0.15, 0.15, 0.1), oot2_rows=1500, horizon_minutes=HORIZON)
     oot2 = boundaries.range("oot2")
-    assert oot2.rows == 1500 and oot2.purged_rows == 0
-    assert oot2.end == ts[-1] and oot2.start == ts[len(ts) - 1500]
+    assert oot2.rows == 1500
+    assert oot2.purged_rows == 0
+    assert oot2.end == ts[-1]
+    assert oot2.start == ts[len(ts) - 1500]
     rest = len(ts) - 1500
     train = boundaries.range("train")
     assert train.rows + train.purged_rows == round(0.6 * rest)

@@ -9,7 +9,6 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from training_factories import gold_frame, spec
 
 from spxcast.errors import ModelError
 from spxcast.models.lightgbm import LightGBMForecaster
@@ -17,6 +16,7 @@ from spxcast.models.space import Range, narrow, space_from_dict
 from spxcast.models.train import labelled_frame, train_candidate
 from spxcast.models.tuning import TuningConfig, tune_two_stage
 from spxcast.models.xgboost import XGBoostForecaster
+from training_factories import gold_frame, spec
 
 SPACE = {
     "rate": Range(0.01, 0.3, log=True),
@@ -28,7 +28,9 @@ SPACE = {
 
 @settings(max_examples=200, deadline=None)
 @given(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0.05, 1.0))
-def test_narrowed_ranges_lie_inside_and_contain_the_optimum(a: float, b: float, c: float, d: float, f: float) -> None:
+def test_narrowed_ranges_lie_inside_and_contain_the_optimum(
+    a: float, b: float, c: float, d: float, f: float
+) -> None:
     optimum = {
         "rate": min(0.3, max(0.01, math.exp(math.log(0.01) + a * (math.log(0.3) - math.log(0.01))))),
         "leaves": round(8 + b * 248),
@@ -39,7 +41,8 @@ def test_narrowed_ranges_lie_inside_and_contain_the_optimum(a: float, b: float, 
     for name, r in fine.items():
         coarse = SPACE[name]
         assert coarse.low <= r.low <= optimum[name] <= r.high <= coarse.high, name
-        assert r.log == coarse.log and r.integer == coarse.integer
+        assert r.log == coarse.log
+        assert r.integer == coarse.integer
 
 
 def test_narrowing_shrinks_and_refuses_an_outside_optimum() -> None:
@@ -59,7 +62,8 @@ def test_two_stage_tuning_narrows_around_the_stage_one_optimum(model: type) -> N
     config = TuningConfig(trials_coarse=4, trials_fine=3, max_rounds=100, early_stopping_rounds=10, seed=3)
     result = tune_two_stage(model, x[:4000], y[:4000], x[4100:], y[4100:], config)
     coarse, fine = result.stages
-    assert coarse.trials == 4 and fine.trials == 3
+    assert coarse.trials == 4
+    assert fine.trials == 3
     assert coarse.space == model.search_space
     for name, r in fine.space.items():
         outer = coarse.space[name]
@@ -73,9 +77,12 @@ def test_two_stage_tuning_narrows_around_the_stage_one_optimum(model: type) -> N
 def test_tuning_uses_only_the_most_recent_rows_when_asked() -> None:
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((3000, 3)).astype(np.float32), rng.standard_normal(3000)
-    config = TuningConfig(trials_coarse=1, trials_fine=0, max_rounds=20, early_stopping_rounds=5, tune_max_rows=1000)
+    config = TuningConfig(
+        trials_coarse=1, trials_fine=0, max_rounds=20, early_stopping_rounds=5, tune_max_rows=1000
+    )
     result = tune_two_stage(LightGBMForecaster, x, y, x[:500], y[:500], config)
-    assert result.tuned_rows == 1000 and len(result.stages) == 1
+    assert result.tuned_rows == 1000
+    assert len(result.stages) == 1
 
 
 @pytest.mark.parametrize("model", ["lightgbm", "xgboost", "ar"])

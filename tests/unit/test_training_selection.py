@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from training_factories import TARGET, gold_frame, spec
 
 from spxcast.models.selection import select_candidate
 from spxcast.models.train import CANDIDATES, CandidateRun, labelled_frame, train_candidate
+from training_factories import TARGET, gold_frame, spec
 
 
 def _valid(rmse: float, pvalue: float | None) -> dict[str, dict[str, float | None]]:
@@ -30,7 +30,8 @@ def test_selection_rule_and_reasons() -> None:
     assert select_candidate(evaluations, dm_pvalue=None).eligible == ["lightgbm", "xgboost", "ar"]
     worse = {"ar": {"ar": _valid(1.01, 0.9), "zero": zero}}
     nobody = select_candidate(worse, dm_pvalue=None)
-    assert nobody.selected is None and "not below the zero forecast" in nobody.reasons["ar"]
+    assert nobody.selected is None
+    assert "not below the zero forecast" in nobody.reasons["ar"]
 
 
 def _train_all(gold: pl.DataFrame, **changes: object) -> dict[str, CandidateRun]:
@@ -56,9 +57,12 @@ def test_oracle_selected_model_is_within_two_percent_of_the_oracle_on_oot() -> N
     assert selection.selected in {"lightgbm", "xgboost"}
     chosen = runs[selection.selected]
     frame = chosen.boundaries.select(
-        labelled_frame(gold.with_columns(pl.Series("oracle_ret_pct", oracle)), spec(selection.selected)), "oot"
+        labelled_frame(gold.with_columns(pl.Series("oracle_ret_pct", oracle)), spec(selection.selected)),
+        "oot",
     )
-    oracle_rmse = float(np.sqrt(np.mean((frame[TARGET].to_numpy() - frame["oracle_ret_pct"].to_numpy()) ** 2)))
+    oracle_rmse = float(
+        np.sqrt(np.mean((frame[TARGET].to_numpy() - frame["oracle_ret_pct"].to_numpy()) ** 2))
+    )
     model_rmse = chosen.evaluation[selection.selected]["oot"]["rmse"]
     zero_rmse = chosen.evaluation["zero"]["oot"]["rmse"]
     assert oracle_rmse < 0.95 * zero_rmse  # the planted signal is material
@@ -75,7 +79,8 @@ def test_labels_shuffled_within_train_leave_no_skill_on_test(model: str) -> None
     shuffled_target = gold[TARGET].to_numpy().copy()
     shuffled_target[in_train] = rng.permutation(shuffled_target[in_train])
     shuffled = gold.with_columns(
-        pl.Series(TARGET, shuffled_target, nan_to_null=True), pl.Series("label_ok", ~np.isnan(shuffled_target))
+        pl.Series(TARGET, shuffled_target, nan_to_null=True),
+        pl.Series("label_ok", ~np.isnan(shuffled_target)),
     )
     leaky = train_candidate(shuffled, spec(model))
     assert honest.evaluation[model]["test"]["r2_oos"] > 0.05  # control: the signal is learnable

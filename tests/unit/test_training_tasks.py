@@ -7,7 +7,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from training_factories import feature_names, gold_frame
 from typer.testing import CliRunner
 
 from spxcast.config import Settings, load_settings
@@ -18,6 +17,7 @@ from spxcast.models.io import load_model
 from spxcast.pipeline.context import TaskContext
 from spxcast.pipeline.runner import run_task
 from spxcast.pipeline.tasks import training
+from training_factories import feature_names, gold_frame
 
 FEATURES = feature_names(6)
 
@@ -26,8 +26,13 @@ def _test_catalog(context: object = None) -> catalog_module.Catalog:
     """Six factory features: five 'market' ones and one 'news' one (the AR model's exogenous input)."""
     specs = [
         catalog_module.FeatureSpec(
-            name, "news" if i == 5 else "returns", f"factory feature {name}", "z-score", 1,
-            expr=None if i == 5 else pl.col("close"), silver=None,
+            name,
+            "news" if i == 5 else "returns",
+            f"factory feature {name}",
+            "z-score",
+            1,
+            expr=None if i == 5 else pl.col("close"),
+            silver=None,
         )
         for i, name in enumerate(FEATURES)
     ]
@@ -63,7 +68,13 @@ def test_train_tasks_write_candidates_and_selection(trained_settings: Settings) 
     assert selection["selected"] in {"lightgbm", "xgboost"}
     assert set(selection["reasons"]) == {"lightgbm", "xgboost", "ar"}
     assert selection["lake_versions"] == {"gold.features": 0}
-    assert [s["name"] for s in selection["split_boundaries"]["splits"]] == ["train", "valid", "test", "oot", "oot2"]
+    assert [s["name"] for s in selection["split_boundaries"]["splits"]] == [
+        "train",
+        "valid",
+        "test",
+        "oot",
+        "oot2",
+    ]
     assert set(selection["baselines"]) == {"zero", "mean", "persistence"}
     for name, entry in selection["candidates"].items():
         evaluation = json.loads((run_dir / entry["evaluation"]).read_text())
@@ -84,7 +95,9 @@ def test_select_model_without_candidates_is_a_clear_error(settings: Settings) ->
         training.select_model(TaskContext(settings, "empty", "select_model"))
 
 
-def test_train_refuses_gold_missing_catalog_features(trained_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_refuses_gold_missing_catalog_features(
+    trained_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bigger = catalog_module.Catalog(
         [*_test_catalog(), catalog_module.FeatureSpec("f_new", "news", "missing", "z", 1)]
     )
@@ -100,11 +113,26 @@ def test_cli_train_and_evaluate(trained_settings: Settings) -> None:
     home = str(trained_settings.home)
     env = {"SPXCAST_TRAINING__OOT2_ROWS": "1000", "SPXCAST_TRAINING__MAX_ROUNDS": "100", "COLUMNS": "200"}
     result = runner.invoke(
-        app, ["--home", home, "train", "--models", "ar,lightgbm", "--trials-coarse", "2", "--trials-fine", "1",
-              "--run-id", "cli-run"], env=env,
+        app,
+        [
+            "--home",
+            home,
+            "train",
+            "--models",
+            "ar,lightgbm",
+            "--trials-coarse",
+            "2",
+            "--trials-fine",
+            "1",
+            "--run-id",
+            "cli-run",
+        ],
+        env=env,
     )
     assert result.exit_code == 0, result.output
-    assert "persistence" in result.output and "selected:" in result.output and "index.html" in result.output
+    assert "persistence" in result.output
+    assert "selected:" in result.output
+    assert "index.html" in result.output
     result = runner.invoke(app, ["--home", home, "evaluate", "cli-run", "--cost-bps", "7"], env=env)
     assert result.exit_code == 0, result.output
     evaluation = json.loads(
@@ -112,4 +140,5 @@ def test_cli_train_and_evaluate(trained_settings: Settings) -> None:
     )
     assert evaluation["cost_bps"] == 7
     bad = runner.invoke(app, ["--home", home, "train", "--models", "prophet"], env=env)
-    assert bad.exit_code == 2 and "--models" in bad.output
+    assert bad.exit_code == 2
+    assert "--models" in bad.output

@@ -37,7 +37,9 @@ def _show_run(run_dir: Path, evaluations: dict[str, dict[str, Any]]) -> None:
 @handle_errors
 def train(
     ctx: typer.Context,
-    models: str | None = typer.Option(None, "--models", help="Comma-separated: lightgbm,xgboost,ar (default: all)"),
+    models: str | None = typer.Option(
+        None, "--models", help="Comma-separated: lightgbm,xgboost,ar (default: all)"
+    ),
     trials_coarse: int | None = typer.Option(None, "--trials-coarse", min=1, help="Stage-1 Optuna trials"),
     trials_fine: int | None = typer.Option(None, "--trials-fine", min=0, help="Stage-2 Optuna trials"),
     run_id: str | None = typer.Option(None, "--run-id", help="Run id (default: a new one)"),
@@ -74,7 +76,9 @@ def evaluate(
 
     run_dir = Path(run) if Path(run).is_dir() else settings(ctx).artifacts_dir() / "runs" / run
     if not run_dir.is_dir():
-        raise ModelError(f"no run directory {run_dir}; pass a run id from `spxcast pipeline status` or a path")
+        raise ModelError(
+            f"no run directory {run_dir}; pass a run id from `spxcast pipeline status` or a path"
+        )
     _show_run(run_dir, rebuild_evaluations(run_dir, cost_bps))
 
 

@@ -49,11 +49,10 @@ class BacktestResult:
 def non_overlapping_entries(ts_minutes: np.ndarray, horizon_minutes: float) -> np.ndarray:
     """Indices of entries: the first row, then each first row at least H minutes after the last entry."""
     entries: list[int] = []
-    next_allowed = -math.inf
-    for i, t in enumerate(ts_minutes):
-        if t >= next_allowed:
-            entries.append(i)
-            next_allowed = t + horizon_minutes
+    i, n = 0, len(ts_minutes)
+    while i < n:
+        entries.append(i)
+        i = max(i + 1, int(np.searchsorted(ts_minutes, ts_minutes[i] + horizon_minutes, side="left")))
     return np.asarray(entries, dtype=np.int64)
 
 

@@ -28,9 +28,25 @@ PLOTS = {
     "ic_by_day": "IC by day",
 }
 METRIC_COLUMNS = (
-    "rows", "rmse", "mae", "r2_oos", "directional_accuracy", "ic", "rank_ic", "icir", "dm_statistic", "dm_pvalue",
+    "rows",
+    "rmse",
+    "mae",
+    "r2_oos",
+    "directional_accuracy",
+    "ic",
+    "rank_ic",
+    "icir",
+    "dm_statistic",
+    "dm_pvalue",
 )
-BACKTEST_COLUMNS = ("gross_sharpe", "net_sharpe", "max_drawdown_pct", "turnover", "hit_rate", "net_return_pct")
+BACKTEST_COLUMNS = (
+    "gross_sharpe",
+    "net_sharpe",
+    "max_drawdown_pct",
+    "turnover",
+    "hit_rate",
+    "net_return_pct",
+)
 
 
 def _pyplot() -> Any:
@@ -65,7 +81,9 @@ def plot_pred_vs_actual(predictions: pl.DataFrame, model: str, path: Path) -> No
     _save(fig, path)
 
 
-def plot_pnl(predictions: pl.DataFrame, model: str, horizon_minutes: int, cost_bps: float, path: Path) -> None:
+def plot_pnl(
+    predictions: pl.DataFrame, model: str, horizon_minutes: int, cost_bps: float, path: Path
+) -> None:
     plt = _pyplot()
     rows = predictions.sort("ts")
     minutes = rows["ts"].dt.epoch("us").to_numpy() / 60e6
@@ -134,7 +152,9 @@ def _metrics_html(evaluation: Mapping[str, Mapping[str, Mapping[str, Any]]], can
             values = [metrics.get(c) for c in METRIC_COLUMNS]
             values += [metrics.get("backtest", {}).get(c) for c in BACKTEST_COLUMNS]
             style = ' class="candidate"' if model == candidate else ""
-            body.append(f"<tr{style}><td>{model}</td>" + "".join(f"<td>{_cell(v)}</td>" for v in values) + "</tr>")
+            body.append(
+                f"<tr{style}><td>{model}</td>" + "".join(f"<td>{_cell(v)}</td>" for v in values) + "</tr>"
+            )
         parts.append(f"<h3>{split}</h3><table><tr>{header}</tr>{''.join(body)}</table>")
     return "".join(parts)
 
@@ -161,7 +181,8 @@ def write_report(
     details = html.escape(json.dumps(dict(extra or {}), indent=2, default=str))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>spxcast evaluation: {candidate}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}tr.candidate{{font-weight:bold;background:#eef}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}
+tr.candidate{{font-weight:bold;background:#eef}}
 img{{max-width:900px;display:block}}</style></head><body>
 <h1>{candidate}: evaluation against the baselines</h1>
 <p>Horizon {horizon_minutes} min; returns in percent; R²_OOS is against the zero forecast; DM p-value is
@@ -183,7 +204,19 @@ def console_table(
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    columns = ("model", "split", "rmse", "r2_oos", "dir_acc", "ic", "icir", "dm_p", "net_sharpe", "max_dd", "turnover")
+    columns = (
+        "model",
+        "split",
+        "rmse",
+        "r2_oos",
+        "dir_acc",
+        "ic",
+        "icir",
+        "dm_p",
+        "net_sharpe",
+        "max_dd",
+        "turnover",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in {"model", "split"} else "right")
     for model, by_split in evaluation.items():
@@ -193,8 +226,15 @@ def console_table(
                 continue
             bt = m.get("backtest", {})
             values = (
-                m.get("rmse"), m.get("r2_oos"), m.get("directional_accuracy"), m.get("ic"), m.get("icir"),
-                m.get("dm_pvalue"), bt.get("net_sharpe"), bt.get("max_drawdown_pct"), bt.get("turnover"),
+                m.get("rmse"),
+                m.get("r2_oos"),
+                m.get("directional_accuracy"),
+                m.get("ic"),
+                m.get("icir"),
+                m.get("dm_pvalue"),
+                bt.get("net_sharpe"),
+                bt.get("max_drawdown_pct"),
+                bt.get("turnover"),
             )
             table.add_row(model, split, *(_cell(v) for v in values))
     return table

@@ -60,7 +60,9 @@ class ARForecaster(Forecaster):
         assert best is not None
         _, self.order_, beta = best
         self.intercept_ = float(beta[0])
-        self.coef_ = {self.features[i]: float(b) for i, b in zip(self._columns(self.order_), beta[1:], strict=True)}
+        self.coef_ = {
+            self.features[i]: float(b) for i, b in zip(self._columns(self.order_), beta[1:], strict=True)
+        }
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         design = _design(x)[:, 1:]
@@ -83,4 +85,6 @@ class ARForecaster(Forecaster):
         self.order_ = int(state["order"])
         self.intercept_ = float(state["intercept"])
         self.coef_ = {k: float(v) for k, v in state["coefficients"].items()}
-        self.validation_rmse_by_order_ = {int(k): float(v) for k, v in state["validation_rmse_by_order"].items()}
+        self.validation_rmse_by_order_ = {
+            int(k): float(v) for k, v in state["validation_rmse_by_order"].items()
+        }

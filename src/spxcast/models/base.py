@@ -72,7 +72,9 @@ class Forecaster(ABC):
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Forecast of the forward return (percent) for every row of ``frame``, as float64."""
         if not self.is_fitted:
-            raise ModelError(f"{type(self).__name__} is not fitted; call fit(train, valid) or load(dir) first")
+            raise ModelError(
+                f"{type(self).__name__} is not fitted; call fit(train, valid) or load(dir) first"
+            )
         return np.asarray(self._predict(self.feature_matrix(frame, "predict")), dtype=np.float64)
 
     def feature_importance(self) -> dict[str, float]:
@@ -128,6 +130,7 @@ class Forecaster(ABC):
 
     def _save_files(self, directory: Path) -> None:
         """Write model files other than ``model.json`` (boosters); none by default."""
+        return None
 
     # -- validation (public so tuning can build its matrices the same way) ------------------------
     def feature_matrix(self, frame: pl.DataFrame, role: str = "predict") -> np.ndarray:
@@ -144,7 +147,8 @@ class Forecaster(ABC):
         except pl.exceptions.PolarsError as exc:
             kinds = {c: str(frame.schema[c]) for c in self.features if not frame.schema[c].is_numeric()}
             raise ModelError(
-                f"{type(self).__name__}: the {role} frame has non-numeric feature columns {kinds}; expected numbers"
+                f"{type(self).__name__}: the {role} frame has non-numeric feature columns {kinds}; "
+                "expected numbers"
             ) from exc
         return selected.to_numpy()
 
@@ -172,7 +176,8 @@ def read_model_document(directory: Path) -> dict[str, Any]:
         raise ModelError(f"{file} is not valid JSON: {exc}") from exc
     if document.get("format_version") != FORMAT_VERSION:
         raise ModelError(
-            f"{file} has format_version {document.get('format_version')!r}; this spxcast reads {FORMAT_VERSION}"
+            f"{file} has format_version {document.get('format_version')!r}; "
+            f"this spxcast reads {FORMAT_VERSION}"
         )
     return document
 

@@ -19,48 +19,40 @@ from spxcast.errors import ModelError
 from spxcast.models.base import Forecaster
 
 
-class ZeroForecaster(Forecaster):
+class _ConstantForecaster(Forecaster):
+    """Predicts one value learned from the training split (``value_``, percent)."""
+
+    requires_features = False
+
+    def __init__(self, target: str) -> None:
+        super().__init__((), target)
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        return np.full(x.shape[0], self.value_)
+
+    def _state(self) -> dict[str, Any]:
+        return {"value": self.value_}
+
+    def _restore(self, state: dict[str, Any], directory: Path) -> None:
+        self.value_ = float(state["value"])
+
+
+class ZeroForecaster(_ConstantForecaster):
     """Always predicts a zero forward return."""
 
     kind = "zero"
-    requires_features = False
-
-    def __init__(self, target: str) -> None:
-        super().__init__((), target)
 
     def _fit(self, x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray) -> None:
-        return None
-
-    def _predict(self, x: np.ndarray) -> np.ndarray:
-        return np.zeros(x.shape[0])
-
-    def _state(self) -> dict[str, Any]:
-        return {}
-
-    def _restore(self, state: dict[str, Any], directory: Path) -> None:
-        return None
+        self.value_ = 0.0
 
 
-class MeanForecaster(Forecaster):
+class MeanForecaster(_ConstantForecaster):
     """Predicts the training split's mean forward return."""
 
     kind = "mean"
-    requires_features = False
-
-    def __init__(self, target: str) -> None:
-        super().__init__((), target)
 
     def _fit(self, x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray) -> None:
-        self.mean_ = float(y.mean())
-
-    def _predict(self, x: np.ndarray) -> np.ndarray:
-        return np.full(x.shape[0], self.mean_)
-
-    def _state(self) -> dict[str, Any]:
-        return {"mean": self.mean_}
-
-    def _restore(self, state: dict[str, Any], directory: Path) -> None:
-        self.mean_ = float(state["mean"])
+        self.value_ = float(y.mean())
 
 
 class PersistenceForecaster(Forecaster):
@@ -72,7 +64,8 @@ class PersistenceForecaster(Forecaster):
         super().__init__(features, target)
         if len(self.features) != 1:
             raise ModelError(
-                f"PersistenceForecaster reads exactly one column (the lag-1 horizon return); got {list(features)}"
+                "PersistenceForecaster reads exactly one column (the lag-1 horizon return); "
+                f"got {list(features)}"
             )
 
     def _fit(self, x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,6 +15,17 @@ from spxcast.models.space import SearchSpace
 
 # Called with (iteration, validation RMSE so far); raises to stop the trial (Optuna pruning).
 IterationReport = Callable[[int, float], None]
+
+
+@dataclass(frozen=True)
+class TrialBudget:
+    """How one tuning trial trains: round cap, early-stopping patience, threads, seed, progress report."""
+
+    max_rounds: int
+    early_stopping_rounds: int
+    n_jobs: int
+    seed: int
+    report: IterationReport
 
 
 class BoostingForecaster(Forecaster):
@@ -60,16 +72,7 @@ class BoostingForecaster(Forecaster):
 
     @classmethod
     @abstractmethod
-    def run_trial(
-        cls,
-        data: Any,
-        hyperparams: Mapping[str, Any],
-        n_estimators: int,
-        early_stopping_rounds: int,
-        n_jobs: int,
-        seed: int,
-        report: IterationReport,
-    ) -> tuple[float, int]:
+    def run_trial(cls, data: Any, hyperparams: Mapping[str, Any], budget: TrialBudget) -> tuple[float, int]:
         """Train once with early stopping; returns (best validation RMSE, best number of rounds)."""
 
     def _state(self) -> dict[str, Any]:

@@ -32,12 +32,13 @@ def add_horizon_lags(frame: pl.DataFrame, target: str, horizon_minutes: int, n_l
     """
     keys = [c for c in KEY if c in frame.columns]
     source = frame.select([*keys, "ts", target])
-    out = frame
+    lags = source.select([*keys, "ts"])
     for k in range(1, n_lags + 1):
         shifted = source.select(
             *keys,
             (pl.col("ts") + timedelta(minutes=horizon_minutes * k)).alias("ts"),
             pl.col(target).cast(pl.Float32).alias(lag_column(horizon_minutes, k)),
         ).unique(subset=[*keys, "ts"], keep="first")
-        out = out.join(shifted, on=[*keys, "ts"], how="left", maintain_order="left")
-    return out
+        lags = lags.join(shifted, on=[*keys, "ts"], how="left", maintain_order="left")
+    lags = lags.unique(subset=[*keys, "ts"], keep="first", maintain_order=True)
+    return frame.join(lags, on=[*keys, "ts"], how="left", maintain_order="left")

@@ -9,7 +9,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from spxcast.models.boosting import BoostingForecaster, IterationReport
+from spxcast.models.boosting import BoostingForecaster, IterationReport, TrialBudget
 from spxcast.models.space import Range, SearchSpace
 
 BOOSTER_FILE = "booster.txt"
@@ -106,22 +106,15 @@ class LightGBMForecaster(BoostingForecaster):
 
     @classmethod
     def run_trial(
-        cls,
-        data: tuple[lgb.Dataset, lgb.Dataset],
-        hyperparams: Mapping[str, Any],
-        n_estimators: int,
-        early_stopping_rounds: int,
-        n_jobs: int,
-        seed: int,
-        report: IterationReport,
+        cls, data: tuple[lgb.Dataset, lgb.Dataset], hyperparams: Mapping[str, Any], budget: TrialBudget
     ) -> tuple[float, int]:
         train, valid = data
         booster = lgb.train(
-            _library_params(hyperparams, n_jobs, seed),
+            _library_params(hyperparams, budget.n_jobs, budget.seed),
             train,
-            num_boost_round=n_estimators,
+            num_boost_round=budget.max_rounds,
             valid_sets=[valid],
-            callbacks=_callbacks(early_stopping_rounds, report),
+            callbacks=_callbacks(budget.early_stopping_rounds, budget.report),
             keep_training_booster=True,
         )
         best = int(booster.best_iteration or booster.current_iteration())

@@ -119,7 +119,7 @@ def make_splits(
         bounds.append((rest, n))
         names.append("oot2")
     purge_minutes = float(horizon_minutes) + float(label_tolerance_minutes)
-    purge = np.timedelta64(int(round(purge_minutes * 60_000_000)), "us")
+    purge = np.timedelta64(round(purge_minutes * 60_000_000), "us")
     ranges: list[SplitRange] = []
     series = ts.cast(pl.Datetime("us", "UTC"))
     for i, (name, (start, end)) in enumerate(zip(names, bounds, strict=True)):
@@ -132,9 +132,7 @@ def make_splits(
                 f"split {name} is empty after purging {purge_minutes:g} minutes before the next split; "
                 f"it had {end - start} rows: add data or lower oot2_rows"
             )
-        ranges.append(
-            SplitRange(name, series[start], series[kept_end - 1], kept_end - start, end - kept_end)
-        )
+        ranges.append(SplitRange(name, series[start], series[kept_end - 1], kept_end - start, end - kept_end))
     return SplitBoundaries(horizon_minutes, purge_minutes, tuple(ranges))
 
 

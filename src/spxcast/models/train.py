@@ -177,7 +177,10 @@ def fit_baselines(spec: TrainingSpec, train: pl.DataFrame, valid: pl.DataFrame) 
 
 
 def predictions_frame(
-    frame: pl.DataFrame, boundaries: SplitBoundaries, target: str, models: dict[str, Forecaster],
+    frame: pl.DataFrame,
+    boundaries: SplitBoundaries,
+    target: str,
+    models: dict[str, Forecaster],
     splits: Sequence[str] = EVALUATION_SPLITS,
 ) -> pl.DataFrame:
     """``split, ts, actual`` plus one forecast column per model, for each evaluation split present."""
@@ -187,8 +190,9 @@ def predictions_frame(
             continue
         rows = boundaries.select(frame, split)
         parts.append(
-            rows.select(pl.lit(split).alias("split"), "ts", pl.col(target).cast(pl.Float64).alias(ACTUAL))
-            .with_columns(pl.Series(name, model.predict(rows)) for name, model in models.items())
+            rows.select(
+                pl.lit(split).alias("split"), "ts", pl.col(target).cast(pl.Float64).alias(ACTUAL)
+            ).with_columns(pl.Series(name, model.predict(rows)) for name, model in models.items())
         )
     return pl.concat(parts)
 

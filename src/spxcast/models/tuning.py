@@ -24,7 +24,7 @@ import numpy as np
 import optuna
 
 from spxcast.errors import ModelError
-from spxcast.models.boosting import BoostingForecaster
+from spxcast.models.boosting import BoostingForecaster, TrialBudget
 from spxcast.models.space import SearchSpace, narrow, space_from_dict, space_to_dict, suggest
 
 log = logging.getLogger(__name__)
@@ -94,9 +94,7 @@ class TuningResult:
         }
 
 
-def _objective(
-    model: type[BoostingForecaster], data: Any, space: SearchSpace, config: TuningConfig
-) -> Any:
+def _objective(model: type[BoostingForecaster], data: Any, space: SearchSpace, config: TuningConfig) -> Any:
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
 
@@ -107,9 +105,10 @@ def _objective(
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at round {iteration} with valid RMSE {rmse:.6g}")
 
-        rmse, rounds = model.run_trial(
-            data, params, config.max_rounds, config.early_stopping_rounds, config.n_jobs, config.seed, report
+        budget = TrialBudget(
+            config.max_rounds, config.early_stopping_rounds, config.n_jobs, config.seed, report
         )
+        rmse, rounds = model.run_trial(data, params, budget)
         trial.set_user_attr("best_rounds", rounds)
         return rmse
 
@@ -131,7 +130,9 @@ def open_storage(url: str | None, attempts: int = 5) -> optuna.storages.BaseStor
             return optuna.storages.RDBStorage(url)
         except SQLAlchemyError as exc:
             if attempt == attempts:
-                raise ModelError(f"cannot open the Optuna storage (after {attempts} attempts): {exc}") from exc
+                raise ModelError(
+                    f"cannot open the Optuna storage (after {attempts} attempts): {exc}"
+                ) from exc
             log.info("Optuna storage not ready (%s); retrying", type(exc).__name__)
             time.sleep(0.2 * attempt)
     return None
@@ -151,7 +152,9 @@ def run_stage(
     study = optuna.create_study(
         study_name=f"{config.study_prefix}-{model.kind}-{name}",
         storage=open_storage(config.storage),
-        sampler=optuna.samplers.TPESampler(seed=config.seed + seed_offset, n_startup_trials=min(10, n_trials)),
+        sampler=optuna.samplers.TPESampler(
+            seed=config.seed + seed_offset, n_startup_trials=min(10, n_trials)
+        ),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2 * config.report_every),
         direction="minimize",
         load_if_exists=True,
@@ -209,12 +212,20 @@ def tune_two_stage(
     if config.trials_fine > 0:
         fine_space = narrow(model.search_space, coarse.best_params, config.narrow_factor)
         fine = run_stage(
-            model, data, "fine", fine_space, config.trials_fine, config, seed_offset=1,
+            model,
+            data,
+            "fine",
+            fine_space,
+            config.trials_fine,
+            config,
+            seed_offset=1,
             start_from=coarse.best_params,
         )
         result.stages.append(fine)
         winner = fine if fine.best_value < coarse.best_value else coarse
     result.best_params, result.best_rounds, result.best_value = (
-        winner.best_params, winner.best_rounds, winner.best_value,
+        winner.best_params,
+        winner.best_rounds,
+        winner.best_value,
     )
     return result

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from spxcast.models.boosting import BoostingForecaster, IterationReport
+from spxcast.models.boosting import BoostingForecaster, IterationReport, TrialBudget
 from spxcast.models.space import Range, SearchSpace
 
 BOOSTER_FILE = "booster.json"
@@ -96,7 +96,11 @@ class XGBoostForecaster(BoostingForecaster):
         valid = xgb.QuantileDMatrix(x_valid, y_valid, ref=train, nthread=self.n_jobs)
         booster = _train(
             _library_params(self.hyperparams, self.n_jobs, self.seed),
-            train, valid, self.n_estimators, self.early_stopping_rounds, None,
+            train,
+            valid,
+            self.n_estimators,
+            self.early_stopping_rounds,
+            None,
         )
         self.best_rounds_ = _best_rounds(booster, self.early_stopping_rounds is not None)
         self.booster_ = booster[: self.best_rounds_]
@@ -107,7 +111,7 @@ class XGBoostForecaster(BoostingForecaster):
 
     def feature_importance(self) -> dict[str, float]:
         gains = self.booster_.get_score(importance_type="total_gain")
-        return {name: float(gains.get(f"f{i}", 0.0)) for i, name in enumerate(self.features)}
+        return {name: float(np.sum(gains.get(f"f{i}", 0.0))) for i, name in enumerate(self.features)}
 
     def _save_files(self, directory: Path) -> None:
         self.booster_.save_model(str(directory / BOOSTER_FILE))
@@ -127,14 +131,9 @@ class XGBoostForecaster(BoostingForecaster):
         cls,
         data: tuple[xgb.QuantileDMatrix, xgb.QuantileDMatrix],
         hyperparams: Mapping[str, Any],
-        n_estimators: int,
-        early_stopping_rounds: int,
-        n_jobs: int,
-        seed: int,
-        report: IterationReport,
+        budget: TrialBudget,
     ) -> tuple[float, int]:
         train, valid = data
-        booster = _train(
-            _library_params(hyperparams, n_jobs, seed), train, valid, n_estimators, early_stopping_rounds, report
-        )
+        params = _library_params(hyperparams, budget.n_jobs, budget.seed)
+        booster = _train(params, train, valid, budget.max_rounds, budget.early_stopping_rounds, budget.report)
         return float(booster.best_score), _best_rounds(booster, True)

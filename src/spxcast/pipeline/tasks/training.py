@@ -56,11 +56,18 @@ def feature_set(settings: Settings, gold_columns: list[str]) -> tuple[list[str],
     missing = [n for n in names if n not in gold_columns]
     if missing:
         raise ModelError(
-            f"{GOLD} lacks {len(missing)} catalog features ({missing[:5]}); rebuild gold with the current catalog"
+            f"{GOLD} lacks {len(missing)} catalog features ({missing[:5]}); "
+            "rebuild gold with the current catalog"
         )
     entries = [
-        {"name": s.name, "group": s.group, "unit": s.unit, "lookback": s.lookback, "dtype": str(s.dtype),
-         "description": s.description}
+        {
+            "name": s.name,
+            "group": s.group,
+            "unit": s.unit,
+            "lookback": s.lookback,
+            "dtype": str(s.dtype),
+            "description": s.description,
+        }
         for s in catalog
     ]
     return names, catalog.names("news"), catalog_hash(entries)
@@ -71,7 +78,9 @@ def read_gold(ctx: TaskContext) -> tuple[pl.DataFrame, int]:
     lake = ctx.lake
     version = lake.version(GOLD)
     if version is None:
-        raise ModelError(f"lake table {GOLD} does not exist yet; run the features pipeline (gold_labels) first")
+        raise ModelError(
+            f"lake table {GOLD} does not exist yet; run the features pipeline (gold_labels) first"
+        )
     s = ctx.settings
     gold = (
         lake.scan(GOLD, version)
@@ -98,7 +107,11 @@ def write_candidate(
         train = run.boundaries.range("train")
         metadata = {
             **lineage,
-            "training_window": {"start": train.start.isoformat(), "end": train.end.isoformat(), "rows": train.rows},
+            "training_window": {
+                "start": train.start.isoformat(),
+                "end": train.end.isoformat(),
+                "rows": train.rows,
+            },
             "split_boundaries": boundaries,
             "tuning": run.tuning,
             "target": spec.target,
@@ -124,8 +137,14 @@ def write_candidate(
             "models": run.evaluation,
         }
         write_report(
-            staging / REPORT_DIR, run.name, run.evaluation, run.predictions, run.importance,
-            spec.horizon_minutes, spec.cost_bps, extra={k: evaluation[k] for k in ("split_boundaries", "tuning")},
+            staging / REPORT_DIR,
+            run.name,
+            run.evaluation,
+            run.predictions,
+            run.importance,
+            spec.horizon_minutes,
+            spec.cost_bps,
+            extra={k: evaluation[k] for k in ("split_boundaries", "tuning")},
         )
         (staging / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2, default=str))
         if directory.exists():
@@ -252,12 +271,20 @@ def rebuild_evaluations(run_dir: Path, cost_bps: float | None = None) -> dict[st
         cost = evaluation["cost_bps"] if cost_bps is None else cost_bps
         evaluation["cost_bps"] = cost
         evaluation["models"] = evaluate_predictions(
-            predictions, [name, *evaluation["baselines"]], evaluation["horizon_minutes"],
-            evaluation["horizon_bars"], cost,
+            predictions,
+            [name, *evaluation["baselines"]],
+            evaluation["horizon_minutes"],
+            evaluation["horizon_bars"],
+            cost,
         )
         write_report(
-            directory / REPORT_DIR, name, evaluation["models"], predictions, evaluation["feature_importance"],
-            evaluation["horizon_minutes"], cost,
+            directory / REPORT_DIR,
+            name,
+            evaluation["models"],
+            predictions,
+            evaluation["feature_importance"],
+            evaluation["horizon_minutes"],
+            cost,
             extra={k: evaluation[k] for k in ("split_boundaries", "tuning")},
         )
         write_json_atomically(directory / EVALUATION_FILE, evaluation)
