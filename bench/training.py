@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import resource
 import tempfile
 import time
@@ -38,7 +39,7 @@ def synthetic_gold(rows: int, n_features: int, seed: int = 0) -> pl.DataFrame:
     """Gold-shaped frame: bar key, persistent Float32 features, planted signal, labels, label_ok.
 
     Bars are 1 minute apart in 5-day weeks (7200 bars, then a 2-day halt); the forward return is a random
-    walk's 30-minute return (16 %/year) plus 0.03 * (0.6 f0 + 0.5 tanh(2 f1) + 0.4 [f2 > 0.5]) percent.
+    walk's 30-minute return (16 %/year) plus 0.03 * (0.6 f0 + 0.5 tanh(2 f1) + 0.4 ([f2 > 0.5] - 0.3085)) %.
     """
     rng = np.random.default_rng(seed)
     week = 5 * 1440
@@ -48,7 +49,8 @@ def synthetic_gold(rows: int, n_features: int, seed: int = 0) -> pl.DataFrame:
     phi = 0.95
     features = lfilter([np.sqrt(1 - phi**2)], [1, -phi], rng.standard_normal((rows, n_features)), axis=0)
     features = features.astype(np.float32)
-    signal = 0.03 * (0.6 * features[:, 0] + 0.5 * np.tanh(2 * features[:, 1]) + 0.4 * (features[:, 2] > 0.5))
+    above = (features[:, 2] > 0.5) - 0.3085  # zero-mean step
+    signal = 0.03 * (0.6 * features[:, 0] + 0.5 * np.tanh(2 * features[:, 1]) + 0.4 * above)
     log_price = np.cumsum(rng.standard_normal(rows) * 0.0105 / 100)
     frame = pl.DataFrame(
         {
@@ -78,6 +80,11 @@ def _peak_rss_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _train_synthetic(
     gold_path: str, run_dir: str, model: str, coarse: int, fine: int, seed: int
 ) -> dict[str, Any]:
@@ -85,7 +92,7 @@ def _train_synthetic(
     from spxcast.models.train import TrainingSpec, train_candidate
     from spxcast.pipeline.tasks.training import candidate_dir, write_candidate
 
-    started = time.perf_counter()
+    started, cpu_start = time.perf_counter(), _cpu_s()
     gold = pl.read_parquet(gold_path)
     read_s = time.perf_counter() - started
     features = [c for c in gold.columns if c.startswith("feat_")]
@@ -111,6 +118,7 @@ def _train_synthetic(
         "valid_rmse": run.evaluation[model]["valid"]["rmse"],
         "zero_valid_rmse": run.evaluation["zero"]["valid"]["rmse"],
         "peak_rss_mb": _peak_rss_mb(resource.RUSAGE_SELF),
+        "cpu_s": _cpu_s() - cpu_start,
     }
 
 
@@ -122,7 +130,7 @@ def _train_real(home: str, run_id: str, model: str, coarse: int, fine: int) -> d
     settings = load_settings(
         home=Path(home), **{"training.trials_coarse": coarse, "training.trials_fine": fine}
     )
-    started = time.perf_counter()
+    started, cpu_start = time.perf_counter(), _cpu_s()
     status, payload = execute_task(settings, run_id, find_task(f"train_{model}"))
     if status != "succeeded":
         raise RuntimeError(f"train_{model} failed: {payload}")
@@ -133,6 +141,7 @@ def _train_real(home: str, run_id: str, model: str, coarse: int, fine: int) -> d
         "total_s": time.perf_counter() - started,
         "valid_rmse": payload["valid_rmse"],
         "peak_rss_mb": _peak_rss_mb(resource.RUSAGE_SELF),
+        "cpu_s": _cpu_s() - cpu_start,
     }
 
 
@@ -192,29 +201,33 @@ def main() -> None:
         selection = build_selection(run_dir, 0.05)
         write_json_atomically(run_dir / SELECTION_FILE, selection)
         total_s = time.perf_counter() - started
+    console.width = max(console.width, 120)
     table = Table(title=f"training stage: {source}; {args.coarse}+{args.fine} trials; {args.workers} workers")
-    for column in ("stage", "wall s", "fit s", "valid RMSE", "peak RSS MB"):
+    for column in ("stage", "wall s", "CPU s", "fit s", "valid RMSE", "peak RSS MB"):
         table.add_column(column, justify="right" if column != "stage" else "left")
-    table.add_row("setup (not in total)", f"{setup_s:.1f}", "", "", "")
+    table.add_row("setup (not in total)", f"{setup_s:.1f}", "", "", "", "")
     for r in results:
         table.add_row(
             f"train_{r['model']}",
             f"{r['total_s']:.1f}",
+            f"{r['cpu_s']:.1f}",
             f"{r['fit_s']:.1f}",
             f"{r['valid_rmse']:.5f}",
             f"{r['peak_rss_mb']:.0f}",
         )
-    table.add_row("candidates (concurrent)", f"{candidates_s:.1f}", "", "", "")
-    table.add_row("select_model", f"{total_s - candidates_s:.2f}", "", "", "")
+    table.add_row("candidates (concurrent)", f"{candidates_s:.1f}", "", "", "", "")
+    table.add_row("select_model", f"{total_s - candidates_s:.2f}", "", "", "", "")
     worker_sum = sum(r["peak_rss_mb"] for r in results[: args.workers])
     table.add_row(
         "TOTAL training stage",
         f"{total_s:.1f}",
+        f"{sum(r['cpu_s'] for r in results):.1f}",
         "",
         f"selected: {selection['selected']}",
         f"{max(r['peak_rss_mb'] for r in results):.0f} (max), ~{worker_sum:.0f} (workers)",
     )
     console.print(table)
+    console.print(f"load average at the end (1, 5, 15 min): {os.getloadavg()}")
     if args.json:
         Path(args.json).write_text(
             json.dumps(

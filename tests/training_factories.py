@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
+from scipy import stats
 
 HORIZON = 30
 TARGET = f"target_ret_{HORIZON}m_pct"
@@ -23,9 +24,10 @@ def feature_names(n_features: int) -> list[str]:
 
 
 def planted_signal(features: np.ndarray, strength: float) -> np.ndarray:
-    """The expected forward return (percent) given the features at t."""
+    """The expected forward return (percent) given the features at t; zero mean (no drift to exploit)."""
     f0, f1, f2 = features[:, 0], features[:, 1], features[:, 2]
-    return strength * (0.6 * f0 + 0.5 * np.tanh(2.0 * f1) + 0.4 * (f2 > 0.5))
+    above = (f2 > 0.5) - stats.norm.sf(0.5)
+    return strength * (0.6 * f0 + 0.5 * np.tanh(2.0 * f1) + 0.4 * above)
 
 
 def gold_frame(

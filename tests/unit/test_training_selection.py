@@ -83,5 +83,12 @@ def test_labels_shuffled_within_train_leave_no_skill_on_test(model: str) -> None
         pl.Series("label_ok", ~np.isnan(shuffled_target)),
     )
     leaky = train_candidate(shuffled, spec(model))
-    assert honest.evaluation[model]["test"]["r2_oos"] > 0.05  # control: the signal is learnable
-    assert leaky.evaluation[model]["test"]["r2_oos"] <= 0
+    honest_r2 = honest.evaluation[model]["test"]["r2_oos"]
+    leaky_test = leaky.evaluation[model]["test"]
+    assert honest_r2 > 0.05  # control: the signal is learnable
+    # Without leakage the shuffled model has no skill: R²_OOS <= 0 up to chance. Shuffling keeps the labels'
+    # mean, the one thing a leak-free model can still learn, so where the training mean happens to help on
+    # test, the model may match the mean forecast but not beat it unless insignificantly (DM p > 0.05).
+    mean_r2 = leaky.evaluation["mean"]["test"]["r2_oos"]
+    assert leaky_test["r2_oos"] <= max(0.0, mean_r2) or leaky_test["dm_pvalue"] > 0.05
+    assert leaky_test["r2_oos"] < 0.1 * honest_r2
