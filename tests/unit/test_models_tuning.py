@@ -93,3 +93,14 @@ def test_same_data_config_and_seed_give_identical_predictions(model: str) -> Non
     assert first.predictions.equals(second.predictions)
     assert first.tuning == second.tuning
     assert first.predictions.filter(pl.col("split") == "test")[model].std() > 0
+
+
+def test_the_pruner_stops_unpromising_trials() -> None:
+    gold, _ = gold_frame(6000, n_features=5, signal="planted", seed=11)
+    frame = labelled_frame(gold, spec("lightgbm", n_features=5))
+    x = frame.select(pl.col(f"f{i}" for i in range(5))).to_numpy()
+    y = frame["target_ret_30m_pct"].to_numpy()
+    config = TuningConfig(trials_coarse=15, trials_fine=0, max_rounds=200, early_stopping_rounds=20, seed=1)
+    coarse = tune_two_stage(LightGBMForecaster, x[:4000], y[:4000], x[4100:], y[4100:], config).stages[0]
+    assert coarse.trials == 15
+    assert 0 < coarse.pruned < 15

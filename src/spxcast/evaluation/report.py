@@ -92,8 +92,12 @@ def plot_pnl(
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.plot(when, np.cumsum(result.gross), label="gross")
     ax.plot(when, np.cumsum(result.net), label=f"net of {cost_bps:g} bps round trip")
+    for split, first in rows.group_by("split", maintain_order=True).agg(pl.col("ts").min()).iter_rows():
+        ax.axvline(first, color="grey", lw=0.6, ls=":")
+        ax.annotate(split, (first, 0), xycoords=("data", "axes fraction"), fontsize=8, color="grey")
     ax.set_ylabel("cumulative return (%)")
     ax.legend()
+    fig.autofmt_xdate()
     _save(fig, path)
 
 
@@ -126,10 +130,11 @@ def plot_ic_by_day(predictions: pl.DataFrame, model: str, path: Path) -> None:
     for split in dict.fromkeys(predictions["split"].to_list()):
         rows = predictions.filter(pl.col("split") == split).sort("ts")
         daily = daily_ic(rows["ts"], rows[ACTUAL].to_numpy(), rows[model].to_numpy()).drop_nulls("ic")
-        ax.bar(daily["day"].to_numpy(), daily["ic"].to_numpy(), label=split)
+        ax.bar(daily["day"].to_numpy(), daily["ic"].to_numpy(), label=split, alpha=0.75)
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_ylabel("daily IC (Pearson)")
     ax.legend()
+    fig.autofmt_xdate()
     _save(fig, path)
 
 
