@@ -133,6 +133,11 @@ def test_cli_train_and_evaluate(trained_settings: Settings) -> None:
     assert "persistence" in result.output
     assert "selected:" in result.output
     assert "index.html" in result.output
+    ar_file = trained_settings.artifacts_dir() / "runs/cli-run/candidates/ar/evaluation.json"
+    before = json.loads(ar_file.read_text())
+    result = runner.invoke(app, ["--home", home, "evaluate", "cli-run"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(ar_file.read_text())["models"] == before["models"]  # rebuilt from predictions: same
     result = runner.invoke(app, ["--home", home, "evaluate", "cli-run", "--cost-bps", "7"], env=env)
     assert result.exit_code == 0, result.output
     evaluation = json.loads(
