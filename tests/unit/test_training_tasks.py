@@ -147,3 +147,17 @@ def test_cli_train_and_evaluate(trained_settings: Settings) -> None:
     bad = runner.invoke(app, ["--home", home, "train", "--models", "prophet"], env=env)
     assert bad.exit_code == 2
     assert "--models" in bad.output
+
+
+def test_catalog_fingerprint_changes_with_any_entry() -> None:
+    catalog = _test_catalog()
+    same = training.catalog_fingerprint(_test_catalog())
+    assert training.catalog_fingerprint(catalog) == same
+    changed = catalog_module.Catalog(
+        catalog_module.FeatureSpec(
+            s.name, s.group, s.description, s.unit, s.lookback + (s.name == "f0"), s.expr
+        )
+        for s in catalog
+    )
+    assert training.catalog_fingerprint(changed) != same
+    assert training.catalog_fingerprint(catalog.select(FEATURES[::-1])) != same

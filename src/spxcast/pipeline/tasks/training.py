@@ -44,8 +44,26 @@ MODEL_DIR = "model"
 REPORT_DIR = "report"
 
 
+def catalog_fingerprint(catalog: Any) -> str:
+    """Hash of a feature catalog's entries (name, group, unit, lookback, dtype, description), in order.
+
+    Saved with every model as ``catalog_hash``; serving and the registry compare it with the running catalog.
+    """
+    return catalog_hash(
+        {
+            "name": s.name,
+            "group": s.group,
+            "unit": s.unit,
+            "lookback": s.lookback,
+            "dtype": str(s.dtype),
+            "description": s.description,
+        }
+        for s in catalog
+    )
+
+
 def feature_set(settings: Settings, gold_columns: list[str]) -> tuple[list[str], list[str], str]:
-    """Catalog feature names, the news ones among them, and the hash of their catalog entries.
+    """Catalog feature names, the news ones among them, and the catalog fingerprint.
 
     Raises when gold lacks a catalog feature: the model must be trained on exactly the running catalog.
     """
@@ -59,18 +77,7 @@ def feature_set(settings: Settings, gold_columns: list[str]) -> tuple[list[str],
             f"{GOLD} lacks {len(missing)} catalog features ({missing[:5]}); "
             "rebuild gold with the current catalog"
         )
-    entries = [
-        {
-            "name": s.name,
-            "group": s.group,
-            "unit": s.unit,
-            "lookback": s.lookback,
-            "dtype": str(s.dtype),
-            "description": s.description,
-        }
-        for s in catalog
-    ]
-    return names, catalog.names("news"), catalog_hash(entries)
+    return names, catalog.names("news"), catalog_fingerprint(catalog)
 
 
 def read_gold(ctx: TaskContext) -> tuple[pl.DataFrame, int]:
