@@ -40,5 +40,5 @@ def add_horizon_lags(frame: pl.DataFrame, target: str, horizon_minutes: int, n_l
             pl.col(target).cast(pl.Float32).alias(lag_column(horizon_minutes, k)),
         ).unique(subset=[*keys, "ts"], keep="first")
         lags = lags.join(shifted, on=[*keys, "ts"], how="left", maintain_order="left")
-    lags = lags.unique(subset=[*keys, "ts"], keep="first", maintain_order=True)
-    return frame.join(lags, on=[*keys, "ts"], how="left", maintain_order="left")
+    # ``lags`` has frame's rows in frame's order (left joins on unique right keys): stack without copying.
+    return frame.hstack(lags.drop([*keys, "ts"]).get_columns())

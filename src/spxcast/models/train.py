@@ -123,7 +123,8 @@ def labelled_frame(gold: pl.DataFrame, spec: TrainingSpec) -> pl.DataFrame:
     keys = [c for c in ("instrument", "granularity") if c in gold.columns]
     if keys and gold.select(keys).unique().height > 1:
         raise DataQualityError("train on one instrument and granularity at a time; filter gold first")
-    with_lags = add_horizon_lags(gold.sort("ts"), spec.target, spec.horizon_minutes, spec.ar_lags)
+    ordered = gold if gold["ts"].is_sorted() else gold.sort("ts")
+    with_lags = add_horizon_lags(ordered, spec.target, spec.horizon_minutes, spec.ar_lags)
     labelled = with_lags.filter(pl.col("label_ok") & pl.col(spec.target).is_not_null())
     return labelled.filter(pl.col(spec.target).is_finite())
 
