@@ -194,10 +194,16 @@ class TrainingSettings(BaseModel):
     trials_fine: int = Field(default=30, ge=0)
     split_fractions: tuple[float, float, float, float] = (0.60, 0.15, 0.15, 0.10)
     oot2_rows: int = Field(default=10_000, ge=0)
-    tune_max_rows: int = Field(default=300_000, ge=1000, description="Tune on the most recent rows of train")
+    tune_max_rows: int = Field(default=150_000, ge=1000, description="Tune on the most recent rows of train")
     optuna_storage: str | None = Field(default=None, description="Optuna RDB URL; in-memory when unset")
     cost_bps: float = Field(default=1.0, ge=0, description="Round-trip trading cost in basis points")
     n_jobs: int = Field(default=1, ge=1, description="Threads per boosting model")
+    max_rounds: int = Field(default=500, ge=1, description="Most boosting rounds per fit or trial")
+    early_stopping_rounds: int = Field(default=20, ge=1, description="Rounds without valid improvement")
+    ar_max_lags: int = Field(default=6, ge=1, description="Largest AR order tried (lags of H-minute returns)")
+    selection_dm_pvalue: float | None = Field(
+        default=0.05, gt=0, lt=1, description="Selection needs DM p <= this against zero on valid; None: off"
+    )
 
     @field_validator("split_fractions")
     @classmethod
