@@ -7,10 +7,10 @@ PYTEST_ARGS ?=
 
 .PHONY: install demo test lint bench clean
 
+# The CPU build of torch must be installed by this exact pin before anything that needs torch.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# The CPU build of torch must be installed by this exact pin before anything that needs torch.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[test,finbert]'
 	rm -f $(VENV)/.installed-*

@@ -58,6 +58,9 @@ class SyntheticMarketSettings(BaseModel):
     planted_strength: float = Field(
         default=1.0, ge=0, description="Scale of the planted drift (1.0 = documented default strength)"
     )
+    planted_tau_minutes: float = Field(default=30.0, gt=0, description="Decay time of the planted drift")
+    events_per_session: float = Field(default=8.0, ge=0, description="Mean number of events per session")
+    spread_bps: float = Field(default=1.0, ge=0, description="Typical bid/ask spread in basis points")
 
 
 class FilesSourceSettings(BaseModel):
@@ -69,6 +72,7 @@ class FilesSourceSettings(BaseModel):
         default_factory=dict, description="Map from bronze column (ts, open, …) to the file's column"
     )
     timezone: str = Field(default="UTC", description="Timezone of naive timestamps in the file")
+    batch_rows: int = Field(default=500_000, ge=1, description="Rows validated and committed per batch")
 
 
 class OandaSettings(BaseModel):
@@ -113,23 +117,47 @@ class QualitySettings(BaseModel):
 
 
 class NewsSettings(BaseModel):
-    """News ingestion."""
+    """News ingestion: the source, its range, and the rules applied to every article."""
 
     source: Literal["synthetic", "gdelt", "rss", "files"] = "synthetic"
+    start: str | None = Field(
+        default=None, description="Range start (UTC) for backfills; default: the synthetic market's range"
+    )
+    end: str | None = Field(default=None, description="Range end (UTC, exclusive) for backfills")
     query: str = Field(default='("S&P 500" OR "stock market" OR "Federal Reserve" OR "Wall Street")')
     feeds: list[str] = Field(default_factory=list, description="RSS/Atom feed URLs")
     files_path: str | None = None
-    columns: dict[str, str] = Field(default_factory=dict)
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Map from bronze column (url, title, published_at, …) to the file's"
+    )
     gdelt_base_url: str = "https://api.gdeltproject.org/api/v2/doc/doc"
-    politeness_delay_s: float = Field(default=1.0, ge=0)
+    gdelt_max_records: int = Field(default=250, ge=1, le=250, description="maxrecords per GDELT call")
+    gdelt_min_window_s: float = Field(
+        default=60.0, gt=0, description="A full GDELT window shorter than this is not split further (logged)"
+    )
+    politeness_delay_s: float = Field(default=1.0, ge=0, description="Pause between two requests to one host")
+    max_retries: int = Field(default=5, ge=0, description="Retries of a failed request (5xx, 429, network)")
+    backoff_base_s: float = Field(default=1.0, ge=0, description="First retry delay; doubles per retry")
+    backoff_max_s: float = Field(default=30.0, ge=0)
+    timeout_s: float = Field(default=30.0, gt=0)
     backfill_latency_minutes: float = Field(
         default=5.0, ge=0, description="Added to max(published, crawled) to give received_at on backfills"
+    )
+    title_dedup_hours: float = Field(
+        default=6.0, gt=0, description="Equal normalised titles received closer than this are one story"
     )
     relevance_terms: list[str] = Field(
         default_factory=lambda: [
             "s&p 500", "s&p", "stocks", "stock market", "wall street", "fed", "federal reserve", "inflation",
             "rates", "earnings", "nasdaq", "dow", "treasury", "yields", "recession", "economy", "jobs",
-        ]
+        ],
+        description="An article is kept when its title or summary contains one of these as whole words",
+    )
+    synthetic_articles_per_day: float = Field(
+        default=60.0, ge=0, description="Mean background articles per weekday (Poisson, intraday seasonality)"
+    )
+    synthetic_duplicate_rate: float = Field(
+        default=0.3, ge=0, le=1, description="Share of synthetic stories that are syndicated or re-posted"
     )
 
 
@@ -137,11 +165,17 @@ class SentimentSettings(BaseModel):
     """News sentiment scoring."""
 
     scorer: Literal["lexicon", "finbert"] = "lexicon"
-    finbert_model: str = Field(default="ProsusAI/finbert", description="Local directory or hub id")
-    max_length: int = Field(default=64, ge=8)
+    finbert_model: str = Field(
+        default="ProsusAI/finbert",
+        description="Local directory or hub id of a sequence-classification model; never downloaded",
+    )
+    max_length: int = Field(default=64, ge=8, description="Tokens per text (headlines fit in 64)")
     batch_size: int = Field(default=64, ge=1)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    quantize_int8: bool = False
+    quantize_int8: bool = Field(default=False, description="int8 dynamic quantisation of Linear layers (CPU)")
+    dtype: Literal["float32", "bfloat16"] = Field(
+        default="float32", description="Model dtype; bfloat16 is faster on GPUs and CPUs with AVX-512 BF16/AMX"
+    )
 
 
 class FeatureSettings(BaseModel):
@@ -160,10 +194,16 @@ class TrainingSettings(BaseModel):
     trials_fine: int = Field(default=30, ge=0)
     split_fractions: tuple[float, float, float, float] = (0.60, 0.15, 0.15, 0.10)
     oot2_rows: int = Field(default=10_000, ge=0)
-    tune_max_rows: int = Field(default=300_000, ge=1000, description="Tune on the most recent rows of train")
+    tune_max_rows: int = Field(default=150_000, ge=1000, description="Tune on the most recent rows of train")
     optuna_storage: str | None = Field(default=None, description="Optuna RDB URL; in-memory when unset")
     cost_bps: float = Field(default=1.0, ge=0, description="Round-trip trading cost in basis points")
     n_jobs: int = Field(default=1, ge=1, description="Threads per boosting model")
+    max_rounds: int = Field(default=500, ge=1, description="Most boosting rounds per fit or trial")
+    early_stopping_rounds: int = Field(default=20, ge=1, description="Rounds without valid improvement")
+    ar_max_lags: int = Field(default=6, ge=1, description="Largest AR order tried (lags of H-minute returns)")
+    selection_dm_pvalue: float | None = Field(
+        default=0.05, gt=0, lt=1, description="Selection needs DM p <= this against zero on valid; None: off"
+    )
 
     @field_validator("split_fractions")
     @classmethod

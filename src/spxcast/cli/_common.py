@@ -52,6 +52,8 @@ def handle_errors(function: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return function(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
         except SpxcastError as exc:
             raise fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:

@@ -55,3 +55,7 @@ for _group in _GROUPS:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -24,16 +24,44 @@ from spxcast.errors import SchemaError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
-# Family modules under spxcast.features, each exposing ``specs(context) -> list[FeatureSpec]``.
-FAMILY_MODULES: tuple[str, ...] = (
+# The columns of one bar series that market feature expressions may read.
+BAR_COLUMNS: tuple[str, ...] = ("ts", "open", "high", "low", "close", "volume", "bid_close", "ask_close")
+
+# Market family modules under spxcast.features, each exposing ``specs(context) -> list[FeatureSpec]``.
+MARKET_FAMILIES: tuple[str, ...] = (
     "returns",
     "calendar",
     "technical",
     "volatility",
     "microstructure",
     "shape",
-    "news",
 )
+# Every family module, market first, then news (owned by the news engineer).
+FAMILY_MODULES: tuple[str, ...] = (*MARKET_FAMILIES, "news")
+
+# The one place that says which silver table holds which market families.
+SILVER_FAMILIES: dict[str, tuple[str, ...]] = {
+    "silver.returns": ("returns", "calendar"),
+    "silver.technical": ("technical",),
+    "silver.volatility": ("volatility",),
+    "silver.microstructure": ("microstructure", "shape"),
+}
+SILVER_OF_FAMILY: dict[str, str] = {
+    family: table for table, families in SILVER_FAMILIES.items() for family in families
+}
+
+
+def feature_name(stem: str, **params: int | float | str) -> str:
+    """The one helper that derives a feature name from its parameters.
+
+    ``feature_name("vol_parkinson", w=20)`` is ``"vol_parkinson_w20"``; parameters are appended in the
+    order given, as ``_<key><value>`` (whole floats lose their ``.0``; other dots become ``p``).
+    """
+    parts = [stem]
+    for key, value in params.items():
+        text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+        parts.append(f"{key}{text.replace('.', 'p')}")
+    return "_".join(parts)
 
 
 @dataclass(frozen=True)
@@ -86,8 +114,24 @@ class Catalog:
             if not spec.description.strip():
                 raise SchemaError(f"feature {spec.name!r} has no description")
             if (spec.expr is None) != (spec.group == "news"):
-                raise SchemaError(f"feature {spec.name!r}: market features need an expression, news ones none")
+                raise SchemaError(
+                    f"feature {spec.name!r}: market features need an expression, news ones none"
+                )
+            if spec.expr is not None:
+                self._check_market_spec(spec)
             self._specs[spec.name] = spec
+
+    @staticmethod
+    def _check_market_spec(spec: FeatureSpec) -> None:
+        assert spec.expr is not None
+        unknown = sorted(set(spec.expr.meta.root_names()) - set(BAR_COLUMNS))
+        if unknown:
+            raise SchemaError(f"feature {spec.name!r} reads {unknown}; bar columns are {list(BAR_COLUMNS)}")
+        expected = SILVER_OF_FAMILY.get(spec.group)
+        if spec.silver != expected:
+            raise SchemaError(
+                f"feature {spec.name!r} of group {spec.group!r} is in {spec.silver}; expected {expected}"
+            )
 
     def __iter__(self) -> Iterator[FeatureSpec]:
         return iter(self._specs.values())
@@ -117,11 +161,19 @@ class Catalog:
         return max((s.lookback for s in self._specs.values() if group is None or s.group == group), default=1)
 
 
-def default_catalog(context: FeatureContext | None = None) -> Catalog:
-    """Every feature of every family module, in family order."""
-    context = context or FeatureContext()
+def _family_specs(families: Iterable[str], context: FeatureContext) -> list[FeatureSpec]:
     specs: list[FeatureSpec] = []
-    for module_name in FAMILY_MODULES:
+    for module_name in families:
         module = importlib.import_module(f"spxcast.features.{module_name}")
         specs.extend(module.specs(context))
-    return Catalog(specs)
+    return specs
+
+
+def market_catalog(context: FeatureContext | None = None) -> Catalog:
+    """Every market feature (the families of :data:`MARKET_FAMILIES`), in family order."""
+    return Catalog(_family_specs(MARKET_FAMILIES, context or FeatureContext()))
+
+
+def default_catalog(context: FeatureContext | None = None) -> Catalog:
+    """Every feature of every family module (market, then news), in family order."""
+    return Catalog(_family_specs(FAMILY_MODULES, context or FeatureContext()))

@@ -82,12 +82,18 @@ NEWS = TableSpec(
         "crawled_at": UTC_TS,
         "received_at": UTC_TS,
         "provider": pl.Utf8(),
+        "title_key": pl.Utf8(),
+        "text_hash": pl.Utf8(),
         "ingested_at": UTC_TS,
     },
     write_mode="insert_only",
     time_column="received_at",
     nullable=frozenset({"summary", "domain", "language", "published_at", "crawled_at"}),
-    description="Articles keyed by a hash of the canonical URL; received_at = when we could first know it.",
+    description=(
+        "Articles keyed by a hash of the canonical URL; received_at = when we could first know it; "
+        "title_key = hash of the normalised title (near-duplicate detection); text_hash = hash of the "
+        "scored text (the key of silver.news_scores)."
+    ),
 )
 
 QUARANTINE = TableSpec(
@@ -108,7 +114,8 @@ QUARANTINE = TableSpec(
 
 SYNTHETIC_EVENTS = TableSpec(
     name="bronze.synthetic_events",
-    key=("instrument", "event_id"),
+    # event_id alone is unique; received_at in the key lets merges skip files outside the incoming range.
+    key=("instrument", "received_at", "event_id"),
     schema={
         "instrument": pl.Utf8(),
         "event_id": pl.Utf8(),
@@ -185,7 +192,7 @@ TABLES: dict[str, TableSpec] = {
         _derived("silver.returns", "Returns, lags, calendar and session features per bar."),
         _derived("silver.technical", "Technical indicators per bar."),
         _derived("silver.volatility", "Volatility estimators per bar."),
-        _derived("silver.microstructure", "Microstructure features per bar."),
+        _derived("silver.microstructure", "Microstructure and rolling shape-statistics features per bar."),
         _derived("gold.market_features", "Every market feature of the catalog, joined."),
         _derived("gold.news_signals", "Point-in-time news signals per bar."),
         _derived("gold.features", "Every catalog feature + labels + label_ok; the training table."),

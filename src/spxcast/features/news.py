@@ -1,0 +1,205 @@
+"""Point-in-time news signals per bar, as of the bar's close.
+
+A bar with start ``ts`` closes at ``close = ts + bar length``; an article counts for it only when its
+``received_at <= close``. Windows are trailing, in minutes: ``(close − w, close]``.
+
+Implementation (exact, no time buckets): articles are aggregated per distinct ``received_at`` and sorted;
+cumulative sums of count, score and confidence are taken; a backward as-of join at ``close`` and at
+``close − w`` gives the window sums as differences. Exponentially decayed sentiment uses the recursion
+``D_k = s_k + D_{k−1}·exp(−(r_k − r_{k−1})/τ)`` at each article time and ``D_k·exp(−(close − r_k)/τ)`` at
+the close, which is exact and numerically stable.
+
+Defaults for bars without articles in a window: count 0, average sentiment 0, quality 0, strength 0
+(0 means "no evidence"; the count tells it apart from a truly neutral average). Minutes since the latest
+article are capped at :data:`MAX_MINUTES_SINCE` (also the value before any article). All values Float32.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+
+from spxcast.features.catalog import FeatureContext, FeatureSpec
+from spxcast.lake.tables import UTC_TS
+from spxcast.timeutil import bar_length
+
+WINDOWS_MINUTES = (15, 60, 240)
+DECAY_TAUS_MINUTES = (15, 30, 60)
+AVAILABLE_WINDOW_MINUTES = 60
+MAX_MINUTES_SINCE = 1440.0
+KEY = ["instrument", "granularity", "ts"]
+
+_AS_OF = "received_at <= the bar's close (ts + bar length)"
+
+
+def window_name(stat: str, minutes: int) -> str:
+    """Column name of a windowed statistic: ``news_sent_avg_60m``."""
+    return f"news_{stat}_{minutes}m"
+
+
+def decay_name(tau: int) -> str:
+    """Column name of exponentially decayed sentiment with e-folding time ``tau`` minutes."""
+    return f"news_sent_decay_tau{tau}m"
+
+
+MINUTES_SINCE = "news_minutes_since_last"
+AVAILABLE = "news_available"
+
+
+def specs(context: FeatureContext) -> list[FeatureSpec]:
+    """The news features of the catalog (group "news", computed by :func:`news_signals`)."""
+    out: list[FeatureSpec] = []
+    for w in WINDOWS_MINUTES:
+        window = f"articles with received_at in (close - {w} min, close], i.e. {_AS_OF}"
+        out += [
+            FeatureSpec(
+                window_name("sent_avg", w),
+                "news",
+                f"Mean sentiment score (p_pos - p_neg) of {window}; 0 when there are none.",
+                "score [-1, 1]",
+                1,
+            ),
+            FeatureSpec(window_name("count", w), "news", f"Number of {window}.", "articles", 1),
+            FeatureSpec(
+                window_name("quality", w),
+                "news",
+                f"Mean scorer confidence (max class probability) of {window}; 0 when there are none.",
+                "probability",
+                1,
+            ),
+            FeatureSpec(
+                window_name("strength", w),
+                "news",
+                f"Signal strength |news_sent_avg_{w}m| x news_quality_{w}m over {window}.",
+                "score [0, 1]",
+                1,
+            ),
+        ]
+    for tau in DECAY_TAUS_MINUTES:
+        out.append(
+            FeatureSpec(
+                decay_name(tau),
+                "news",
+                f"Sum of article scores weighted by exp(-(close - received_at) / {tau} min) over every "
+                f"article with {_AS_OF}; e-folding time {tau} min.",
+                "score",
+                1,
+            )
+        )
+    out += [
+        FeatureSpec(
+            MINUTES_SINCE,
+            "news",
+            f"Minutes from the latest article with {_AS_OF} to the close; capped at "
+            f"{MAX_MINUTES_SINCE:.0f} (also when there is none).",
+            "minutes",
+            1,
+        ),
+        FeatureSpec(
+            AVAILABLE,
+            "news",
+            f"1 when at least one article was received in (close - {AVAILABLE_WINDOW_MINUTES} min, close], "
+            f"i.e. {_AS_OF}; else 0.",
+            "flag",
+            1,
+        ),
+    ]
+    return out
+
+
+def news_signals(bars: pl.DataFrame, scored_articles: pl.DataFrame, context: FeatureContext) -> pl.DataFrame:
+    """News features per bar.
+
+    Parameters
+    ----------
+    bars : at least the bar key (instrument, granularity, ts); ts is the bar start (UTC).
+    scored_articles : received_at (UTC), score in [-1, 1], confidence in [0, 1]; one row per article.
+    context : the bar size (``granularity``) gives each bar's close.
+
+    Returns
+    -------
+    The bar key and every news feature of :func:`specs`, Float32, in the order of ``bars``.
+    """
+    length = bar_length(context.granularity)
+    keys = bars.select(KEY).with_columns(pl.col("ts").cast(UTC_TS))
+    close = keys.select((pl.col("ts") + length).alias("close"))["close"]
+    events = _article_events(scored_articles)
+    at_close = _as_of(events, close)
+    columns: list[pl.Series] = []
+    for w in WINDOWS_MINUTES:
+        before = _as_of(events, close - timedelta(minutes=w))
+        count = at_close["n"] - before["n"]
+        total = at_close["s"] - before["s"]
+        confidence = at_close["c"] - before["c"]
+        safe = np.where(count > 0, count, 1.0)
+        average = np.where(count > 0, total / safe, 0.0)
+        quality = np.where(count > 0, confidence / safe, 0.0)
+        columns += [
+            pl.Series(window_name("sent_avg", w), average),
+            pl.Series(window_name("count", w), count),
+            pl.Series(window_name("quality", w), quality),
+            pl.Series(window_name("strength", w), np.abs(average) * quality),
+        ]
+    since = _minutes(close) - at_close["t"]
+    none_yet = np.isnan(since)
+    for tau in DECAY_TAUS_MINUTES:
+        decayed = at_close[f"d{tau}"] * np.exp(-np.where(none_yet, 0.0, since) / tau)
+        columns.append(pl.Series(decay_name(tau), np.where(none_yet, 0.0, decayed)))
+    columns.append(
+        pl.Series(MINUTES_SINCE, np.where(none_yet, MAX_MINUTES_SINCE, np.minimum(since, MAX_MINUTES_SINCE)))
+    )
+    recent = at_close["n"] - _as_of(events, close - timedelta(minutes=AVAILABLE_WINDOW_MINUTES))["n"]
+    columns.append(pl.Series(AVAILABLE, (recent > 0).astype(np.float64)))
+    return keys.hstack(pl.DataFrame(columns).cast(pl.Float32).get_columns())
+
+
+def _minutes(times: pl.Series) -> np.ndarray:
+    """UTC times as float minutes since the epoch (exact to the microsecond for the differences we take)."""
+    return times.dt.epoch("us").to_numpy().astype(np.float64) / 60e6
+
+
+def _article_events(articles: pl.DataFrame) -> pl.DataFrame:
+    """One row per distinct received_at: cumulative count/score/confidence and decayed sums at that time."""
+    grouped = (
+        articles.group_by(pl.col("received_at").cast(UTC_TS))
+        .agg(
+            pl.len().cast(pl.Float64).alias("n"),
+            pl.col("score").cast(pl.Float64).sum().alias("s"),
+            pl.col("confidence").cast(pl.Float64).sum().alias("c"),
+        )
+        .sort("received_at")
+    )
+    minutes = _minutes(grouped["received_at"])
+    scores = grouped["s"].to_numpy()
+    return grouped.select(
+        "received_at",
+        pl.col("n").cum_sum(),
+        pl.col("s").cum_sum(),
+        pl.col("c").cum_sum(),
+        pl.Series("t", minutes, dtype=pl.Float64),
+        *(
+            pl.Series(f"d{tau}", _decayed_sums(minutes, scores, tau), dtype=pl.Float64)
+            for tau in DECAY_TAUS_MINUTES
+        ),
+    )
+
+
+def _decayed_sums(minutes: np.ndarray, scores: np.ndarray, tau: float) -> np.ndarray:
+    """``D_k = s_k + D_{k-1} exp(-(t_k - t_{k-1}) / tau)``: decayed score sum just after event k."""
+    out = np.empty_like(scores)
+    level = 0.0
+    for k in range(len(scores)):
+        level = scores[k] + (level * np.exp(-(minutes[k] - minutes[k - 1]) / tau) if k else 0.0)
+        out[k] = level
+    return out
+
+
+def _as_of(events: pl.DataFrame, times: pl.Series) -> dict[str, np.ndarray]:
+    """Values of the latest event with received_at <= each time; zeros (and NaN for ``t``) before any."""
+    probe = pl.DataFrame({"at": times}).with_row_index("row").sort("at")
+    joined = probe.join_asof(events, left_on="at", right_on="received_at", strategy="backward").sort("row")
+    out = {c: joined[c].fill_null(0.0).to_numpy() for c in events.columns if c not in ("received_at", "t")}
+    out["t"] = joined["t"].fill_null(np.nan).to_numpy()
+    return out

@@ -1,0 +1,231 @@
+"""Two-stage Optuna tuning of a boosting forecaster on validation RMSE.
+
+Stage 1 ("coarse") searches the model's wide ranges; stage 2 ("fine") searches ranges narrowed around
+the stage-1 optimum (:func:`spxcast.models.space.narrow`: inside the stage-1 ranges, containing the
+optimum) and starts from the stage-1 optimum itself. Each trial trains with early stopping on the
+validation split and reports its validation RMSE every ``report_every`` rounds to a median pruner.
+Sampling is seeded (TPE). The library datasets are built once and reused by every trial; when the
+training split is large, tuning uses its most recent ``tune_max_rows`` rows, and the winner is then
+refitted on the whole training split with its early-stopped number of rounds.
+
+Storage: in memory by default; with an RDB URL (SQLite or PostgreSQL) several processes running the same
+``study_prefix`` share the two studies (``load_if_exists``) and stop once a stage has its trial count.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+
+from spxcast.errors import ModelError
+from spxcast.models.boosting import BoostingForecaster, TrialBudget
+from spxcast.models.space import SearchSpace, narrow, space_from_dict, space_to_dict, suggest
+
+log = logging.getLogger(__name__)
+
+_RANGES_ATTR = "search_space"
+_FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """How to tune: trial counts, seed, threads, storage and early stopping."""
+
+    trials_coarse: int = 20
+    trials_fine: int = 30
+    seed: int = 42
+    n_jobs: int = 1
+    storage: str | None = None
+    study_prefix: str = "spxcast"
+    max_rounds: int = 500
+    early_stopping_rounds: int = 20
+    tune_max_rows: int = 150_000
+    narrow_factor: float = 0.3
+    report_every: int = 5
+
+
+@dataclass
+class StageResult:
+    """One stage: its ranges, trial counts and best trial."""
+
+    name: str
+    space: SearchSpace
+    trials: int
+    pruned: int
+    best_value: float
+    best_params: dict[str, float | int]
+    best_rounds: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "space": space_to_dict(self.space),
+            "trials": self.trials,
+            "pruned": self.pruned,
+            "best_valid_rmse": self.best_value,
+            "best_params": self.best_params,
+            "best_rounds": self.best_rounds,
+        }
+
+
+@dataclass
+class TuningResult:
+    """Both stages and the winner (the better of the two stages' best trials)."""
+
+    stages: list[StageResult] = field(default_factory=list)
+    best_params: dict[str, float | int] = field(default_factory=dict)
+    best_rounds: int = 0
+    best_value: float = math.nan
+    tuned_rows: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stages": [s.to_dict() for s in self.stages],
+            "best_params": self.best_params,
+            "best_rounds": self.best_rounds,
+            "best_valid_rmse": self.best_value,
+            "tuned_rows": self.tuned_rows,
+        }
+
+
+def _objective(model: type[BoostingForecaster], data: Any, space: SearchSpace, config: TuningConfig) -> Any:
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial, space)
+
+        def report(iteration: int, rmse: float) -> None:
+            if iteration % config.report_every:
+                return
+            trial.report(rmse, iteration)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at round {iteration} with valid RMSE {rmse:.6g}")
+
+        budget = TrialBudget(
+            config.max_rounds, config.early_stopping_rounds, config.n_jobs, config.seed, report
+        )
+        rmse, rounds = model.run_trial(data, params, budget)
+        trial.set_user_attr("best_rounds", rounds)
+        return rmse
+
+    return objective
+
+
+def open_storage(url: str | None, attempts: int = 5) -> optuna.storages.BaseStorage | None:
+    """The Optuna storage for ``url`` (``None``: in memory).
+
+    Several processes may open a fresh database at once; their schema creation races, so a failed first
+    connection is retried after a short pause (the winner's schema is then found in place).
+    """
+    if url is None:
+        return None
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except SQLAlchemyError as exc:
+            if attempt == attempts:
+                raise ModelError(
+                    f"cannot open the Optuna storage (after {attempts} attempts): {exc}"
+                ) from exc
+            log.info("Optuna storage not ready (%s); retrying", type(exc).__name__)
+            time.sleep(0.2 * attempt)
+    return None
+
+
+def run_stage(
+    model: type[BoostingForecaster],
+    data: Any,
+    name: str,
+    space: SearchSpace,
+    n_trials: int,
+    config: TuningConfig,
+    seed_offset: int = 0,
+    start_from: dict[str, float | int] | None = None,
+) -> StageResult:
+    """Run (or join, with a shared storage) one study until it holds ``n_trials`` finished trials."""
+    study = optuna.create_study(
+        study_name=f"{config.study_prefix}-{model.kind}-{name}",
+        storage=open_storage(config.storage),
+        sampler=optuna.samplers.TPESampler(
+            seed=config.seed + seed_offset, n_startup_trials=min(10, n_trials)
+        ),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2 * config.report_every),
+        direction="minimize",
+        load_if_exists=True,
+    )
+    recorded = study.user_attrs.get(_RANGES_ATTR)
+    if recorded is None:
+        study.set_user_attr(_RANGES_ATTR, space_to_dict(space))
+    else:
+        space = space_from_dict(recorded)
+    if start_from is not None and not study.trials:
+        study.enqueue_trial(start_from)
+    study.optimize(
+        _objective(model, data, space, config),
+        n_trials=n_trials,
+        callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=_FINISHED)],
+    )
+    trials = study.get_trials(deepcopy=False, states=_FINISHED)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise ModelError(f"{model.kind} tuning stage {name}: none of {len(trials)} trials completed")
+    best = min(complete, key=lambda t: (t.value, t.number))
+    log.info("%s %s: best valid RMSE %.6g after %d trials", model.kind, name, best.value, len(trials))
+    return StageResult(
+        name=name,
+        space=space,
+        trials=len(trials),
+        pruned=len(trials) - len(complete),
+        best_value=float(best.value),  # type: ignore[arg-type]
+        best_params=dict(best.params),
+        best_rounds=int(best.user_attrs["best_rounds"]),
+    )
+
+
+def tune_two_stage(
+    model: type[BoostingForecaster],
+    x: np.ndarray,
+    y: np.ndarray,
+    x_valid: np.ndarray,
+    y_valid: np.ndarray,
+    config: TuningConfig,
+) -> TuningResult:
+    """Coarse then fine search; returns the winning hyperparameters and their early-stopped rounds.
+
+    ``x``/``y`` are the training split in time order (the most recent ``tune_max_rows`` are used).
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    tail = slice(max(0, len(y) - config.tune_max_rows), len(y))
+    data = model.prepare_tuning_data(x[tail], y[tail], x_valid, y_valid, config.n_jobs)
+    result = TuningResult(tuned_rows=tail.stop - tail.start)
+    if config.trials_coarse <= 0:
+        raise ModelError(f"tuning {model.kind} needs at least one coarse trial; got {config.trials_coarse}")
+    coarse = run_stage(model, data, "coarse", model.search_space, config.trials_coarse, config)
+    result.stages.append(coarse)
+    winner = coarse
+    if config.trials_fine > 0:
+        fine_space = narrow(model.search_space, coarse.best_params, config.narrow_factor)
+        fine = run_stage(
+            model,
+            data,
+            "fine",
+            fine_space,
+            config.trials_fine,
+            config,
+            seed_offset=1,
+            start_from=coarse.best_params,
+        )
+        result.stages.append(fine)
+        winner = fine if fine.best_value < coarse.best_value else coarse
+    result.best_params, result.best_rounds, result.best_value = (
+        winner.best_params,
+        winner.best_rounds,
+        winner.best_value,
+    )
+    return result

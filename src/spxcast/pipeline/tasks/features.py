@@ -1,0 +1,145 @@
+"""Feature tasks: bronze.candles -> silver market groups -> gold.market_features -> gold.features.
+
+Each task reads lake tables, calls the pure builders of :mod:`spxcast.features.build` and
+:mod:`spxcast.features.labels`, writes one table atomically and returns its version and row count. The
+series built are those of ``settings.granularity`` (feature names depend on the bar size through the
+horizon); every instrument of that granularity is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+
+from spxcast.config import Settings
+from spxcast.errors import DataQualityError
+from spxcast.features.build import gold_features_frame, gold_market_frame, silver_frame
+from spxcast.features.catalog import (
+    BAR_COLUMNS,
+    SILVER_FAMILIES,
+    Catalog,
+    FeatureContext,
+    default_catalog,
+    market_catalog,
+)
+from spxcast.features.labels import label_schema, make_labels
+from spxcast.lake import Lake
+from spxcast.lake.tables import BAR_KEY
+from spxcast.pipeline.context import TaskContext
+
+CANDLES = "bronze.candles"
+GOLD_MARKET = "gold.market_features"
+NEWS_SIGNALS = "gold.news_signals"
+GOLD = "gold.features"
+
+
+def feature_context(settings: Settings) -> FeatureContext:
+    return FeatureContext(granularity=settings.granularity, horizon_minutes=settings.horizon_minutes)
+
+
+def _candles(settings: Settings, lake: Lake) -> pl.DataFrame:
+    """The bars of ``settings.granularity`` (all instruments), bar key + bar columns."""
+    columns = list(dict.fromkeys((*BAR_KEY, *BAR_COLUMNS)))
+    frame = lake.scan(CANDLES).filter(pl.col("granularity") == settings.granularity).select(columns).collect()
+    if frame.is_empty():
+        raise DataQualityError(
+            f"{CANDLES} has no {settings.granularity} bars; ingest market data first (spxcast ingest market)"
+        )
+    return frame
+
+
+def _written(lake: Lake, name: str, frame: pl.DataFrame, **extra: Any) -> dict[str, Any]:
+    return {"table": name, "version": lake.write(name, frame), "rows": frame.height, **extra}
+
+
+def _silver(ctx: TaskContext, table: str) -> dict[str, Any]:
+    lake = ctx.lake
+    frame = silver_frame(_candles(ctx.settings, lake), market_catalog(feature_context(ctx.settings)), table)
+    return _written(
+        lake, table, frame, features=frame.width - len(BAR_KEY), families=list(SILVER_FAMILIES[table])
+    )
+
+
+def silver_returns(ctx: TaskContext) -> dict[str, Any]:
+    """bronze.candles -> silver.returns (returns and calendar families)."""
+    return _silver(ctx, "silver.returns")
+
+
+def silver_technical(ctx: TaskContext) -> dict[str, Any]:
+    """bronze.candles -> silver.technical."""
+    return _silver(ctx, "silver.technical")
+
+
+def silver_volatility(ctx: TaskContext) -> dict[str, Any]:
+    """bronze.candles -> silver.volatility."""
+    return _silver(ctx, "silver.volatility")
+
+
+def silver_microstructure(ctx: TaskContext) -> dict[str, Any]:
+    """bronze.candles -> silver.microstructure (microstructure and shape families)."""
+    return _silver(ctx, "silver.microstructure")
+
+
+def gold_market_features(ctx: TaskContext) -> dict[str, Any]:
+    """The silver market groups joined on the bar key -> gold.market_features."""
+    lake = ctx.lake
+    frames = [lake.read(table) for table in SILVER_FAMILIES]
+    gold = gold_market_frame(frames, market_catalog(feature_context(ctx.settings)))
+    return _written(lake, GOLD_MARKET, gold, silver_versions=lake.versions(list(SILVER_FAMILIES)))
+
+
+def build_gold_features(settings: Settings, lake: Lake, catalog: Catalog) -> pl.DataFrame:
+    """gold.market_features LEFT JOIN gold.news_signals on the bar key, plus labels from bronze.candles."""
+    market = lake.read(GOLD_MARKET)
+    news_columns = [s.name for s in catalog if s.expr is None]
+    news = (
+        lake.scan(NEWS_SIGNALS).select(*BAR_KEY, *news_columns).collect()
+        if news_columns
+        else market.select(BAR_KEY)
+    )
+    labels = make_labels(
+        _candles(settings, lake), settings.horizon_minutes, settings.features.label_tolerance_minutes
+    )
+    return gold_features_frame(market, news, labels, catalog, label_schema(settings.horizon_minutes))
+
+
+def gold_labels(ctx: TaskContext) -> dict[str, Any]:
+    """gold.market_features + gold.news_signals + labels -> gold.features (the training table)."""
+    lake = ctx.lake
+    gold = build_gold_features(ctx.settings, lake, default_catalog(feature_context(ctx.settings)))
+    return _written(
+        lake,
+        GOLD,
+        gold,
+        labelled=int(gold["label_ok"].sum()),
+        inputs=lake.versions([GOLD_MARKET, NEWS_SIGNALS, CANDLES]),
+    )
+
+
+FEATURE_TASKS: dict[str, Callable[[TaskContext], dict[str, Any]]] = {
+    "silver_returns": silver_returns,
+    "silver_technical": silver_technical,
+    "silver_volatility": silver_volatility,
+    "silver_microstructure": silver_microstructure,
+    "gold_market_features": gold_market_features,
+    "gold_labels": gold_labels,
+}
+
+
+def build_features(
+    settings: Settings, run_id: str, on_step: Callable[[str, dict[str, Any] | None], None] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Run every feature task in dependency order in this process (``spxcast features build``).
+
+    ``on_step(task, None)`` is called before a task and ``on_step(task, result)`` after it.
+    """
+    results: dict[str, dict[str, Any]] = {}
+    for name, task in FEATURE_TASKS.items():
+        if on_step:
+            on_step(name, None)
+        results[name] = task(TaskContext(settings=settings, run_id=run_id, task=name))
+        if on_step:
+            on_step(name, results[name])
+    return results

@@ -1,0 +1,25 @@
+"""News sentiment: one scorer protocol, a lexicon scorer (default) and transformer models, cached scores."""
+
+from __future__ import annotations
+
+from spxcast.config import SentimentSettings
+from spxcast.sentiment.base import PROBABILITY_COLUMNS, SentimentScorer
+from spxcast.sentiment.lexicon import LexiconScorer
+
+__all__ = ["PROBABILITY_COLUMNS", "LexiconScorer", "SentimentScorer", "build_scorer"]
+
+
+def build_scorer(settings: SentimentSettings) -> SentimentScorer:
+    """The scorer ``settings.scorer`` names (transformers are imported only when asked for)."""
+    if settings.scorer == "lexicon":
+        return LexiconScorer()
+    from spxcast.sentiment.transformer import TransformerScorer
+
+    return TransformerScorer(
+        settings.finbert_model,
+        max_length=settings.max_length,
+        batch_size=settings.batch_size,
+        device=settings.device,
+        quantize_int8=settings.quantize_int8,
+        dtype=settings.dtype,
+    )
