@@ -1,8 +1,7 @@
 """Factories for registry tests: a small gold table, candidate directories in the training hand-off
 format, and settings that share one MLflow store per test module (MLflow's first migration is slow).
 
-``LinearModel`` is a tiny stand-in for a ``spxcast.models`` estimator with the two things the registry
-uses (``feature_names`` and ``predict``); it is saved as ``model.json`` and loaded by ``load_linear``.
+Candidates are real ``spxcast.models`` LightGBM forecasters, small enough to fit in milliseconds.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,29 +27,27 @@ GOOD = (0.5, 0.0)
 BAD = (-0.5, 0.3)
 
 
-@dataclass(frozen=True)
-class LinearModel:
-    feature_names: tuple[str, ...]
-    coef: tuple[float, ...]
+def save_candidate_model(
+    directory: Path, coef: Sequence[float], gold: pl.DataFrame, run_id: str = "test"
+) -> Path:
+    """A real LightGBM forecaster fitted to the synthetic label ``coef · (f1, f2)`` on ``gold``, saved with
+    ``spxcast.models.io.save_model``: its predictions approximate that linear function, so coefficients
+    order models by skill (``GOOD`` is the data-generating process of :func:`write_gold`)."""
+    from spxcast.models.io import save_model
+    from spxcast.models.lightgbm import LightGBMForecaster
 
-    def predict(self, frame: pl.DataFrame) -> np.ndarray:
-        return frame.select(self.feature_names).to_numpy().astype(np.float64) @ np.asarray(self.coef)
-
-
-def save_linear(directory: Path, coef: Sequence[float], run_id: str = "test") -> Path:
-    """Save like ``spxcast.models.io.save_model``: ``model.json`` plus ``metadata.json``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    document = {"kind": "linear-test", "params": {"coef": list(coef)}, "feature_names": list(FEATURES)}
-    (directory / "model.json").write_text(json.dumps(document))
-    (directory / "metadata.json").write_text(
-        json.dumps({"run_id": run_id, "seed": 42, "catalog_hash": "abc"})
+    label = gold.with_columns(
+        (coef[0] * pl.col("f1") + coef[1] * pl.col("f2")).cast(pl.Float64).alias(TARGET)
     )
-    return directory
-
-
-def load_linear(directory: Path) -> LinearModel:
-    spec = json.loads((Path(directory) / "model.json").read_text())
-    return LinearModel(tuple(spec["feature_names"]), tuple(spec["params"]["coef"]))
+    model = LightGBMForecaster(
+        FEATURES,
+        TARGET,
+        hyperparams={"num_leaves": 15, "min_data_in_leaf": 5, "learning_rate": 0.2},
+        n_estimators=40,
+        early_stopping_rounds=None,
+        seed=42,
+    ).fit(label, label)
+    return save_model(model, directory, catalog_hash="test-catalog", metadata={"run_id": run_id, "seed": 42})
 
 
 def shared_store_settings(settings: Settings, store: Path, **registry: Any) -> Settings:
@@ -121,7 +117,7 @@ def write_run(
     lake = Lake.from_settings(settings)
     for name, (coef, skill) in candidates.items():
         directory = run_dir / "candidates" / name
-        save_linear(directory / "model", coef, run_id)
+        save_candidate_model(directory / "model", coef, lake.read("gold.features"), run_id)
         models = {(name if k == "candidate" else k): v for k, v in metrics(skill).items()}
         evaluation = {
             "candidate": name,

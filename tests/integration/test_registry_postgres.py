@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry_factories import GOOD, load_linear, write_gold, write_run
+from registry_factories import GOOD, write_gold, write_run
 from services import fresh_postgres_database
 from spxcast.config import Settings
 from spxcast.registry import CHAMPION, ModelRegistry, Stage, register_run
@@ -24,11 +24,11 @@ def test_registry_lifecycle_on_postgresql(settings: Settings, postgres_url: str)
         versions = []
         for coef in ((0.3, 0.0), GOOD):
             run_id, run_dir = write_run(on_postgres, {"xgboost": (coef, True)}, "xgboost")
-            result = register_run(on_postgres, run_dir, run_id, loader=load_linear, actor="ci")
+            result = register_run(on_postgres, run_dir, run_id, actor="ci")
             assert result.created
             versions.append(result.version)
-            ModelRegistry(on_postgres, loader=load_linear).promote(actor="ci")
-        registry = ModelRegistry(on_postgres, loader=load_linear)
+            ModelRegistry(on_postgres).promote(actor="ci")
+        registry = ModelRegistry(on_postgres)
         assert registry.client.get_run(registry.get(versions[1]).run_id).data.metrics[
             "oot.rmse"
         ] == pytest.approx(0.1)

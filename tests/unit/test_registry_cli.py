@@ -5,15 +5,13 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from registry_factories import BAD, GOOD, load_linear, write_gold, write_run
+from registry_factories import BAD, GOOD, write_gold, write_run
 from spxcast.cli.main import app
 from spxcast.config import Settings
 from spxcast.registry import register_run
 
 
 def test_models_verbs_end_to_end(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Stand-in for spxcast.models.io.load_model until the training package is merged.
-    monkeypatch.setattr("spxcast.registry.lifecycle.default_loader", lambda: load_linear)
     monkeypatch.setenv("COLUMNS", "250")
     runner = CliRunner()
     home = ["--home", str(settings.home)]
@@ -27,7 +25,7 @@ def test_models_verbs_end_to_end(settings: Settings, monkeypatch: pytest.MonkeyP
     write_gold(settings)
     for coef in ((0.3, 0.0), GOOD, BAD):
         run_id, run_dir = write_run(settings, {"lightgbm": (coef, True)}, "lightgbm")
-        register_run(settings, run_dir, run_id, loader=load_linear, actor="alice")
+        register_run(settings, run_dir, run_id, actor="alice")
         if coef != BAD:
             promoted = cli("promote", "--by", "bob")
             assert "is the champion" in promoted

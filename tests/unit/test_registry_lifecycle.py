@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from registry_factories import BAD, GOOD, load_linear, shared_store_settings, write_gold, write_run
+from registry_factories import BAD, GOOD, shared_store_settings, write_gold, write_run
 from spxcast.config import Settings
 from spxcast.errors import RegistryError
 from spxcast.lake import Lake
+from spxcast.models.io import load_model
 from spxcast.registry import (
     CHALLENGER,
     CHAMPION,
@@ -39,19 +41,19 @@ def cfg(settings: Settings, store: Path) -> Settings:
 
 def _register(cfg: Settings, coef: tuple[float, ...], skill: bool, actor: str = "alice") -> int:
     run_id, run_dir = write_run(cfg, {"lightgbm": (coef, skill), "ar": ((0.1, 0.0), False)}, "lightgbm")
-    result = register_run(cfg, run_dir, run_id, loader=load_linear, actor=actor)
+    result = register_run(cfg, run_dir, run_id, actor=actor)
     assert result.version is not None
     assert result.created
     return result.version
 
 
 def _registry(cfg: Settings) -> ModelRegistry:
-    return ModelRegistry(cfg, loader=load_linear)
+    return ModelRegistry(cfg)
 
 
 def test_register_logs_every_candidate_and_registers_the_selected_as_challenger(cfg: Settings) -> None:
     run_id, run_dir = write_run(cfg, {"lightgbm": (GOOD, True), "ar": ((0.1, 0.0), False)}, "lightgbm")
-    result = register_run(cfg, run_dir, run_id, loader=load_linear, actor="alice")
+    result = register_run(cfg, run_dir, run_id, actor="alice")
     registry = _registry(cfg)
     assert result.model_name == f"spxcast-{cfg.instrument}-30m" == registry.name
     assert set(result.runs) == {"lightgbm", "ar"}
@@ -69,7 +71,8 @@ def test_register_logs_every_candidate_and_registers_the_selected_as_challenger(
     assert run.data.metrics["test.backtest_sharpe_net"] == pytest.approx(1.5)
     assert "test.zero.dm_pvalue" not in run.data.metrics, "undefined metrics are not logged"
     assert run.data.params["candidate.tuning.best_params.depth"] == "3"
-    assert run.data.params["candidate.model.coef"] == "[0.5, 0.0]"
+    assert run.data.params["candidate.model.n_estimators"] == "40"
+    assert run.data.params["candidate.model.features"] == '["f1", "f2"]'
     assert run.data.params["config.seed"] == str(cfg.seed)
     artifacts = {f.path for f in registry.client.list_artifacts(run.info.run_id)}
     assert {"model", "evaluation", "lineage.json"} <= artifacts
@@ -79,7 +82,9 @@ def test_register_logs_every_candidate_and_registers_the_selected_as_challenger(
     assert report == {"evaluation/report/index.html", "evaluation/report/pnl.png"}
     assert run.data.tags["spxcast.report"] == "evaluation/report/index.html"
     downloaded = registry.download(info.version, cfg.home / "dl")
-    assert load_linear(downloaded).coef == GOOD
+    gold = Lake.from_settings(cfg).read("gold.features")
+    predictions = load_model(downloaded).predict(gold)
+    assert np.corrcoef(predictions, GOOD[0] * gold["f1"].to_numpy())[0, 1] > 0.95
     [step] = registry.history()
     assert (step.action, step.from_state, step.to_state, step.actor) == (
         "register",
@@ -89,13 +94,13 @@ def test_register_logs_every_candidate_and_registers_the_selected_as_challenger(
     )
     assert run_id in step.reason
 
-    again = register_run(cfg, run_dir, run_id, loader=load_linear)
+    again = register_run(cfg, run_dir, run_id)
     assert again.version == result.version, "a rerun must not register a duplicate"
     assert not again.created
     assert again.runs == result.runs, "a rerun must reuse the MLflow runs already logged"
 
     other_run, other_dir = write_run(cfg, {"lightgbm": (GOOD, True)}, "lightgbm")
-    same_model = register_run(cfg, other_dir, other_run, loader=load_linear)
+    same_model = register_run(cfg, other_dir, other_run)
     assert same_model.runs["lightgbm"] != result.runs["lightgbm"], "every pipeline run is tracked"
     assert same_model.version == result.version, "an identical model from another run is not registered again"
     assert "not registered again" in same_model.message
@@ -269,7 +274,7 @@ def test_archive_and_supersede(cfg: Settings) -> None:
 
 def test_no_selection_registers_nothing_and_says_so(cfg: Settings) -> None:
     run_id, run_dir = write_run(cfg, {"lightgbm": (GOOD, False), "ar": ((0.1, 0.0), False)}, None)
-    result = register_run(cfg, run_dir, run_id, loader=load_linear)
+    result = register_run(cfg, run_dir, run_id)
     assert result.version is None
     assert not result.created
     assert "nothing registered" in result.message

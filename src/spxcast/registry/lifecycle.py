@@ -46,7 +46,6 @@ from spxcast.registry.tracking import (
     metrics_from_keys,
 )
 from spxcast.registry.window import (
-    ModelLoader,
     Predictor,
     default_loader,
     recent_window,
@@ -105,18 +104,13 @@ class PromotionRefused(RegistryError):
 
 
 class ModelRegistry:
-    """The registered model of ``settings``' instrument, bar size and horizon.
+    """The registered model of ``settings``' instrument, bar size and horizon."""
 
-    ``loader`` turns a downloaded model directory into something with ``predict(frame)`` (default
-    ``spxcast.models.io.load_model``); it is used only for the champion comparison.
-    """
-
-    def __init__(self, settings: Settings, loader: ModelLoader | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.client = mlflow_client(settings)
         self.engine = connect(settings.db_url(), settings.db.sqlite_busy_timeout_ms)
         self.name = model_name_of(settings)
-        self._loader = loader
 
     # ----- reading
     def experiment_id(self) -> str:
@@ -262,9 +256,8 @@ class ModelRegistry:
 
     # ----- gates
     def load(self, version: int, scratch: Path) -> Predictor:
-        """The model of ``version``, downloaded under ``scratch`` and loaded with the registry's loader."""
-        loader = self._loader or default_loader()
-        return loader(self.download(version, scratch / f"v{version}"))
+        """The model of ``version``, downloaded under ``scratch`` and loaded (``spxcast.models.io``)."""
+        return default_loader()(self.download(version, scratch / f"v{version}"))
 
     def compare_on_shared_window(self, challenger: int, champion: int) -> ChampionComparison:
         """RMSE of both versions on the most recent labelled rows of gold.features (the same rows)."""

@@ -74,20 +74,16 @@ def build_lineage(
 
 
 def register_run(
-    settings: Settings,
-    run_dir: Path,
-    pipeline_run_id: str,
-    loader: ModelLoader | None = None,
-    actor: str | None = None,
+    settings: Settings, run_dir: Path, pipeline_run_id: str, actor: str | None = None
 ) -> RegistrationResult:
     """Log every candidate of ``run_dir`` as an MLflow run and register the selected one as challenger.
 
     When selection chose nothing (no candidate beat the zero forecast), nothing is registered and the
     result says why.
     """
-    load = loader or default_loader()
+    load = default_loader()
     selection = read_selection(run_dir)
-    registry = ModelRegistry(settings, loader=load)
+    registry = ModelRegistry(settings)
     experiment = registry.experiment_id()
     runs: dict[str, str] = {}
     lineages: dict[str, Lineage] = {}
