@@ -113,6 +113,14 @@ def test_training_dag_end_to_end_with_failure_resume_lineage_and_reuse(tmp_path:
     reproduction = reproduce_version(registry, version.version)
     assert reproduction.identical, reproduction
 
+    # Champion comparison on real models: the LightGBM challenger against the AR champion (which reads
+    # lagged horizon returns that gold does not hold) on the same recent rows.
+    registry.promote(info.version, force=True, reason="e2e: make the AR model the champion")
+    gates = {r.name: r for r in registry.gates(version.version).results}
+    champion_gate = gates["not_worse_than_champion"]
+    assert f"champion v{info.version}" in champion_gate.figure
+    assert f"same {settings.registry.shared_window_rows} rows" in champion_gate.figure
+
     second = run_dag(settings, "full")
     assert second.status == "succeeded", second.errors
     reused = {n for n, out in second.outputs.items() if out.get("reused_from") == first.run_id}
