@@ -32,7 +32,7 @@ def _test_catalog(context: object = None) -> catalog_module.Catalog:
             "z-score",
             1,
             expr=None if i == 5 else pl.col("close"),
-            silver=None,
+            silver=None if i == 5 else "silver.returns",
         )
         for i, name in enumerate(FEATURES)
     ]
