@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -32,7 +34,7 @@ def _test_catalog(context: object = None) -> catalog_module.Catalog:
             "z-score",
             1,
             expr=None if i == 5 else pl.col("close"),
-            silver=None,
+            silver=None if i == 5 else "silver.returns",
         )
         for i, name in enumerate(FEATURES)
     ]
@@ -154,10 +156,7 @@ def test_catalog_fingerprint_changes_with_any_entry() -> None:
     same = training.catalog_fingerprint(_test_catalog())
     assert training.catalog_fingerprint(catalog) == same
     changed = catalog_module.Catalog(
-        catalog_module.FeatureSpec(
-            s.name, s.group, s.description, s.unit, s.lookback + (s.name == "f0"), s.expr
-        )
-        for s in catalog
+        dataclasses.replace(s, lookback=s.lookback + (s.name == "f0")) for s in catalog
     )
     assert training.catalog_fingerprint(changed) != same
     assert training.catalog_fingerprint(catalog.select(FEATURES[::-1])) != same
