@@ -121,7 +121,8 @@ def list_versions(ctx: typer.Context) -> None:
         "OOT DM p",
         "pipeline run",
     ):
-        table.add_column(column)
+        # Identity columns never shrink; the run id folds onto more lines on a narrow terminal.
+        table.add_column(column, no_wrap=column in {"version", "state", "aliases"}, overflow="fold")
     for info in versions:
         metrics = registry.metrics(info.version)
         table.add_row(
