@@ -218,7 +218,7 @@ class RegistrySettings(BaseModel):
 
     tracking_uri: str | None = Field(
         default=None,
-        description="Default sqlite:///<home>/mlflow.db; also postgresql+psycopg://… or an http(s):// MLflow server",
+        description="Default sqlite:///<home>/mlflow.db; or postgresql+psycopg://…; or an MLflow server URL",
     )
     artifact_root: str | None = Field(
         default=None, description="Where new experiments keep their artifacts; default <home>/mlartifacts"
@@ -229,7 +229,7 @@ class RegistrySettings(BaseModel):
     champion_tolerance: float = Field(
         default=0.0,
         ge=0,
-        description="The challenger's RMSE on the shared recent window may exceed the champion's by this fraction",
+        description="Fraction by which the challenger's recent-window RMSE may exceed the champion's",
     )
     shared_window_rows: int = Field(
         default=10_000, ge=10, description="Most recent labelled rows both challenger and champion predict"
