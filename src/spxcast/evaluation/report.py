@@ -223,7 +223,12 @@ def console_table(
         "turnover",
     )
     for column in columns:
-        table.add_column(column, justify="left" if column in {"model", "split"} else "right")
+        if column in {"model", "split"}:
+            table.add_column(column, justify="left", no_wrap=True, min_width=len(column))
+        else:
+            table.add_column(column, justify="right")
+    table.columns[0].min_width = max(len(name) for name in evaluation)
+    table.columns[1].min_width = max(len(split) for split in splits)
     for model, by_split in evaluation.items():
         for split in splits:
             m = by_split.get(split)
