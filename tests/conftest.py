@@ -10,9 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from services import fresh_postgres_database  # noqa: E402
-
-from spxcast.config import Settings, load_settings  # noqa: E402
+from services import fresh_postgres_database
+from spxcast.config import Settings, load_settings
 
 
 @pytest.fixture(autouse=True)

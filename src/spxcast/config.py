@@ -148,8 +148,23 @@ class NewsSettings(BaseModel):
     )
     relevance_terms: list[str] = Field(
         default_factory=lambda: [
-            "s&p 500", "s&p", "stocks", "stock market", "wall street", "fed", "federal reserve", "inflation",
-            "rates", "earnings", "nasdaq", "dow", "treasury", "yields", "recession", "economy", "jobs",
+            "s&p 500",
+            "s&p",
+            "stocks",
+            "stock market",
+            "wall street",
+            "fed",
+            "federal reserve",
+            "inflation",
+            "rates",
+            "earnings",
+            "nasdaq",
+            "dow",
+            "treasury",
+            "yields",
+            "recession",
+            "economy",
+            "jobs",
         ],
         description="An article is kept when its title or summary contains one of these as whole words",
     )
@@ -174,7 +189,8 @@ class SentimentSettings(BaseModel):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     quantize_int8: bool = Field(default=False, description="int8 dynamic quantisation of Linear layers (CPU)")
     dtype: Literal["float32", "bfloat16"] = Field(
-        default="float32", description="Model dtype; bfloat16 is faster on GPUs and CPUs with AVX-512 BF16/AMX"
+        default="float32",
+        description="Model dtype; bfloat16 is faster on GPUs and CPUs with AVX-512 BF16/AMX",
     )
 
 
@@ -225,7 +241,9 @@ class RegistrySettings(BaseModel):
     )
     experiment: str = "spxcast"
     dm_pvalue: float = Field(default=0.05, gt=0, lt=1)
-    max_test_rmse: float | None = Field(default=0.18, description="Absolute gate on test RMSE (percent units)")
+    max_test_rmse: float | None = Field(
+        default=0.18, description="Absolute gate on test RMSE (percent units)"
+    )
     champion_tolerance: float = Field(
         default=0.0,
         ge=0,
@@ -323,7 +341,7 @@ def _config_file() -> Path | None:
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build the effective settings; ``overrides`` are CLI flags (highest precedence), ``None`` values ignored.
+    """Build the effective settings; ``overrides`` are CLI flags (highest precedence); ``None`` is ignored.
 
     Nested overrides use dotted keys: ``load_settings(**{"training.trials_coarse": 3})``.
     """

@@ -16,7 +16,7 @@ _UNIT_SECONDS = {"S": 1, "M": 60, "H": 3600}
 
 
 def bar_length(granularity: str) -> timedelta:
-    """Length of one bar of an OANDA-style granularity (``S5``, ``M1``, ``M5``, ``M15``, ``H1``, ``H4``, ``D``, ``W``)."""
+    """Length of one bar of an OANDA granularity (S5, M1, M5, M15, H1, H4, D, W)."""
     match = _GRANULARITY.match(granularity)
     if match is None:
         raise ConfigError(
@@ -53,7 +53,7 @@ def parse_utc(value: str | datetime | date) -> datetime:
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, date):
-        parsed = datetime(value.year, value.month, value.day)
+        parsed = datetime(value.year, value.month, value.day, tzinfo=UTC)
     else:
         text = value.strip()
         if text.endswith("Z"):
@@ -62,7 +62,8 @@ def parse_utc(value: str | datetime | date) -> datetime:
             parsed = datetime.fromisoformat(text)
         except ValueError as exc:
             raise ConfigError(
-                f"cannot read {value!r} as a date or time; use ISO-8601 such as 2024-01-31 or 2024-01-31T14:30Z"
+                f"cannot read {value!r} as a date or time; "
+                "use ISO-8601 such as 2024-01-31 or 2024-01-31T14:30Z"
             ) from exc
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)

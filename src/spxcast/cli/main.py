@@ -12,7 +12,16 @@ from spxcast import __version__
 from spxcast.cli._common import GlobalOptions
 
 # Verb-group modules; each exposes ``register(app)``.
-_GROUPS = ("config_cmd", "pipeline_cmd", "ingest_cmd", "data_cmd", "features_cmd", "news_cmd", "train_cmd", "models_cmd")
+_GROUPS = (
+    "config_cmd",
+    "pipeline_cmd",
+    "ingest_cmd",
+    "data_cmd",
+    "features_cmd",
+    "news_cmd",
+    "train_cmd",
+    "models_cmd",
+)
 
 app = typer.Typer(
     name="spxcast",
@@ -32,13 +41,21 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    home: Path | None = typer.Option(None, "--home", help="Home directory (lake, SQLite, MLflow); env SPXCAST_HOME"),
-    config: Path | None = typer.Option(None, "--config", help="spxcast.toml to read (default ./spxcast.toml)"),
+    home: Path | None = typer.Option(
+        None, "--home", help="Home directory (lake, SQLite, MLflow); env SPXCAST_HOME"
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="spxcast.toml to read (default ./spxcast.toml)"
+    ),
     instrument: str | None = typer.Option(None, "--instrument", help="Instrument, e.g. SPX500_USD"),
-    granularity: str | None = typer.Option(None, "--granularity", help="Bar size: M1 (default), M5, M15, H1, D"),
+    granularity: str | None = typer.Option(
+        None, "--granularity", help="Bar size: M1 (default), M5, M15, H1, D"
+    ),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Log progress at INFO level"),
     debug: bool = typer.Option(False, "--debug", help="Log at DEBUG level and show tracebacks"),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version"),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version"
+    ),
 ) -> None:
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -19,8 +19,12 @@ _STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "upstream_
 def run(
     ctx: typer.Context,
     dag: str = typer.Argument("full", help="DAG name: ingest, training or full"),
-    resume: str | None = typer.Option(None, "--resume", help="Resume this run id; succeeded tasks are skipped"),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="Processes (default: the machine's cores)"),
+    resume: str | None = typer.Option(
+        None, "--resume", help="Resume this run id; succeeded tasks are skipped"
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Processes (default: the machine's cores)"
+    ),
     rerun_all: bool = typer.Option(False, "--rerun-all", help="Run every task, even unchanged ones"),
 ) -> None:
     """Run a DAG; exit code 1 when any task failed (resume it with --resume RUN_ID)."""
@@ -30,13 +34,18 @@ def run(
         style = _STYLE.get(event.status, "cyan")
         timing = f" in {event.seconds:.1f}s" if event.seconds else ""
         error = f": {event.error}" if event.error else ""
-        err_console.print(f"  [{style}]{event.status:>10}[/] {event.task} (attempt {event.attempt}){timing}{error}")
+        err_console.print(
+            f"  [{style}]{event.status:>10}[/] {event.task} (attempt {event.attempt}){timing}{error}"
+        )
 
     summary = run_dag(settings(ctx), dag, resume=resume, workers=workers, on_event=show, reuse=not rerun_all)
     style = _STYLE.get(summary.status, "white")
     console.print(f"run [bold]{summary.run_id}[/] [{style}]{summary.status}[/] in {summary.seconds:.1f}s")
     if summary.status != "succeeded":
-        raise fail(f"some tasks failed; fix the cause and rerun with: spxcast pipeline run {dag} --resume {summary.run_id}")
+        raise fail(
+            "some tasks failed; fix the cause and rerun with: "
+            f"spxcast pipeline run {dag} --resume {summary.run_id}"
+        )
 
 
 @app.command("task")
@@ -44,7 +53,9 @@ def run(
 def task(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Task name (see `spxcast pipeline dags`)"),
-    run_id: str | None = typer.Option(None, "--run-id", help="Record under this run id (Airflow passes its own)"),
+    run_id: str | None = typer.Option(
+        None, "--run-id", help="Record under this run id (Airflow passes its own)"
+    ),
 ) -> None:
     """Run one task in this process."""
     from spxcast.pipeline.runner import run_task
@@ -78,8 +89,12 @@ def status(
             seconds = f"{(t.finished_at - t.started_at).total_seconds():.1f}" if t.finished_at else ""
             error = (t.error or "").splitlines()[0][:80] if t.error else ""
             table.add_row(
-                t.task, str(t.attempt), f"[{_STYLE.get(t.status, 'white')}]{t.status}[/]",
-                f"{t.started_at:%Y-%m-%d %H:%M:%S}", seconds, error,
+                t.task,
+                str(t.attempt),
+                f"[{_STYLE.get(t.status, 'white')}]{t.status}[/]",
+                f"{t.started_at:%Y-%m-%d %H:%M:%S}",
+                seconds,
+                error,
             )
         console.print(table)
 

@@ -75,7 +75,8 @@ class Lake:
         """Lazy scan of a table, optionally at an earlier version (time travel)."""
         if not self.exists(name):
             raise LakeError(
-                f"lake table {name} does not exist yet at {self.path(name)}; run the step that writes it first"
+                f"lake table {name} does not exist yet at {self.path(name)}; "
+                "run the step that writes it first"
             )
         try:
             return pl.scan_delta(
@@ -201,7 +202,9 @@ def conform(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:
     if not spec.derived:
         extra = [c for c in frame.columns if c not in spec.schema]
         if extra:
-            raise SchemaError(f"{spec.name}: unexpected columns {extra}; the table declares {list(spec.schema)}")
+            raise SchemaError(
+                f"{spec.name}: unexpected columns {extra}; the table declares {list(spec.schema)}"
+            )
     wrong = {
         c: f"expected {dtype}, got {frame.schema[c]}"
         for c, dtype in spec.schema.items()

@@ -82,7 +82,7 @@ def resolve_callable(path: str) -> Callable[[TaskContext], Mapping[str, Any] | N
         raise PipelineError(f"task callable {path!r} cannot be imported: {exc}") from exc
     if not callable(function):
         raise PipelineError(f"task callable {path!r} is not callable")
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 def execute_task(
@@ -133,7 +133,9 @@ class _Recorder:
             session.flush()
             return int(row.id)
 
-    def finish_task(self, row_id: int, status: str, outputs: dict[str, Any] | None, error: str | None) -> None:
+    def finish_task(
+        self, row_id: int, status: str, outputs: dict[str, Any] | None, error: str | None
+    ) -> None:
         with Session(self.engine) as session, session.begin():
             row = session.get(TaskRun, row_id)
             if row is not None:
@@ -214,7 +216,9 @@ def run_dag(
         if previous is None:
             raise PipelineError(f"no pipeline run {resume!r} to resume; see `spxcast pipeline status`")
         if previous != dag_name:
-            raise PipelineError(f"run {resume} ran DAG {previous!r}, not {dag_name!r}; resume it with that DAG")
+            raise PipelineError(
+                f"run {resume} ran DAG {previous!r}, not {dag_name!r}; resume it with that DAG"
+            )
         for name, row in recorder.latest_attempts(resume).items():
             attempts[name] = row.attempt
             if row.status == SUCCEEDED and name in dag:
@@ -232,7 +236,9 @@ def run_dag(
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=pool_size, mp_context=context)
     running: dict[Future[tuple[str, Any]], tuple[str, int, int, float]] = {}
-    tries: dict[str, int] = {}  # attempts in this invocation; `attempts` continues the numbering of a resumed run
+    tries: dict[
+        str, int
+    ] = {}  # attempts in this invocation; `attempts` continues the numbering of a resumed run
 
     def retries_of(task: Task) -> int:
         return settings.pipeline.default_retries if task.retries is None else task.retries
@@ -242,7 +248,9 @@ def run_dag(
         return [
             name
             for name in dag.order()
-            if name not in done and name not in busy and all(done.get(d) == SUCCEEDED for d in dag.internal_deps(name))
+            if name not in done
+            and name not in busy
+            and all(done.get(d) == SUCCEEDED for d in dag.internal_deps(name))
         ]
 
     code = code_fingerprint()
@@ -325,8 +333,10 @@ def run_dag(
     return summary
 
 
-def run_task(settings: Settings, task_name: str, run_id: str | None = None) -> tuple[str, dict[str, Any] | str]:
-    """Run one task in this process and record it (the Airflow operator and ``spxcast pipeline task`` call this)."""
+def run_task(
+    settings: Settings, task_name: str, run_id: str | None = None
+) -> tuple[str, dict[str, Any] | str]:
+    """Run one task in this process and record it (``spxcast pipeline task`` and Airflow call this)."""
     task = find_task(task_name)
     recorder = _Recorder(_engine(settings))
     run_id = run_id or f"task-{task_name}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -378,7 +388,8 @@ def run_states(settings: Settings, run_id: str | None = None, limit: int = 10) -
         for run in runs:
             latest: dict[str, TaskRun] = {row.task: row for row in run.tasks}
             tasks = tuple(
-                TaskState(r.task, r.attempt, r.status, r.started_at, r.finished_at, r.error) for r in latest.values()
+                TaskState(r.task, r.attempt, r.status, r.started_at, r.finished_at, r.error)
+                for r in latest.values()
             )
             states.append(RunState(run.id, run.dag, run.status, run.started_at, run.finished_at, tasks))
     return states

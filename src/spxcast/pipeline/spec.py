@@ -51,7 +51,8 @@ class DAG:
                 raise PipelineError(f"DAG {self.name}: task {task.name!r} is declared twice")
             if task.callable.count(":") != 1 or not all(task.callable.split(":")):
                 raise PipelineError(
-                    f"DAG {self.name}: task {task.name!r} has callable {task.callable!r}; expected 'module:function'"
+                    f"DAG {self.name}: task {task.name!r} has callable {task.callable!r}; "
+                    "expected 'module:function'"
                 )
             index[task.name] = task
         object.__setattr__(self, "_index", index)
@@ -64,7 +65,9 @@ class DAG:
         try:
             return self._index[name]
         except KeyError as exc:
-            raise PipelineError(f"DAG {self.name} has no task {name!r}; it has {sorted(self._index)}") from exc
+            raise PipelineError(
+                f"DAG {self.name} has no task {name!r}; it has {sorted(self._index)}"
+            ) from exc
 
     def internal_deps(self, name: str) -> tuple[str, ...]:
         """Dependencies of ``name`` that are part of this DAG."""
@@ -103,36 +106,86 @@ def _graph_tasks() -> tuple[Task, ...]:
     registry = "spxcast.pipeline.tasks.registry"
     silver_market = ("silver_returns", "silver_technical", "silver_volatility", "silver_microstructure")
     return (
-        Task("ingest_market", f"{market}:ingest_market", description="Market source -> bronze.candles",
-             reusable=False),
-        Task("ingest_news", f"{news}:ingest_news", deps=("ingest_market",), reusable=False,
-             description="News source -> bronze.news (synthetic news follows the synthetic market's events)"),
-        Task("validate_market", f"{market}:validate_market", deps=("ingest_market",),
-             description="Gate: bronze.candles usable (rows, gaps, quarantine rate)"),
-        Task("validate_news", f"{news}:validate_news", deps=("ingest_news",),
-             description="Gate: bronze.news usable"),
+        Task(
+            "ingest_market",
+            f"{market}:ingest_market",
+            description="Market source -> bronze.candles",
+            reusable=False,
+        ),
+        Task(
+            "ingest_news",
+            f"{news}:ingest_news",
+            deps=("ingest_market",),
+            reusable=False,
+            description="News source -> bronze.news (synthetic news follows the synthetic market's events)",
+        ),
+        Task(
+            "validate_market",
+            f"{market}:validate_market",
+            deps=("ingest_market",),
+            description="Gate: bronze.candles usable (rows, gaps, quarantine rate)",
+        ),
+        Task(
+            "validate_news",
+            f"{news}:validate_news",
+            deps=("ingest_news",),
+            description="Gate: bronze.news usable",
+        ),
         *(
-            Task(name, f"{features}:{name}", deps=("validate_market",), description=f"bronze.candles -> silver.{name[7:]}")
+            Task(
+                name,
+                f"{features}:{name}",
+                deps=("validate_market",),
+                description=f"bronze.candles -> silver.{name[7:]}",
+            )
             for name in silver_market
         ),
-        Task("silver_news_sentiment", f"{news}:silver_news_sentiment", deps=("validate_news",),
-             description="bronze.news -> silver.news_scores (cached per text and scorer)"),
-        Task("gold_market_features", f"{features}:gold_market_features", deps=silver_market,
-             description="silver market groups -> gold.market_features"),
-        Task("gold_news_signals", f"{news}:gold_news_signals", deps=("silver_news_sentiment", "validate_market"),
-             description="news scores as of each bar close -> gold.news_signals"),
-        Task("gold_labels", f"{features}:gold_labels", deps=("gold_market_features", "gold_news_signals"),
-             description="gold.market_features + gold.news_signals + labels -> gold.features"),
+        Task(
+            "silver_news_sentiment",
+            f"{news}:silver_news_sentiment",
+            deps=("validate_news",),
+            description="bronze.news -> silver.news_scores (cached per text and scorer)",
+        ),
+        Task(
+            "gold_market_features",
+            f"{features}:gold_market_features",
+            deps=silver_market,
+            description="silver market groups -> gold.market_features",
+        ),
+        Task(
+            "gold_news_signals",
+            f"{news}:gold_news_signals",
+            deps=("silver_news_sentiment", "validate_market"),
+            description="news scores as of each bar close -> gold.news_signals",
+        ),
+        Task(
+            "gold_labels",
+            f"{features}:gold_labels",
+            deps=("gold_market_features", "gold_news_signals"),
+            description="gold.market_features + gold.news_signals + labels -> gold.features",
+        ),
         *(
-            Task(f"train_{model}", f"{training}:train_{model}", deps=("gold_labels",),
-                 artifacts=(f"candidates/{model}",),
-                 description=f"Tune and fit {model} on gold.features; evaluate against baselines")
+            Task(
+                f"train_{model}",
+                f"{training}:train_{model}",
+                deps=("gold_labels",),
+                artifacts=(f"candidates/{model}",),
+                description=f"Tune and fit {model} on gold.features; evaluate against baselines",
+            )
             for model in ("lightgbm", "xgboost", "ar")
         ),
-        Task("select_model", f"{training}:select_model", deps=("train_lightgbm", "train_xgboost", "train_ar"),
-             description="Lowest validation RMSE among candidates that beat the zero forecast"),
-        Task("register_model", f"{registry}:register_model", deps=("select_model",),
-             description="Register the selected candidate in MLflow as challenger"),
+        Task(
+            "select_model",
+            f"{training}:select_model",
+            deps=("train_lightgbm", "train_xgboost", "train_ar"),
+            description="Lowest validation RMSE among candidates that beat the zero forecast",
+        ),
+        Task(
+            "register_model",
+            f"{registry}:register_model",
+            deps=("select_model",),
+            description="Register the selected candidate in MLflow as challenger",
+        ),
     )
 
 
@@ -148,7 +201,9 @@ DAGS: dict[str, DAG] = {
     dag.name: dag
     for dag in (
         _select("ingest", _INGEST, "Ingest market data and news into bronze"),
-        _select("training", [n for n in _ALL if n not in _INGEST], "Validate -> features -> train -> register"),
+        _select(
+            "training", [n for n in _ALL if n not in _INGEST], "Validate -> features -> train -> register"
+        ),
         _select("full", _ALL, "Ingest, then the whole training DAG"),
     )
 }

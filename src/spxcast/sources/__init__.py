@@ -1,1 +1,4 @@
-"""External data sources (network and files), each behind a Protocol: market data in ``sources.market``, news in ``sources.news``."""
+"""External data sources (network and files), each behind a Protocol.
+
+Market data in ``sources.market``, news in ``sources.news``.
+"""
