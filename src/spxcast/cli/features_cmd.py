@@ -15,8 +15,15 @@ app = typer.Typer(help="Point-in-time features: build, inspect, document.", no_a
 
 @app.command("build")
 @handle_errors
-def build(ctx: typer.Context) -> None:
-    """Build silver groups, gold.market_features and gold.features (with labels) from bronze.candles."""
+def build(
+    ctx: typer.Context,
+    news: bool = typer.Option(
+        True,
+        "--news/--no-news",
+        help="Score news and build news signals first (--no-news: use those in the lake)",
+    ),
+) -> None:
+    """Build silver groups, news scores and signals, gold.market_features and gold.features (with labels)."""
     from datetime import UTC, datetime
 
     from spxcast.pipeline.tasks.features import build_features
@@ -25,12 +32,12 @@ def build(ctx: typer.Context) -> None:
         if result is None:
             err_console.print(f"  [cyan]running[/] {task}")
         else:
-            console.print(
-                f"  [green]done[/] {task}: {result['table']} v{result['version']}, {result['rows']} rows"
-            )
+            table = result.get("table", task)
+            rows = result.get("rows", result.get("bars", result.get("scored")))
+            console.print(f"  [green]done[/] {task}: {table} v{result.get('version')}, {rows} rows")
 
     run_id = f"features-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    build_features(settings(ctx), run_id, on_step=show)
+    build_features(settings(ctx), run_id, on_step=show, include_news=news)
 
 
 @app.command("list")

@@ -37,7 +37,9 @@ def test_tasks_build_gold_features_that_match_the_catalog(
     settings: Settings, lake_with_candles: Lake
 ) -> None:
     steps: list[str] = []
-    results = build_features(settings, "test-run", on_step=lambda task, result: steps.append(task))
+    results = build_features(
+        settings, "test-run", on_step=lambda task, result: steps.append(task), include_news=False
+    )
     assert list(results) == list(FEATURE_TASKS)
     assert steps == [name for name in FEATURE_TASKS for _ in range(2)]
     gold = lake_with_candles.read("gold.features")
@@ -55,7 +57,7 @@ def test_tasks_build_gold_features_that_match_the_catalog(
     }
     assert gold[NEWS_TEST_FEATURES[0]].null_count() == 0
     # A rebuild overwrites atomically: a new version with the same content.
-    again = build_features(settings, "test-run-2")
+    again = build_features(settings, "test-run-2", include_news=False)
     assert again["gold_labels"]["version"] == results["gold_labels"]["version"] + 1
     assert lake_with_candles.read("gold.features").equals(gold)
 
@@ -63,7 +65,7 @@ def test_tasks_build_gold_features_that_match_the_catalog(
 def test_cli_verbs(settings: Settings, lake_with_candles: Lake, tmp_path: Path) -> None:
     runner = CliRunner()
     home = ["--home", str(settings.home)]
-    built = runner.invoke(app, [*home, "features", "build"])
+    built = runner.invoke(app, [*home, "features", "build", "--no-news"])
     assert built.exit_code == 0, built.output
     assert "gold.features" in built.output
 
@@ -95,13 +97,13 @@ def test_cli_verbs(settings: Settings, lake_with_candles: Lake, tmp_path: Path) 
 def test_clear_errors_when_inputs_are_missing(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "spxcast.features.news", stub_news_module())
     with pytest.raises(LakeError, match=r"bronze\.candles does not exist yet"):
-        build_features(settings, "no-candles")
+        build_features(settings, "no-candles", include_news=False)
     lake = Lake.from_settings(settings)
     candles = random_candles(300, seed=5).with_columns(
         pl.lit("test").alias("source"), pl.lit(datetime(2024, 2, 1, tzinfo=UTC)).alias("ingested_at")
     )
     lake.write("bronze.candles", candles)
     with pytest.raises(LakeError, match=r"gold\.news_signals does not exist yet"):
-        build_features(settings, "no-news")
+        build_features(settings, "no-news", include_news=False)
     assert lake.read("gold.market_features").height == 300  # everything before gold_labels was built
     assert not lake.exists("gold.features")

@@ -129,14 +129,30 @@ FEATURE_TASKS: dict[str, Callable[[TaskContext], dict[str, Any]]] = {
 
 
 def build_features(
-    settings: Settings, run_id: str, on_step: Callable[[str, dict[str, Any] | None], None] | None = None
+    settings: Settings,
+    run_id: str,
+    on_step: Callable[[str, dict[str, Any] | None], None] | None = None,
+    include_news: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Run every feature task in dependency order in this process (``spxcast features build``).
 
-    ``on_step(task, None)`` is called before a task and ``on_step(task, result)`` after it.
+    With ``include_news`` the news tasks (score unscored articles, then news signals as of each bar's
+    close) run before ``gold_labels``, so gold holds every catalog feature; without it, ``gold_labels``
+    joins the ``gold.news_signals`` already in the lake. ``on_step(task, None)`` is called before a task and
+    ``on_step(task, result)`` after it.
     """
+    steps = dict(FEATURE_TASKS)
+    if include_news:
+        from spxcast.pipeline.tasks import news
+
+        labels = steps.pop("gold_labels")
+        steps |= {
+            "silver_news_sentiment": news.silver_news_sentiment,
+            "gold_news_signals": news.gold_news_signals,
+            "gold_labels": labels,
+        }
     results: dict[str, dict[str, Any]] = {}
-    for name, task in FEATURE_TASKS.items():
+    for name, task in steps.items():
         if on_step:
             on_step(name, None)
         results[name] = task(TaskContext(settings=settings, run_id=run_id, task=name))
