@@ -7,25 +7,16 @@ from pathlib import Path
 
 import pytest
 
-# Needs every area of the training DAG (market, news, features, training); runs once they are merged.
-for _module in (
-    "spxcast.models.train",
-    "spxcast.pipeline.tasks.market",
-    "spxcast.pipeline.tasks.news",
-    "spxcast.pipeline.tasks.features",
-):
-    pytest.importorskip(_module, reason=f"{_module} is not merged into this branch yet")
-
-from spxcast.config import Settings, load_settings  # noqa: E402
-from spxcast.lake import Lake  # noqa: E402
-from spxcast.pipeline.runner import run_dag, run_states  # noqa: E402
-from spxcast.registry import CHALLENGER, ModelRegistry, Stage  # noqa: E402
-from spxcast.registry.handoff import read_candidate, read_selection  # noqa: E402
-from spxcast.registry.lineage import verify_lake_versions  # noqa: E402
-from spxcast.registry.registration import build_lineage  # noqa: E402
-from spxcast.registry.reproduce import reproduce_version  # noqa: E402
-from spxcast.registry.tracking import find_run  # noqa: E402
-from spxcast.registry.window import default_loader  # noqa: E402
+from spxcast.config import Settings, load_settings
+from spxcast.lake import Lake
+from spxcast.pipeline.runner import run_dag, run_states
+from spxcast.registry import CHALLENGER, ModelRegistry, Stage
+from spxcast.registry.handoff import read_candidate, read_selection
+from spxcast.registry.lineage import verify_lake_versions
+from spxcast.registry.registration import build_lineage
+from spxcast.registry.reproduce import reproduce_version
+from spxcast.registry.tracking import find_run
+from spxcast.registry.window import default_loader
 
 UPSTREAM = {
     "ingest_market",
