@@ -25,6 +25,7 @@ install: $(STAMP)
 demo: export SPXCAST_MARKET__SYNTHETIC__PLANTED_SIGNAL = true
 demo: $(STAMP)
 	$(BIN)/spxcast pipeline run full
+	$(BIN)/spxcast data health
 	-$(BIN)/spxcast models promote --reason "make demo"
 	$(BIN)/spxcast models summary
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import typer
+from rich import box
 from rich.table import Table
 
 from spxcast.cli._common import console, handle_errors, settings
@@ -23,6 +24,8 @@ app = typer.Typer(
 )
 
 _PREFERRED = ("rmse", "mae", "r2_oos", "directional_accuracy", "ic", "dm_pvalue", "backtest_net_sharpe")
+# Short headers (net_SR: net Sharpe ratio of the cost-aware backtest) so the table fits 80 columns.
+_HEADER = {"directional_accuracy": "dir_acc", "dm_pvalue": "dm_p", "backtest_net_sharpe": "net_SR"}
 _STAGE_STYLE = {"Production": "bold green", "Staging": "yellow", "Archived": "dim", "None": "white"}
 
 ReasonOption = typer.Option(None, "--reason", help="Why (recorded in the audit trail)")
@@ -40,8 +43,15 @@ def _columns(metrics: Metrics) -> list[str]:
     return [m for m in _PREFERRED if m in present] or sorted(present)[:7]
 
 
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:.5g}"
+# Figures in the fewest characters that keep their meaning: RMSE/MAE in percent to 4 decimals, p-values in
+# two significant digits.
+_FORMAT = {"r2_oos": "+.3f", "directional_accuracy": ".3f", "ic": "+.3f", "dm_pvalue": ".2g"}
+
+
+def _fmt(value: float | None, metric: str = "") -> str:
+    if value is None:
+        return ""
+    return format(value, _FORMAT.get(metric, ".4f" if metric in {"rmse", "mae"} else ".4g"))
 
 
 def metrics_table(title: str, metrics: Metrics) -> Table:
@@ -49,11 +59,13 @@ def metrics_table(title: str, metrics: Metrics) -> Table:
     from spxcast.registry.handoff import BASELINES, MODEL, SPLITS
 
     columns = _columns(metrics)
-    table = Table(title=title, title_justify="left")
-    table.add_column("split")
-    table.add_column("predictor")
+    table = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False
+    )
+    table.add_column("split", no_wrap=True)
+    table.add_column("predictor", no_wrap=True)
     for column in columns:
-        table.add_column(column, justify="right")
+        table.add_column(_HEADER.get(column, column), justify="right", no_wrap=True)
     splits = [s for s in SPLITS if s in metrics] + sorted(set(metrics) - set(SPLITS))
     for split in splits:
         others = sorted(p for p in metrics[split] if p not in (MODEL, *BASELINES))
@@ -62,7 +74,9 @@ def metrics_table(title: str, metrics: Metrics) -> Table:
             values = metrics[split].get(predictor, {})
             style = "bold" if predictor == MODEL else "dim"
             table.add_row(
-                split if i == 0 else "", f"[{style}]{predictor}[/]", *(_fmt(values.get(c)) for c in columns)
+                split if i == 0 else "",
+                f"[{style}]{predictor}[/]",
+                *(_fmt(values.get(c), c) for c in columns),
             )
     return table
 
