@@ -111,7 +111,7 @@ def test_server_errors_are_retried_then_succeed() -> None:
 def test_persistent_errors_raise_a_source_error_naming_the_url() -> None:
     with (
         serve(lambda r: (503, {}, b"busy")) as server,
-        pytest.raises(SourceError, match="failed after 4 attempts"),
+        pytest.raises(SourceError, match="kept failing after 4 attempts"),
     ):
         list(_source(server.url).fetch(START, END))
     with serve(lambda r: (400, {}, b"bad query")) as server, pytest.raises(SourceError, match="refused"):

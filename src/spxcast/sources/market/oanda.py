@@ -15,7 +15,6 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -23,12 +22,12 @@ import polars as pl
 
 from spxcast.config import OandaSettings
 from spxcast.errors import ConfigError, SourceError, SpxcastError
+from spxcast.sources.http import backoff_seconds, get_with_retries
 from spxcast.timeutil import parse_utc
 
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "SPXCAST_OANDA__TOKEN"
-_RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -128,40 +127,27 @@ class OandaCandleSource:
 
     def _get(self, url: str, params: dict[str, Any]) -> dict[str, Any]:
         """GET with retries on 429/5xx and transport errors; other errors raise :class:`SourceError`."""
-        attempts = self.config.max_retries + 1
-        for attempt in range(attempts):
-            try:
-                response = self._client.get(url, params=params, headers=self._headers)
-            except httpx.TransportError as exc:
-                problem, wait = f"{type(exc).__name__}: {exc}", None
-            else:
-                if response.status_code == 200:
-                    try:
-                        payload: dict[str, Any] = response.json()
-                    except ValueError as exc:
-                        raise SourceError(f"OANDA answered {url} with a body that is not JSON") from exc
-                    return payload
-                problem = f"HTTP {response.status_code}: {_error_message(response)}"
-                if response.status_code not in _RETRY_STATUS:
-                    raise SourceError(f"OANDA refused {url} with {problem}")
-                wait = _retry_after(response)
-            if attempt == attempts - 1:
-                break
-            delay = wait if wait is not None else self._backoff(attempt)
-            log.warning(
-                "OANDA %s failed (%s); retry %d/%d in %.2fs",
-                url,
-                problem,
-                attempt + 1,
-                self.config.max_retries,
-                delay,
+        response = get_with_retries(
+            self._client,
+            url,
+            params=params,
+            headers=self._headers,
+            max_retries=self.config.max_retries,
+            backoff=lambda attempt: backoff_seconds(
+                attempt, self.config.backoff_base_s, self.config.backoff_max_s, self._jitter()
+            ),
+            sleep=self._sleep,
+            label="OANDA",
+        )
+        if response.status_code != 200:
+            raise SourceError(
+                f"OANDA refused {url} with HTTP {response.status_code}: {_error_message(response)}"
             )
-            self._sleep(delay)
-        raise SourceError(f"OANDA {url} kept failing after {attempts} attempts; last: {problem}")
-
-    def _backoff(self, attempt: int) -> float:
-        base = min(self.config.backoff_max_s, self.config.backoff_base_s * 2**attempt)
-        return base * (0.5 + self._jitter())
+        try:
+            payload: dict[str, Any] = response.json()
+        except ValueError as exc:
+            raise SourceError(f"OANDA answered {url} with a body that is not JSON") from exc
+        return payload
 
 
 def _candle_time(candle: dict[str, Any]) -> datetime | None:
@@ -176,18 +162,3 @@ def _error_message(response: httpx.Response) -> str:
         return str(response.json().get("errorMessage", response.text[:200]))
     except ValueError:
         return response.text[:200]
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date), if any."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None

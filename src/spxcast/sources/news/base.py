@@ -12,6 +12,7 @@ from typing import Protocol
 import httpx
 
 from spxcast.errors import SourceError
+from spxcast.sources.http import backoff_seconds, get_with_retries
 from spxcast.sources.news.records import RawArticle
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ class NewsSource(Protocol):
 class PoliteClient:
     """GET with a politeness delay between requests and retries with exponential backoff.
 
-    Retried: network errors, HTTP 429 and 5xx, up to ``max_retries`` times, waiting ``backoff_base_s``
-    doubled per retry (capped at ``backoff_max_s``; a ``Retry-After`` header in seconds is honoured).
+    Retries as :func:`spxcast.sources.http.get_with_retries` (network errors, HTTP 429 and 5xx; the
+    server's ``Retry-After`` or ``backoff_base_s`` doubled per retry, capped at ``backoff_max_s``).
     Other 4xx answers raise :class:`SourceError` at once.
     """
 
@@ -59,28 +60,20 @@ class PoliteClient:
     ) -> httpx.Response:
         """The response (status 2xx or 304) to one GET, after retries."""
         with httpx.Client(timeout=self.timeout_s, transport=self.transport, follow_redirects=True) as client:
-            for attempt in range(self.max_retries + 1):
-                self._be_polite()
-                problem: str
-                retry_after: float | None = None
-                try:
-                    response = client.get(url, params=params, headers=headers)
-                except httpx.HTTPError as exc:
-                    problem = f"{type(exc).__name__}: {exc}"
-                else:
-                    if response.status_code < 400 or response.status_code == 304:
-                        return response
-                    problem = f"HTTP {response.status_code}: {response.text[:200]!r}"
-                    if response.status_code != 429 and response.status_code < 500:
-                        raise SourceError(f"GET {url} was refused ({problem}); check the URL and query")
-                    retry_after = _seconds(response.headers.get("Retry-After"))
-                if attempt == self.max_retries:
-                    raise SourceError(f"GET {url} failed after {attempt + 1} attempts; last error {problem}")
-                delay = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
-                delay = max(delay, retry_after or 0.0)
-                log.warning("GET %s failed (%s); retry %d in %.1fs", url, problem, attempt + 1, delay)
-                self.sleep(delay)
-        raise AssertionError("unreachable")
+            response = get_with_retries(
+                client,
+                url,
+                params=params,
+                headers=headers,
+                max_retries=self.max_retries,
+                backoff=lambda attempt: backoff_seconds(attempt, self.backoff_base_s, self.backoff_max_s),
+                sleep=self.sleep,
+                before_attempt=self._be_polite,
+            )
+        if response.status_code >= 400 and response.status_code != 304:
+            problem = f"HTTP {response.status_code}: {response.text[:200]!r}"
+            raise SourceError(f"GET {url} was refused ({problem}); check the URL and query")
+        return response
 
     def _be_polite(self) -> None:
         now = time.monotonic()
@@ -90,10 +83,3 @@ class PoliteClient:
                 self.sleep(wait)
         self._last_request = time.monotonic()
         self.requests += 1
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
