@@ -236,9 +236,8 @@ def run_dag(
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=pool_size, mp_context=context)
     running: dict[Future[tuple[str, Any]], tuple[str, int, int, float]] = {}
-    tries: dict[
-        str, int
-    ] = {}  # attempts in this invocation; `attempts` continues the numbering of a resumed run
+    # Attempts in this invocation (for retries); `attempts` continues the numbering of a resumed run.
+    tries: dict[str, int] = {}
 
     def retries_of(task: Task) -> int:
         return settings.pipeline.default_retries if task.retries is None else task.retries
