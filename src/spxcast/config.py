@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -305,7 +306,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = _config_file()
+        config_file = _EXPLICIT_CONFIG_FILE.get() or _config_file()
         if config_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
@@ -330,7 +331,12 @@ class Settings(BaseSettings):
         return (self.home / "artifacts").resolve()
 
 
+# A config file passed to load_settings, visible only while that call builds its Settings.
+_EXPLICIT_CONFIG_FILE: ContextVar[Path | None] = ContextVar("spxcast_config_file", default=None)
+
+
 def _config_file() -> Path | None:
+    """The config file named by SPXCAST_CONFIG, else ./spxcast.toml when present."""
     explicit = os.environ.get(CONFIG_FILE_ENV)
     if explicit:
         path = Path(explicit)
@@ -345,10 +351,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
     Nested overrides use dotted keys: ``load_settings(**{"training.trials_coarse": 3})``.
     """
-    if config_file is not None:
-        if not config_file.is_file():
-            raise ConfigError(f"config file {config_file} does not exist; pass an existing spxcast.toml")
-        os.environ[CONFIG_FILE_ENV] = str(config_file)
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist; pass an existing spxcast.toml")
     init: dict[str, Any] = {}
     for key, value in overrides.items():
         if value is None:
@@ -358,6 +362,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         for part in parents:
             target = target.setdefault(part, {})
         target[leaf] = value
+    token = _EXPLICIT_CONFIG_FILE.set(config_file)
     try:
         return Settings(**init)
     except ValidationError as exc:
@@ -365,6 +370,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
         )
         raise ConfigError(f"invalid configuration: {problems}") from exc
+    finally:
+        _EXPLICIT_CONFIG_FILE.reset(token)
 
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z0-9+]+://)(?P<user>[^:/@]+):(?P<password>[^@]+)@")

@@ -22,6 +22,13 @@ def test_precedence_defaults_toml_env_flags(tmp_path: Path, monkeypatch: pytest.
     assert (from_flags.seed, from_flags.training.trials_coarse) == (9, 5)
 
 
+def test_an_explicit_config_file_applies_to_that_call_only(tmp_path: Path) -> None:
+    config = tmp_path / "other.toml"
+    config.write_text("seed = 7\n")
+    assert load_settings(config).seed == 7
+    assert load_settings().seed == 42, "a config file passed once must not leak into later calls"
+
+
 def test_spxcast_toml_in_working_directory_is_read(tmp_path: Path) -> None:
     (tmp_path / "spxcast.toml").write_text('granularity = "M5"\n')
     assert load_settings().granularity == "M5"
