@@ -38,7 +38,6 @@ class GlobalOptions:
 
     config_file: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
-    debug: bool = False
 
 
 def settings(ctx: typer.Context, **overrides: Any) -> Settings:

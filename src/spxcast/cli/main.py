@@ -62,7 +62,6 @@ def root(
     ctx.obj = GlobalOptions(
         config_file=config,
         overrides={"home": home, "instrument": instrument, "granularity": granularity},
-        debug=debug,
     )
 
 

@@ -45,9 +45,6 @@ class Lake:
         layer, short = spec.name.split(".", 1)
         return f"{self.root}/{layer}/{short}"
 
-    def _is_local(self) -> bool:
-        return "://" not in self.root or self.root.startswith("file://")
-
     def _delta(self, name: str) -> Any:
         from deltalake import DeltaTable
 
@@ -179,14 +176,6 @@ class Lake:
 
     def _current(self, name: str) -> int:
         return int(self._delta(name).version())
-
-    def delete(self, name: str) -> None:
-        """Remove a local table entirely (used by rebuilds of derived tables and by tests)."""
-        if not self._is_local():
-            raise LakeError(f"deleting {name} is only supported on a local lake")
-        import shutil
-
-        shutil.rmtree(self.path(name), ignore_errors=True)
 
 
 def conform(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:

@@ -47,7 +47,6 @@ from spxcast.timeutil import bar_length
 
 REQUIRED_COLUMNS = ("ts", "open", "high", "low", "close")
 PRICE_COLUMNS = ("open", "high", "low", "close")
-OPTIONAL_COLUMNS = ("volume", "bid_close", "ask_close")
 
 _AWARE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M%:z")
 _NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")

@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous_champion"
-ALIASES = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
 
 LIFECYCLE_TAG = "spxcast.lifecycle"
 

@@ -12,7 +12,7 @@ everything here is vectorised over numpy arrays.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
@@ -35,11 +35,6 @@ def session_open_minute(ordinal: IntArray) -> IntArray:
     """Minute (since the anchor) at which each session ordinal opens."""
     ordinal = np.asarray(ordinal, dtype=np.int64)
     return (ordinal // SESSIONS_PER_WEEK) * WEEK_MINUTES + (ordinal % SESSIONS_PER_WEEK) * 1440
-
-
-def session_open(ordinal: int) -> datetime:
-    """Opening time (UTC) of a session ordinal."""
-    return CALENDAR_ANCHOR + timedelta(minutes=int(session_open_minute(np.array([ordinal]))[0]))
 
 
 def locate(minute: npt.ArrayLike) -> tuple[IntArray, npt.NDArray[np.float64]]:
