@@ -13,7 +13,7 @@ transformers = pytest.importorskip("transformers")
 
 from spxcast.config import SentimentSettings  # noqa: E402
 from spxcast.errors import ConfigError, ModelError  # noqa: E402
-from spxcast.sentiment import build_scorer  # noqa: E402
+from spxcast.sentiment import build_scorer, scorer_id  # noqa: E402
 from spxcast.sentiment.transformer import TransformerScorer, resolve_device  # noqa: E402
 from tiny_bert import tiny_model  # noqa: E402
 
@@ -66,6 +66,26 @@ def test_scorer_id_is_stable_and_changes_with_weights_and_settings(model_dir: Pa
     other = tiny_model(tmp_path / "other", HEADLINES, {0: "neutral", 1: "positive", 2: "negative"}, seed=1)
     assert TransformerScorer(str(same), device="cpu").scorer_id.split("@")[1] == a.split("@")[1]
     assert TransformerScorer(str(other), device="cpu").scorer_id.split("@")[1] != a.split("@")[1]
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [{}, {"max_length": 32}, {"quantize_int8": True}, {"dtype": "bfloat16"}],
+)
+def test_scorer_id_without_loading_the_model_matches_the_loaded_scorer(
+    model_dir: Path, variant: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = SentimentSettings(scorer="finbert", finbert_model=str(model_dir), device="cpu", **variant)
+    loaded = build_scorer(settings).scorer_id
+
+    import transformers
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("scorer_id must not load the model's weights")
+
+    monkeypatch.setattr(transformers.AutoModelForSequenceClassification, "from_pretrained", refuse)
+    assert scorer_id(settings) == loaded
+    assert scorer_id(SentimentSettings()) == build_scorer(SentimentSettings()).scorer_id
 
 
 def test_int8_quantisation_and_build_scorer(model_dir: Path) -> None:

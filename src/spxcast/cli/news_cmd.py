@@ -50,11 +50,11 @@ def recent(
     from rich.table import Table
 
     from spxcast.lake import Lake
-    from spxcast.sentiment import build_scorer
+    from spxcast.sentiment import scorer_id
     from spxcast.sentiment.recent import recent_articles
 
     config = settings(ctx)
-    frame = recent_articles(Lake.from_settings(config), build_scorer(config.sentiment).scorer_id, limit)
+    frame = recent_articles(Lake.from_settings(config), scorer_id(config.sentiment), limit)
     table = Table(title=f"latest {frame.height} articles", title_justify="left")
     for column in ("received (UTC)", "score", "conf", "domain", "title"):
         table.add_column(column, justify="right" if column in ("score", "conf") else "left")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from spxcast.config import SentimentSettings
 from spxcast.sentiment.base import PROBABILITY_COLUMNS, SentimentScorer
-from spxcast.sentiment.lexicon import LexiconScorer
+from spxcast.sentiment.lexicon import LexiconScorer, lexicon_scorer_id
 
-__all__ = ["PROBABILITY_COLUMNS", "LexiconScorer", "SentimentScorer", "build_scorer"]
+__all__ = ["PROBABILITY_COLUMNS", "LexiconScorer", "SentimentScorer", "build_scorer", "scorer_id"]
 
 
 def build_scorer(settings: SentimentSettings) -> SentimentScorer:
@@ -20,6 +20,20 @@ def build_scorer(settings: SentimentSettings) -> SentimentScorer:
         max_length=settings.max_length,
         batch_size=settings.batch_size,
         device=settings.device,
+        quantize_int8=settings.quantize_int8,
+        dtype=settings.dtype,
+    )
+
+
+def scorer_id(settings: SentimentSettings) -> str:
+    """The id under which ``build_scorer(settings)`` caches its scores, without loading any model."""
+    if settings.scorer == "lexicon":
+        return lexicon_scorer_id()
+    from spxcast.sentiment.transformer import transformer_scorer_id
+
+    return transformer_scorer_id(
+        settings.finbert_model,
+        max_length=settings.max_length,
         quantize_int8=settings.quantize_int8,
         dtype=settings.dtype,
     )

