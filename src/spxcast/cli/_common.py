@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +72,11 @@ def handle_errors(function: Callable[P, R]) -> Callable[P, R]:
             ) from None
 
     return wrapper
+
+
+def outputs_line(outputs: Mapping[str, Any]) -> str:
+    """A task's outputs as one line, ``key=value`` for its scalar entries (tables, versions, counts)."""
+    return ", ".join(f"{k}={v}" for k, v in outputs.items() if isinstance(v, str | int | float | bool | None))
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from spxcast.cli._common import console, err_console, handle_errors, settings
+from spxcast.cli._common import console, err_console, handle_errors, outputs_line, settings
 
 app = typer.Typer(help="Point-in-time features: build, inspect, document.", no_args_is_help=True)
 
@@ -32,9 +32,7 @@ def build(
         if result is None:
             err_console.print(f"  [cyan]running[/] {task}")
         else:
-            table = result.get("table", task)
-            rows = result.get("rows", result.get("bars", result.get("scored")))
-            console.print(f"  [green]done[/] {task}: {table} v{result.get('version')}, {rows} rows")
+            console.print(f"  [green]done[/] {task}: {outputs_line(result)}", highlight=False)
 
     run_id = f"features-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     build_features(settings(ctx), run_id, on_step=show, include_news=news)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from spxcast.cli._common import console, err_console, fail, handle_errors, settings
+from spxcast.cli._common import console, err_console, fail, handle_errors, outputs_line, settings
 
 app = typer.Typer(help="Run pipeline DAGs and tasks with the local runner.", no_args_is_help=True)
 
@@ -63,7 +63,8 @@ def task(
     status, payload = run_task(settings(ctx), name, run_id)
     if status != "succeeded":
         raise fail(f"task {name} failed: {payload}")
-    console.print(f"task [bold]{name}[/] [green]succeeded[/]: {payload}")
+    assert isinstance(payload, dict)
+    console.print(f"task [bold]{name}[/] [green]succeeded[/]: {outputs_line(payload)}", highlight=False)
 
 
 @app.command("status")
