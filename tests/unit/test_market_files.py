@@ -105,6 +105,23 @@ def test_parquet_generic_ohlcv(settings: Settings, tmp_path: Path) -> None:
     assert stored["bid_close"].null_count() == n
 
 
+def test_csv_lines_with_more_fields_than_the_header_are_quarantined_not_truncated(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "ragged.csv"
+    path.write_text(
+        "ts,open,high,low,close,volume\n"
+        "2024-01-02T14:30:00Z,4700,4702,4699,4701,7\n"
+        "2024-01-02T14:31:00Z,4701,4703,4700,4702,5,shifted\n"
+        "2024-01-02T14:32:00Z,4702,4704,4701,4703,6\n"
+    )
+    report, lake = ingest_file(settings, path)
+    assert (report.input_rows, report.accepted_rows, report.quarantined_rows) == (3, 2, 1)
+    assert report.reasons == {"unparseable_record": 1}
+    quarantine = lake.read("bronze.quarantine")
+    assert any("shifted" in raw for raw in quarantine["raw"].to_list()), "the surplus field is kept"
+
+
 def test_empty_files_import_nothing(settings: Settings, tmp_path: Path) -> None:
     for name, text in (
         ("empty.csv", ""),

@@ -96,6 +96,9 @@ def _flatten(frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
+_SURPLUS = "__surplus_fields__"
+
+
 class FileCandleSource:
     """Candles from one file, as a :class:`~spxcast.sources.market.base.CandleSource`."""
 
@@ -148,8 +151,30 @@ class FileCandleSource:
         if self.path.stat().st_size == 0:
             return
         separator = "\t" if self.path.suffix.lower() == ".tsv" else ","
-        lazy = pl.scan_csv(self.path, infer_schema=False, separator=separator, truncate_ragged_lines=True)
-        yield from lazy.collect_batches(chunk_size=self.config.batch_rows)
+        header = pl.read_csv(
+            self.path, n_rows=0, infer_schema=False, separator=separator, truncate_ragged_lines=True
+        ).columns
+        # One column more than the header: a line with surplus fields fills it, so it is quarantined as
+        # unreadable (its columns may be shifted) instead of being silently truncated.
+        schema = dict.fromkeys([*header, _SURPLUS], pl.String())
+        lazy = pl.scan_csv(
+            self.path,
+            has_header=False,
+            skip_rows=1,
+            schema=schema,
+            separator=separator,
+            truncate_ragged_lines=True,
+            raise_if_empty=False,
+        )
+        for batch in lazy.collect_batches(chunk_size=self.config.batch_rows):
+            surplus = pl.col(_SURPLUS)
+            yield batch.with_columns(
+                record_error=pl.when(surplus.is_not_null()).then(
+                    pl.format(
+                        f"more fields than the {len(header)} of the header; first surplus: {{}}", surplus
+                    )
+                )
+            ).drop(_SURPLUS)
 
     def _parquet(self) -> Iterator[pl.DataFrame]:
         import pyarrow.parquet as pq
