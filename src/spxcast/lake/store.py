@@ -85,15 +85,17 @@ class Lake:
     def read(self, name: str, version: int | None = None) -> pl.DataFrame:
         return self.scan(name, version).collect()
 
-    def write(self, name: str, frame: pl.DataFrame) -> int:
-        """Write ``frame`` with the table's write mode; returns the table version afterwards."""
+    def write(self, name: str, frame: pl.DataFrame) -> int | None:
+        """Write ``frame`` with the table's write mode; returns the table version afterwards.
+
+        ``None`` only when an empty frame is written to a table that does not exist yet: nothing is created.
+        """
         spec = table(name)
         frame = conform(spec, frame)
         if spec.write_mode == "overwrite":
             return self._overwrite(spec, frame)
         if frame.is_empty():
-            current = self.version(name)
-            return -1 if current is None else current
+            return self.version(name)
         if not self.exists(name):
             return self._create(spec, frame)
         return self._merge(spec, frame)

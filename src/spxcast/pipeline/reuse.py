@@ -64,9 +64,10 @@ class RecordingLake(Lake):
             self.reads.setdefault(name, version)
         return frame
 
-    def write(self, name: str, frame: pl.DataFrame) -> int:
+    def write(self, name: str, frame: pl.DataFrame) -> int | None:
         version = super().write(name, frame)
-        self.writes[name] = version
+        if version is not None:
+            self.writes[name] = version
         return version
 
 
