@@ -222,13 +222,13 @@ def console_table(
         "max_dd",
         "turnover",
     )
+    # Model and split names are never squeezed, whatever the terminal width.
+    names = {"model": [*evaluation, "model"], "split": [*splits, "split"]}
     for column in columns:
-        if column in {"model", "split"}:
-            table.add_column(column, justify="left", no_wrap=True, min_width=len(column))
+        if column in names:
+            table.add_column(column, no_wrap=True, min_width=max(map(len, names[column])))
         else:
             table.add_column(column, justify="right")
-    table.columns[0].min_width = max(len(name) for name in evaluation)
-    table.columns[1].min_width = max(len(split) for split in splits)
     for model, by_split in evaluation.items():
         for split in splits:
             m = by_split.get(split)
