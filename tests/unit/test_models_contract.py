@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from spxcast.models.lags import add_horizon_lags, lag_column
 
 from spxcast.errors import ModelError
 from spxcast.models.io import MODEL_CLASSES, load_model, model_class, save_model
-from spxcast.models.lags import add_horizon_lags, lag_column
 from training_factories import HORIZON, TARGET, feature_names, gold_frame
 
 FEATURES = feature_names(4)

@@ -16,12 +16,13 @@ article are capped at :data:`MAX_MINUTES_SINCE` (also the value before any artic
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import numpy as np
 import polars as pl
 
-from spxcast.features.catalog import FeatureContext, FeatureSpec
+from spxcast.features.catalog import NEWS_GROUP, FeatureContext, FeatureSpec
 from spxcast.lake.tables import UTC_TS
 from spxcast.timeutil import bar_length
 
@@ -30,6 +31,8 @@ DECAY_TAUS_MINUTES = (15, 30, 60)
 AVAILABLE_WINDOW_MINUTES = 60
 MAX_MINUTES_SINCE = 1440.0
 KEY = ["instrument", "granularity", "ts"]
+# Weight the decayed sums may leave on articles older than their declared span (exp(-span / tau)).
+DECAY_TAIL = 1e-12
 
 _AS_OF = "received_at <= the bar's close (ts + bar length)"
 
@@ -48,62 +51,79 @@ MINUTES_SINCE = "news_minutes_since_last"
 AVAILABLE = "news_available"
 
 
+def decay_span_minutes(tau: float, tail: float = DECAY_TAIL) -> float:
+    """Minutes of articles after which ``exp(-age / tau)`` is below ``tail``: the decayed sum's span."""
+    return float(math.ceil(-tau * math.log(tail)))
+
+
 def specs(context: FeatureContext) -> list[FeatureSpec]:
-    """The news features of the catalog (group "news", computed by :func:`news_signals`)."""
+    """The news features of the catalog (group "news", computed by :func:`news_signals`).
+
+    Each declares, as ``span_minutes``, the articles it reads: received in ``(close - span, close]``;
+    the decayed sums leave a weight below :data:`DECAY_TAIL` per article on older ones.
+    """
     out: list[FeatureSpec] = []
     for w in WINDOWS_MINUTES:
         window = f"articles with received_at in (close - {w} min, close], i.e. {_AS_OF}"
         out += [
             FeatureSpec(
                 window_name("sent_avg", w),
-                "news",
+                NEWS_GROUP,
                 f"Mean sentiment score (p_pos - p_neg) of {window}; 0 when there are none.",
                 "score [-1, 1]",
                 1,
+                span_minutes=w,
             ),
-            FeatureSpec(window_name("count", w), "news", f"Number of {window}.", "articles", 1),
+            FeatureSpec(
+                window_name("count", w), NEWS_GROUP, f"Number of {window}.", "articles", 1, span_minutes=w
+            ),
             FeatureSpec(
                 window_name("quality", w),
-                "news",
+                NEWS_GROUP,
                 f"Mean scorer confidence (max class probability) of {window}; 0 when there are none.",
                 "probability",
                 1,
+                span_minutes=w,
             ),
             FeatureSpec(
                 window_name("strength", w),
-                "news",
+                NEWS_GROUP,
                 f"Signal strength |news_sent_avg_{w}m| x news_quality_{w}m over {window}.",
                 "score [0, 1]",
                 1,
+                span_minutes=w,
             ),
         ]
     for tau in DECAY_TAUS_MINUTES:
         out.append(
             FeatureSpec(
                 decay_name(tau),
-                "news",
+                NEWS_GROUP,
                 f"Sum of article scores weighted by exp(-(close - received_at) / {tau} min) over every "
                 f"article with {_AS_OF}; e-folding time {tau} min.",
                 "score",
                 1,
+                span_minutes=decay_span_minutes(tau),
             )
         )
     out += [
         FeatureSpec(
             MINUTES_SINCE,
-            "news",
+            NEWS_GROUP,
             f"Minutes from the latest article with {_AS_OF} to the close; capped at "
             f"{MAX_MINUTES_SINCE:.0f} (also when there is none).",
             "minutes",
             1,
+            span_minutes=MAX_MINUTES_SINCE,
         ),
         FeatureSpec(
             AVAILABLE,
-            "news",
+            NEWS_GROUP,
             f"1 when at least one article was received in (close - {AVAILABLE_WINDOW_MINUTES} min, close], "
             f"i.e. {_AS_OF}; else 0.",
             "flag",
             1,
+            span_minutes=AVAILABLE_WINDOW_MINUTES,
         ),
     ]
     return out

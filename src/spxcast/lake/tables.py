@@ -180,6 +180,8 @@ NEWS_SCORES = TableSpec(
     description="Sentiment per (text hash, scorer); score = p_pos - p_neg; nothing is scored twice.",
 )
 
+GOLD_FEATURES = _derived("gold.features", "Every catalog feature + labels + label_ok; the training table.")
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -195,7 +197,7 @@ TABLES: dict[str, TableSpec] = {
         _derived("silver.microstructure", "Microstructure and rolling shape-statistics features per bar."),
         _derived("gold.market_features", "Every market feature of the catalog, joined."),
         _derived("gold.news_signals", "Point-in-time news signals per bar."),
-        _derived("gold.features", "Every catalog feature + labels + label_ok; the training table."),
+        GOLD_FEATURES,
     )
 }
 

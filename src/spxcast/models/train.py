@@ -17,12 +17,13 @@ import polars as pl
 from spxcast.config import Settings
 from spxcast.errors import DataQualityError, ModelError
 from spxcast.evaluation.evaluate import ACTUAL, evaluate_predictions
+from spxcast.features.labels import label_names
+from spxcast.features.lags import lag_name
 from spxcast.models.ar import ARForecaster
 from spxcast.models.base import Forecaster
 from spxcast.models.baselines import MeanForecaster, PersistenceForecaster, ZeroForecaster
 from spxcast.models.boosting import BoostingForecaster
 from spxcast.models.io import model_class
-from spxcast.models.lags import add_horizon_lags, lag_column
 from spxcast.models.splits import EVALUATION_SPLITS, SplitBoundaries, make_splits
 from spxcast.models.tuning import TuningConfig, tune_two_stage
 
@@ -32,16 +33,13 @@ CANDIDATES = ("lightgbm", "xgboost", "ar")
 BASELINES = ("zero", "mean", "persistence")
 
 
-def target_column(horizon_minutes: int) -> str:
-    return f"target_ret_{horizon_minutes}m_pct"
-
-
 @dataclass(frozen=True)
 class TrainingSpec:
     """Everything that determines one candidate's training, explicitly.
 
     ``features`` are the gold feature columns the boosting models read; ``news_features`` (a subset) are
-    the AR model's exogenous regressors; ``ar_lags`` is the largest AR order tried.
+    the AR model's exogenous regressors; ``ar_lags`` is the largest AR order tried: the AR model reads the
+    catalog's horizon lags 1..ar_lags (:mod:`spxcast.features.lags`), the persistence baseline lag 1.
     """
 
     model: str
@@ -93,11 +91,11 @@ class TrainingSpec:
 
     @property
     def target(self) -> str:
-        return target_column(self.horizon_minutes)
+        return label_names(self.horizon_minutes)[0]
 
     @property
     def lag_features(self) -> tuple[str, ...]:
-        return tuple(lag_column(self.horizon_minutes, k) for k in range(1, self.ar_lags + 1))
+        return tuple(lag_name(self.horizon_minutes, k) for k in range(1, self.ar_lags + 1))
 
 
 @dataclass
@@ -116,16 +114,19 @@ class CandidateRun:
 
 
 def labelled_frame(gold: pl.DataFrame, spec: TrainingSpec) -> pl.DataFrame:
-    """Gold rows with a usable label, sorted by time, with the lagged horizon returns appended."""
-    missing = [c for c in ("ts", "label_ok", spec.target, *spec.features) if c not in gold.columns]
+    """Gold rows with a usable label, sorted by time (the horizon lags are gold features)."""
+    needed = dict.fromkeys(("ts", "label_ok", spec.target, *spec.features, *spec.lag_features))
+    missing = [c for c in needed if c not in gold.columns]
     if missing:
-        raise DataQualityError(f"gold frame lacks columns {missing[:8]}; expected the gold.features contract")
+        raise DataQualityError(
+            f"gold frame lacks columns {missing[:8]}; expected the gold.features contract "
+            "(rebuild gold with the current catalog: spxcast features build)"
+        )
     keys = [c for c in ("instrument", "granularity") if c in gold.columns]
     if keys and gold.select(keys).unique().height > 1:
         raise DataQualityError("train on one instrument and granularity at a time; filter gold first")
     ordered = gold if gold["ts"].is_sorted() else gold.sort("ts")
-    with_lags = add_horizon_lags(ordered, spec.target, spec.horizon_minutes, spec.ar_lags)
-    labelled = with_lags.filter(pl.col("label_ok") & pl.col(spec.target).is_not_null())
+    labelled = ordered.filter(pl.col("label_ok") & pl.col(spec.target).is_not_null())
     return labelled.filter(pl.col(spec.target).is_finite())
 
 

@@ -17,7 +17,9 @@ from spxcast.errors import LakeError
 from spxcast.features.catalog import default_catalog
 from spxcast.lake import Lake
 from spxcast.lake.tables import BAR_KEY
-from spxcast.pipeline.tasks.features import FEATURE_TASKS, build_features, feature_context
+from spxcast.features.catalog import feature_context
+from spxcast.pipeline.spec import NEWS_FEATURE_TASKS, get_dag
+from spxcast.pipeline.tasks.features import build_features
 
 
 @pytest.fixture
@@ -40,8 +42,10 @@ def test_tasks_build_gold_features_that_match_the_catalog(
     results = build_features(
         settings, "test-run", on_step=lambda task, result: steps.append(task), include_news=False
     )
-    assert list(results) == list(FEATURE_TASKS)
-    assert steps == [name for name in FEATURE_TASKS for _ in range(2)]
+    order = [name for name in get_dag("features").order() if name not in NEWS_FEATURE_TASKS]
+    assert list(results) == order
+    assert order.index("gold_labels") == len(order) - 1
+    assert steps == [name for name in order for _ in range(2)]
     gold = lake_with_candles.read("gold.features")
     catalog = default_catalog(feature_context(settings))
     assert gold.columns == [*BAR_KEY, *catalog.names(), "target_ret_30m_pct", "target_dir_30m", "label_ok"]

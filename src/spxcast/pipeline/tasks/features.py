@@ -18,25 +18,23 @@ from spxcast.errors import DataQualityError
 from spxcast.features.build import gold_features_frame, gold_market_frame, silver_frame
 from spxcast.features.catalog import (
     BAR_COLUMNS,
+    NEWS_GROUP,
     SILVER_FAMILIES,
     Catalog,
-    FeatureContext,
-    default_catalog,
+    feature_catalog,
+    feature_context,
     market_catalog,
 )
 from spxcast.features.labels import label_schema, make_labels
+from spxcast.features.lags import horizon_lags
 from spxcast.lake import Lake
-from spxcast.lake.tables import BAR_KEY
+from spxcast.lake.tables import BAR_KEY, GOLD_FEATURES
 from spxcast.pipeline.context import TaskContext
 
 CANDLES = "bronze.candles"
 GOLD_MARKET = "gold.market_features"
 NEWS_SIGNALS = "gold.news_signals"
-GOLD = "gold.features"
-
-
-def feature_context(settings: Settings) -> FeatureContext:
-    return FeatureContext(granularity=settings.granularity, horizon_minutes=settings.horizon_minutes)
+GOLD = GOLD_FEATURES.name
 
 
 def _candles(settings: Settings, lake: Lake) -> pl.DataFrame:
@@ -91,24 +89,26 @@ def gold_market_features(ctx: TaskContext) -> dict[str, Any]:
 
 
 def build_gold_features(settings: Settings, lake: Lake, catalog: Catalog) -> pl.DataFrame:
-    """gold.market_features LEFT JOIN gold.news_signals on the bar key, plus labels from bronze.candles."""
+    """gold.market_features LEFT JOIN gold.news_signals on the bar key, plus horizon lags and labels from
+    bronze.candles."""
     market = lake.read(GOLD_MARKET)
-    news_columns = [s.name for s in catalog if s.expr is None]
+    news_columns = catalog.names(NEWS_GROUP)
     news = (
         lake.scan(NEWS_SIGNALS).select(*BAR_KEY, *news_columns).collect()
         if news_columns
         else market.select(BAR_KEY)
     )
-    labels = make_labels(
-        _candles(settings, lake), settings.horizon_minutes, settings.features.label_tolerance_minutes
-    )
-    return gold_features_frame(market, news, labels, catalog, label_schema(settings.horizon_minutes))
+    candles = _candles(settings, lake)
+    context = feature_context(settings)
+    labels = make_labels(candles, context.horizon_minutes, context.label_tolerance_minutes)
+    lags = candles.select(BAR_KEY).hstack(horizon_lags(candles, context).get_columns())
+    return gold_features_frame(market, news, labels, catalog, label_schema(settings.horizon_minutes), lags)
 
 
 def gold_labels(ctx: TaskContext) -> dict[str, Any]:
     """gold.market_features + gold.news_signals + labels -> gold.features (the training table)."""
     lake = ctx.lake
-    gold = build_gold_features(ctx.settings, lake, default_catalog(feature_context(ctx.settings)))
+    gold = build_gold_features(ctx.settings, lake, feature_catalog(ctx.settings))
     return _written(
         lake,
         GOLD,
@@ -118,44 +118,30 @@ def gold_labels(ctx: TaskContext) -> dict[str, Any]:
     )
 
 
-FEATURE_TASKS: dict[str, Callable[[TaskContext], dict[str, Any]]] = {
-    "silver_returns": silver_returns,
-    "silver_technical": silver_technical,
-    "silver_volatility": silver_volatility,
-    "silver_microstructure": silver_microstructure,
-    "gold_market_features": gold_market_features,
-    "gold_labels": gold_labels,
-}
-
-
 def build_features(
     settings: Settings,
     run_id: str,
     on_step: Callable[[str, dict[str, Any] | None], None] | None = None,
     include_news: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Run every feature task in dependency order in this process (``spxcast features build``).
+    """Run the ``features`` DAG of :mod:`spxcast.pipeline.spec` in this process, in its order.
 
     With ``include_news`` the news tasks (score unscored articles, then news signals as of each bar's
-    close) run before ``gold_labels``, so gold holds every catalog feature; without it, ``gold_labels``
-    joins the ``gold.news_signals`` already in the lake. ``on_step(task, None)`` is called before a task and
-    ``on_step(task, result)`` after it.
+    close) run too, so gold holds every catalog feature; without it, they are left out and
+    ``gold_labels`` joins the ``gold.news_signals`` already in the lake. ``on_step(task, None)`` is called
+    before a task and ``on_step(task, result)`` after it.
     """
-    steps = dict(FEATURE_TASKS)
-    if include_news:
-        from spxcast.pipeline.tasks import news
+    from spxcast.pipeline.runner import resolve_callable
+    from spxcast.pipeline.spec import NEWS_FEATURE_TASKS, get_dag
 
-        labels = steps.pop("gold_labels")
-        steps |= {
-            "silver_news_sentiment": news.silver_news_sentiment,
-            "gold_news_signals": news.gold_news_signals,
-            "gold_labels": labels,
-        }
+    dag = get_dag("features")
+    names = [n for n in dag.order() if include_news or n not in NEWS_FEATURE_TASKS]
     results: dict[str, dict[str, Any]] = {}
-    for name, task in steps.items():
+    for name in names:
         if on_step:
             on_step(name, None)
-        results[name] = task(TaskContext(settings=settings, run_id=run_id, task=name))
+        task = resolve_callable(dag.task(name).callable)
+        results[name] = dict(task(TaskContext(settings=settings, run_id=run_id, task=name)) or {})
         if on_step:
             on_step(name, results[name])
     return results

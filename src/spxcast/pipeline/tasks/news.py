@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import polars as pl
-
 from spxcast.errors import DataQualityError
-from spxcast.features.catalog import FeatureContext
+from spxcast.features.catalog import feature_context
 from spxcast.features.news import news_signals
 from spxcast.ingest import news as news_ingest
 from spxcast.lake.tables import CANDLES
@@ -36,12 +34,8 @@ def gold_news_signals(ctx: TaskContext) -> dict[str, Any]:
     """Bars of settings.instrument/granularity + scored articles → gold.news_signals (overwritten)."""
     settings, lake = ctx.settings, ctx.lake
     bars = (
-        lake.scan(CANDLES.name)
-        .filter(
-            (pl.col("instrument") == settings.instrument) & (pl.col("granularity") == settings.granularity)
-        )
+        lake.series(CANDLES.name, settings.instrument, settings.granularity)
         .select("instrument", "granularity", "ts")
-        .sort("ts")
         .collect()
     )
     if bars.is_empty():
@@ -51,7 +45,7 @@ def gold_news_signals(ctx: TaskContext) -> dict[str, Any]:
         )
     scorer = scorer_id(settings.sentiment)
     articles = scored_articles(lake, scorer)
-    signals = news_signals(bars, articles, FeatureContext(settings.granularity, settings.horizon_minutes))
+    signals = news_signals(bars, articles, feature_context(settings))
     version = lake.write("gold.news_signals", signals)
     return {
         "version": version,

@@ -1,0 +1,100 @@
+"""Lagged horizon returns: the past values of the target's kind, as catalog features built from bars.
+
+The k-th lag at bar t is the H-minute return that ENDED at ``t - (k-1)·H``: the label of the bar that
+started at ``t - k·H`` (``100 · (close[t-(k-1)H] / close[t-kH] - 1)``, percent), with the future bar found
+by :func:`spxcast.features.labels.make_labels` — the one definition of a horizon return (bar by time, within
+the label tolerance). Its window closes at or before bar t, so it is known at t's close: lag 1 ends exactly
+at t. Matching is by time, never by row offset; a lag whose starting bar does not exist (weekend, daily
+break, halt, before the data) or whose horizon return has no ending bar is null.
+
+The same builder serves the batch build (a whole series) and the online row (the trailing bars with
+``ts >= t - span``, :attr:`FeatureSpec.span_minutes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+import polars as pl
+
+from spxcast.features.catalog import LAGS_GROUP, FeatureContext, FeatureSpec
+from spxcast.features.labels import label_names, make_labels
+from spxcast.lake.tables import BAR_KEY
+
+UNIT = "percent"
+
+
+def lag_name(horizon_minutes: int, k: int) -> str:
+    """Name of the k-th lagged horizon return (``lag1_ret_30m_pct``)."""
+    return f"lag{k}_ret_{horizon_minutes}m_pct"
+
+
+def lag_span_minutes(context: FeatureContext, k: int) -> float:
+    """Minutes of bars before ``ts_t`` the k-th lag reads: back to the start of its horizon window."""
+    return float(k * context.horizon_minutes)
+
+
+def specs(context: FeatureContext) -> list[FeatureSpec]:
+    """``context.horizon_lags`` lagged horizon returns (group "lags", computed by :func:`horizon_lags`)."""
+    h = context.horizon_minutes
+    return [
+        FeatureSpec(
+            lag_name(h, k),
+            LAGS_GROUP,
+            f"100 * (close[t-{(k - 1) * h} min] / close[t-{k * h} min] - 1): the {h}-minute return that "
+            f"ended {(k - 1) * h} min before this bar's start, i.e. the label of the bar that started "
+            f"{k * h} min earlier (matched by time; null when that bar is missing or its return has no "
+            "ending bar). Known at the bar's close.",
+            UNIT,
+            1,
+            span_minutes=lag_span_minutes(context, k),
+        )
+        for k in range(1, context.horizon_lags + 1)
+    ]
+
+
+def lags_from_labels(
+    frame: pl.DataFrame, label: str, horizon_minutes: int, orders: Sequence[int]
+) -> pl.DataFrame:
+    """The lags of the given ``orders`` (k) for every row of ``frame``, shifting its ``label`` by time.
+
+    ``frame`` holds ``ts``, ``label`` (the forward horizon return of each bar) and, when present, the
+    series key; the k-th lag of row t is ``label`` of the row of the same series with ``ts = t - k·H``.
+    Returns the lag columns only (Float32, named by :func:`lag_name`), in ``frame``'s row order.
+    """
+    keys = [c for c in BAR_KEY if c in frame.columns and c != "ts"]
+    out = frame.select(*keys, "ts")
+    for k in orders:
+        shifted = frame.select(
+            *keys,
+            (pl.col("ts") + timedelta(minutes=horizon_minutes * k)).alias("ts"),
+            pl.col(label).cast(pl.Float32).alias(lag_name(horizon_minutes, k)),
+        )
+        out = out.join(shifted, on=[*keys, "ts"], how="left", maintain_order="left")
+    return out.drop(*keys, "ts")
+
+
+def horizon_lags(
+    bars: pl.DataFrame, context: FeatureContext, orders: Sequence[int] | None = None
+) -> pl.DataFrame:
+    """The lags of the given ``orders`` (default 1 .. ``context.horizon_lags``) of every bar, in row order.
+
+    Parameters
+    ----------
+    bars : ts (bar start, UTC) and close, with or without the series key (instrument, granularity);
+        several series are kept apart by that key. Real bars only, unique per series.
+    context : horizon H, label tolerance and number of lags.
+    """
+    if orders is None:
+        orders = range(1, context.horizon_lags + 1)
+    present = [c for c in BAR_KEY if c in bars.columns]
+    series = bars.select(*present, "close").with_columns(
+        **{c: pl.lit("", dtype=pl.Utf8) for c in BAR_KEY if c not in present}
+    )
+    label = label_names(context.horizon_minutes)[0]
+    labels = make_labels(series, context.horizon_minutes, context.label_tolerance_minutes)
+    labelled = series.select(BAR_KEY).join(
+        labels.select(*BAR_KEY, label), on=list(BAR_KEY), how="left", maintain_order="left"
+    )
+    return lags_from_labels(labelled, label, context.horizon_minutes, list(orders))
