@@ -14,10 +14,9 @@ from features_factory import NEWS_TEST_FEATURES, news_signals_for, random_candle
 from spxcast.cli.main import app
 from spxcast.config import Settings
 from spxcast.errors import LakeError
-from spxcast.features.catalog import default_catalog
+from spxcast.features.catalog import default_catalog, feature_context
 from spxcast.lake import Lake
 from spxcast.lake.tables import BAR_KEY
-from spxcast.features.catalog import feature_context
 from spxcast.pipeline.spec import NEWS_FEATURE_TASKS, get_dag
 from spxcast.pipeline.tasks.features import build_features
 
