@@ -7,8 +7,9 @@ the label tolerance). Its window closes at or before bar t, so it is known at t'
 at t. Matching is by time, never by row offset; a lag whose starting bar does not exist (weekend, daily
 break, halt, before the data) or whose horizon return has no ending bar is null.
 
-The same builder serves the batch build (a whole series) and the online row (the trailing bars with
-``ts >= t - span``, :attr:`FeatureSpec.span_minutes`).
+The same builder serves the batch build (a whole series) and the online row: there it runs on
+:func:`lag_inputs`, the few bars of the trailing ``span`` (:attr:`FeatureSpec.span_minutes`) that can
+start or end one of the newest bar's lagged horizons.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
 
 from spxcast.features.catalog import LAGS_GROUP, FeatureContext, FeatureSpec
@@ -98,3 +100,19 @@ def horizon_lags(
         labels.select(*BAR_KEY, label), on=list(BAR_KEY), how="left", maintain_order="left"
     )
     return lags_from_labels(labelled, label, context.horizon_minutes, list(orders))
+
+
+def lag_inputs(bars: pl.DataFrame, context: FeatureContext, orders: Sequence[int]) -> pl.DataFrame:
+    """The bars of one series (sorted by ts) that the lags ``orders`` of its LAST bar t read.
+
+    Those starting within the label tolerance of ``t - j·H`` for ``j = 0 .. max(orders)``: every start
+    ``t - kH`` of a lagged horizon and every bar that may end one. :func:`horizon_lags` on them gives the
+    last bar's lags exactly as on the whole series.
+    """
+    ts = bars["ts"].dt.epoch("us").to_numpy()
+    horizon_us = context.horizon_minutes * 60_000_000
+    tolerance_us = context.label_tolerance_minutes * 60_000_000
+    before = ts[-1] - ts
+    nearest = np.rint(before / horizon_us)
+    keep = (np.abs(before - nearest * horizon_us) <= tolerance_us) & (nearest <= max(orders, default=0))
+    return bars.filter(pl.Series(keep))

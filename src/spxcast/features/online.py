@@ -22,7 +22,7 @@ import polars as pl
 from spxcast.errors import DataQualityError, SchemaError
 from spxcast.features.build import SERIES_KEY, feature_frame, market_specs
 from spxcast.features.catalog import BAR_COLUMNS, LAGS_GROUP, NEWS_GROUP, Catalog, FeatureContext, FeatureSpec
-from spxcast.features.lags import horizon_lags, lag_name
+from spxcast.features.lags import horizon_lags, lag_inputs, lag_name
 from spxcast.features.news import news_signals
 from spxcast.lake.tables import UTC_TS
 from spxcast.timeutil import bar_length
@@ -118,7 +118,8 @@ class _Plan:
             )
             parts.append(news_signals(key, recent, self.context).select(self.news))
         if self.lag_orders:
-            parts.append(horizon_lags(window, self.context, self.lag_orders).tail(1))
+            inputs = lag_inputs(window, self.context, self.lag_orders)
+            parts.append(horizon_lags(inputs, self.context, self.lag_orders).tail(1))
         row = parts[0].hstack([column for part in parts[1:] for column in part.get_columns()])
         return row.select("ts", *(pl.col(n).cast(self.catalog.get(n).dtype) for n in self.names))
 
