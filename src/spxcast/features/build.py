@@ -24,7 +24,7 @@ def market_specs(catalog: Catalog, silver: str | None = None) -> list[FeatureSpe
     return [s for s in catalog if s.expr is not None and (silver is None or s.silver == silver)]
 
 
-def _bars(frame: pl.DataFrame, what: str) -> pl.DataFrame:
+def with_bar_columns(frame: pl.DataFrame, what: str = "bars") -> pl.DataFrame:
     """Check a bar frame has the bar columns (adding absent optional quotes as nulls)."""
     for name, dtype in _OPTIONAL_COLUMNS.items():
         if name not in frame.columns:
@@ -43,7 +43,7 @@ def feature_frame(
     Row t of the result depends only on rows <= t of ``bars``. ``cast`` casts each feature to its
     declared dtype (gold's); without it the expressions' own Float64 values are returned.
     """
-    bars = _bars(bars, "feature input")
+    bars = with_bar_columns(bars, "feature input")
     columns = [s.expr.cast(s.dtype) if cast else s.expr for s in specs if s.expr is not None]
     return bars.lazy().sort("ts").select(*keep, *columns)
 
@@ -71,7 +71,7 @@ def series_of(candles: pl.DataFrame) -> list[pl.DataFrame]:
 
 def features_by_series(candles: pl.DataFrame, specs: Sequence[FeatureSpec]) -> pl.DataFrame:
     """Bar key + the given features for every series of ``candles``, sorted by the bar key."""
-    candles = _bars(candles, "candles")
+    candles = with_bar_columns(candles, "candles")
     lazies = [feature_frame(series, specs, keep=BAR_KEY) for series in series_of(candles)]
     if not lazies:
         return pl.DataFrame(schema={**BAR_KEY_SCHEMA, **{s.name: s.dtype for s in specs}})
