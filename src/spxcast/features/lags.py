@@ -15,7 +15,6 @@ start or end one of the newest bar's lagged horizons.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 
 import numpy as np
 import polars as pl
@@ -61,20 +60,28 @@ def lags_from_labels(
 ) -> pl.DataFrame:
     """The lags of the given ``orders`` (k) for every row of ``frame``, shifting its ``label`` by time.
 
-    ``frame`` holds ``ts``, ``label`` (the forward horizon return of each bar) and, when present, the
-    series key; the k-th lag of row t is ``label`` of the row of the same series with ``ts = t - k·H``.
-    Returns the lag columns only (Float32, named by :func:`lag_name`), in ``frame``'s row order.
+    ``frame`` holds ``ts``, ``label`` (the forward horizon return of each bar, null when it has none) and,
+    when present, the series key; the k-th lag of row t is ``label`` of the row of the same series with
+    ``ts = t - k·H`` exactly, null when there is no such row. Returns the lag columns only (Float32, named
+    by :func:`lag_name`), in ``frame``'s row order.
     """
     keys = [c for c in BAR_KEY if c in frame.columns and c != "ts"]
-    out = frame.select(*keys, "ts")
-    for k in orders:
-        shifted = frame.select(
-            *keys,
-            (pl.col("ts") + timedelta(minutes=horizon_minutes * k)).alias("ts"),
-            pl.col(label).cast(pl.Float32).alias(lag_name(horizon_minutes, k)),
-        )
-        out = out.join(shifted, on=[*keys, "ts"], how="left", maintain_order="left")
-    return out.drop(*keys, "ts")
+    indexed = frame.select(*keys, "ts", label).with_row_index("_row")
+    parts = indexed.partition_by(keys, maintain_order=True) if keys else [indexed]
+    horizon_us = horizon_minutes * 60_000_000
+    out = {k: np.full(frame.height, np.nan) for k in orders}
+    for part in parts:
+        part = part if part["ts"].is_sorted() else part.sort("ts")
+        rows = part["_row"].to_numpy()
+        ts = part["ts"].dt.epoch("us").to_numpy()
+        values = part[label].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        for k in orders:
+            start = ts - k * horizon_us
+            index = np.minimum(np.searchsorted(ts, start), ts.size - 1)
+            out[k][rows] = np.where(ts[index] == start, values[index], np.nan)
+    return pl.DataFrame(
+        [pl.Series(lag_name(horizon_minutes, k), out[k]).fill_nan(None).cast(pl.Float32) for k in orders]
+    )
 
 
 def horizon_lags(
@@ -96,10 +103,13 @@ def horizon_lags(
     )
     label = label_names(context.horizon_minutes)[0]
     labels = make_labels(series, context.horizon_minutes, context.label_tolerance_minutes)
-    labelled = series.select(BAR_KEY).join(
-        labels.select(*BAR_KEY, label), on=list(BAR_KEY), how="left", maintain_order="left"
+    lags = lags_from_labels(labels, label, context.horizon_minutes, list(orders))
+    if labels.select(BAR_KEY).equals(series.select(BAR_KEY)):  # bars came in the labels' (key) order
+        return lags
+    keyed = labels.select(BAR_KEY).hstack(lags.get_columns())
+    return (
+        series.select(BAR_KEY).join(keyed, on=list(BAR_KEY), how="left", maintain_order="left").drop(BAR_KEY)
     )
-    return lags_from_labels(labelled, label, context.horizon_minutes, list(orders))
 
 
 def lag_inputs(bars: pl.DataFrame, context: FeatureContext, orders: Sequence[int]) -> pl.DataFrame:
