@@ -21,7 +21,7 @@ import polars as pl
 
 from spxcast.features.catalog import LAGS_GROUP, FeatureContext, FeatureSpec
 from spxcast.features.labels import label_names, make_labels
-from spxcast.lake.tables import BAR_KEY
+from spxcast.lake.tables import BAR_KEY, epoch_us
 
 UNIT = "percent"
 
@@ -66,21 +66,25 @@ def lags_from_labels(
     by :func:`lag_name`), in ``frame``'s row order.
     """
     keys = [c for c in BAR_KEY if c in frame.columns and c != "ts"]
-    indexed = frame.select(*keys, "ts", label).with_row_index("_row")
-    parts = indexed.partition_by(keys, maintain_order=True) if keys else [indexed]
+    single = not keys or all(frame[c].n_unique() == 1 for c in keys)
+    parts = [frame] if single else frame.with_row_index("_row").partition_by(keys, maintain_order=True)
     horizon_us = horizon_minutes * 60_000_000
     out = {k: np.full(frame.height, np.nan) for k in orders}
     for part in parts:
-        part = part if part["ts"].is_sorted() else part.sort("ts")
-        rows = part["_row"].to_numpy()
-        ts = part["ts"].dt.epoch("us").to_numpy()
-        values = part[label].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        if part.is_empty():
+            continue
+        rows = part["_row"].to_numpy() if "_row" in part.columns else np.arange(part.height)
+        ts = epoch_us(part["ts"])
+        order = np.argsort(ts, kind="stable")
+        ts, rows = ts[order], rows[order]
+        # Labels are never NaN (a ratio of real closes), so NaN can stand for null here.
+        values = part[label].to_numpy().astype(np.float64)[order]
         for k in orders:
             start = ts - k * horizon_us
             index = np.minimum(np.searchsorted(ts, start), ts.size - 1)
             out[k][rows] = np.where(ts[index] == start, values[index], np.nan)
     return pl.DataFrame(
-        [pl.Series(lag_name(horizon_minutes, k), out[k]).fill_nan(None).cast(pl.Float32) for k in orders]
+        [pl.Series(lag_name(horizon_minutes, k), out[k], dtype=pl.Float32, nan_to_null=True) for k in orders]
     )
 
 
@@ -119,7 +123,7 @@ def lag_inputs(bars: pl.DataFrame, context: FeatureContext, orders: Sequence[int
     ``t - kH`` of a lagged horizon and every bar that may end one. :func:`horizon_lags` on them gives the
     last bar's lags exactly as on the whole series.
     """
-    ts = bars["ts"].dt.epoch("us").to_numpy()
+    ts = epoch_us(bars["ts"])
     horizon_us = context.horizon_minutes * 60_000_000
     tolerance_us = context.label_tolerance_minutes * 60_000_000
     before = ts[-1] - ts

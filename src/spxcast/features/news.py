@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from spxcast.features.catalog import NEWS_GROUP, FeatureContext, FeatureSpec
-from spxcast.lake.tables import UTC_TS
+from spxcast.lake.tables import UTC_TS, epoch_us
 from spxcast.timeutil import bar_length
 
 WINDOWS_MINUTES = (15, 60, 240)
@@ -143,8 +143,10 @@ def news_signals(bars: pl.DataFrame, scored_articles: pl.DataFrame, context: Fea
     The bar key and every news feature of :func:`specs`, Float32, in the order of ``bars``.
     """
     length_us = int(bar_length(context.granularity) / timedelta(microseconds=1))
-    keys = bars.select(KEY).with_columns(pl.col("ts").cast(UTC_TS))
-    close = keys["ts"].dt.epoch("us").to_numpy() + length_us
+    keys = (
+        bars.select(KEY) if bars.schema["ts"] == UTC_TS else bars.select(*KEY[:2], pl.col("ts").cast(UTC_TS))
+    )
+    close = epoch_us(keys["ts"]) + length_us
     events = _article_events(scored_articles)
     at_close = _as_of(events, close)
     columns: dict[str, np.ndarray] = {}
@@ -168,8 +170,7 @@ def news_signals(bars: pl.DataFrame, scored_articles: pl.DataFrame, context: Fea
     columns[MINUTES_SINCE] = np.where(none_yet, MAX_MINUTES_SINCE, np.minimum(since, MAX_MINUTES_SINCE))
     recent = at_close["n"] - _as_of(events, close - AVAILABLE_WINDOW_MINUTES * _MINUTE_US)["n"]
     columns[AVAILABLE] = (recent > 0).astype(np.float64)
-    signals = pl.DataFrame({name: values.astype(np.float32) for name, values in columns.items()})
-    return keys.hstack(signals.get_columns())
+    return keys.hstack([pl.Series(name, values.astype(np.float32)) for name, values in columns.items()])
 
 
 _MINUTE_US = 60_000_000
@@ -179,12 +180,12 @@ def _article_events(articles: pl.DataFrame) -> dict[str, np.ndarray]:
     """One entry per distinct received_at, in time order: ``at`` (microseconds since the epoch), ``t``
     (minutes since the epoch), cumulative count/score/confidence ``n``/``s``/``c`` up to and including it,
     and the decayed score sums ``d{tau}`` just after it."""
-    received = articles["received_at"].cast(UTC_TS).dt.epoch("us").to_numpy()
+    received = epoch_us(articles["received_at"])
     order = np.argsort(received, kind="stable")
     ordered = received[order]
     at, first = np.unique(ordered, return_index=True)
-    scores = articles["score"].cast(pl.Float64).to_numpy()[order]
-    confidences = articles["confidence"].cast(pl.Float64).to_numpy()[order]
+    scores = articles["score"].to_numpy().astype(np.float64)[order]
+    confidences = articles["confidence"].to_numpy().astype(np.float64)[order]
     if at.size:
         counts = np.diff(np.append(first, ordered.size)).astype(np.float64)
         score_sums = np.add.reduceat(scores, first)

@@ -10,11 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import polars as pl
 
 from spxcast.errors import LakeError
 
 UTC_TS = pl.Datetime("us", "UTC")
+
+
+def epoch_us(times: pl.Series) -> np.ndarray:
+    """Non-null UTC timestamps as int64 microseconds since the epoch (a NumPy view, no query)."""
+    return times.cast(UTC_TS).to_numpy().astype(np.int64)
+
 
 WriteMode = Literal["upsert", "insert_only", "overwrite"]
 
