@@ -13,7 +13,7 @@ import polars as pl
 
 from spxcast.errors import DataQualityError, SchemaError
 from spxcast.features.catalog import BAR_COLUMNS, LAGS_GROUP, NEWS_GROUP, Catalog, FeatureSpec
-from spxcast.lake.tables import BAR_KEY, BAR_KEY_SCHEMA
+from spxcast.lake.tables import BAR_KEY, BAR_KEY_SCHEMA, GOLD_FEATURES
 
 SERIES_KEY = ("instrument", "granularity")
 _OPTIONAL_COLUMNS = {"bid_close": pl.Float64(), "ask_close": pl.Float64()}
@@ -188,4 +188,4 @@ def gold_features_frame(
     frame = left_join_on_bar_key(left_join_on_bar_key(market, news), labels).with_columns(
         pl.col("label_ok").fill_null(False)
     )
-    return validate_features(frame, catalog, label_schema, "gold.features")
+    return validate_features(frame, catalog, label_schema, GOLD_FEATURES.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from spxcast.features.catalog import LAGS_GROUP, Catalog, FeatureContext
+from spxcast.lake.tables import GOLD_FEATURES
 
 
 def _cell(text: str) -> str:
@@ -42,7 +43,8 @@ def catalog_markdown(catalog: Catalog, context: FeatureContext) -> str:
         ]
         for spec in catalog:
             if spec.group == group:
-                table = spec.silver or ("gold.features" if spec.group == LAGS_GROUP else "gold.news_signals")
+                frame_table = GOLD_FEATURES.name if spec.group == LAGS_GROUP else "gold.news_signals"
+                table = spec.silver or frame_table
                 cells = (
                     f"`{spec.name}`",
                     _cell(spec.unit),
