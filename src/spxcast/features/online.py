@@ -26,7 +26,6 @@ from spxcast.features.lags import horizon_lags, lag_inputs, lag_name
 from spxcast.features.news import news_signals
 from spxcast.features.plans import evaluate, staged_plan
 from spxcast.lake.tables import UTC_TS
-from spxcast.timeutil import bar_length
 
 ARTICLE_COLUMNS = ("received_at", "score", "confidence")
 
@@ -104,7 +103,6 @@ class _Plan:
         by_name = {lag_name(context.horizon_minutes, k): k for k in range(1, context.horizon_lags + 1)}
         self.lag_orders = [by_name[s.name] for s in specs if s.group == LAGS_GROUP]
         self.need = history_need(catalog, self.names)
-        self.bar = bar_length(context.granularity)
 
     def row(self, bars: pl.DataFrame, articles: pl.DataFrame) -> pl.DataFrame:
         # Few DataFrame queries on purpose: each costs a fixed ~0.1 ms, more than the arithmetic here.
@@ -191,7 +189,8 @@ def online_row(
         those the need asks for (:meth:`HistoryNeed.keep_articles` trims a longer history; older ones only
         make the decayed sums more exact). Only those with ``received_at <= `` the bar's close count, so
         passing later ones is harmless.
-    catalog : the running feature catalog (built from ``context``).
+    catalog : the running feature catalog (built from ``context``). Plans are compiled on the first call
+        (about half a second) and cached per catalog OBJECT: build the catalog once and reuse it.
     context : bar size, horizon, lags and label tolerance the catalog was built with.
     names : the model's feature names in its column order (default: every catalog feature).
 
