@@ -3,6 +3,11 @@
 Every write is one atomic Delta commit: a crash before the commit leaves the table at its previous
 version (uncommitted data files are invisible), a crash after it leaves the new version. Writes return the
 table version, which training records as lineage.
+
+Concurrent writers: on a local lake, the create-or-merge of a keyed table runs under one lock per table
+(``<root>/_locks/<table>.lock``, see :mod:`spxcast.lake.locks`), so two processes writing the same keys
+store each key once, the write that creates the table included. On object storage, the create is a
+Delta "create if absent" commit that falls back to a merge when another writer created the table first.
 """
 
 from __future__ import annotations
@@ -10,13 +15,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from spxcast.errors import LakeError, SchemaError
+from spxcast.lake.locks import exclusive
 from spxcast.lake.tables import TableSpec, table
 
 log = logging.getLogger(__name__)
@@ -96,19 +103,32 @@ class Lake:
             return self._overwrite(spec, frame)
         if frame.is_empty():
             return self.version(name)
-        if not self.exists(name):
-            return self._create(spec, frame)
-        return self._merge(spec, frame)
+        with self._writer_lock(name):
+            if not self.exists(name):
+                return self._create(spec, frame)
+            return self._merge(spec, frame)
+
+    @contextmanager
+    def _writer_lock(self, name: str) -> Iterator[None]:
+        """The table's writer lock on a local lake; nothing on object storage (no shared file system)."""
+        if "://" in self.root and not self.root.startswith("file://"):
+            yield
+            return
+        local = Path(self.root.removeprefix("file://"))
+        with exclusive(local / "_locks" / f"{name}.lock"):
+            yield
 
     def _create(self, spec: TableSpec, frame: pl.DataFrame) -> int:
         from deltalake import write_deltalake
 
         frame = frame.unique(subset=list(spec.key), keep="last", maintain_order=True)
         try:
+            # mode="error": if another writer created the table meanwhile, fail (and merge below) rather
+            # than append the same keys a second time.
             write_deltalake(
                 self.path(spec.name),
                 frame.to_arrow(),
-                mode="append",
+                mode="error",
                 partition_by=list(spec.partition_by) or None,
                 storage_options=self.storage_options or None,
             )
