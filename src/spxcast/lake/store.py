@@ -57,8 +57,11 @@ class Lake:
 
         try:
             return DeltaTable(self.path(name), storage_options=self.storage_options or None)
-        except Exception as exc:
-            raise LakeError(f"lake table {name} at {self.path(name)} cannot be opened: {exc}") from exc
+        except BaseException as exc:
+            _reraise_own(exc)
+            raise LakeError(
+                f"lake table {name} at {self.path(name)} cannot be opened: {_cause(exc)}"
+            ) from exc
 
     def exists(self, name: str) -> bool:
         from deltalake import DeltaTable
@@ -86,8 +89,9 @@ class Lake:
             return pl.scan_delta(
                 self.path(name), version=version, storage_options=self.storage_options or None
             )
-        except Exception as exc:
-            raise LakeError(f"cannot read lake table {name} (version {version}): {exc}") from exc
+        except BaseException as exc:
+            _reraise_own(exc)
+            raise LakeError(f"cannot read lake table {name} (version {version}): {_cause(exc)}") from exc
 
     def read(self, name: str, version: int | None = None) -> pl.DataFrame:
         return self.scan(name, version).collect()
@@ -132,10 +136,11 @@ class Lake:
                 partition_by=list(spec.partition_by) or None,
                 storage_options=self.storage_options or None,
             )
-        except Exception as exc:
+        except BaseException as exc:
+            _reraise_own(exc)
             if self.exists(spec.name):
                 return self._merge(spec, frame)
-            raise LakeError(f"cannot create lake table {spec.name}: {exc}") from exc
+            raise LakeError(f"cannot create lake table {spec.name}: {_cause(exc)}") from exc
         log.info("created %s with %d rows", spec.name, frame.height)
         return self._current(spec.name)
 
@@ -156,8 +161,9 @@ class Lake:
                 storage_options=self.storage_options or None,
                 writer_properties=plain,
             )
-        except Exception as exc:
-            raise LakeError(f"cannot overwrite lake table {spec.name}: {exc}") from exc
+        except BaseException as exc:
+            _reraise_own(exc)
+            raise LakeError(f"cannot overwrite lake table {spec.name}: {_cause(exc)}") from exc
         log.info("wrote %s with %d rows", spec.name, frame.height)
         return self._current(spec.name)
 
@@ -190,14 +196,33 @@ class Lake:
                 if attempt == _COMMIT_RETRIES - 1:
                     raise LakeError(f"concurrent writers kept conflicting on {spec.name}: {exc}") from exc
                 time.sleep(0.05 * 2**attempt)
-            except LakeError:
-                raise
-            except Exception as exc:
-                raise LakeError(f"merge into lake table {spec.name} failed: {exc}") from exc
+            except BaseException as exc:
+                _reraise_own(exc)
+                raise LakeError(f"merge into lake table {spec.name} failed: {_cause(exc)}") from exc
         raise AssertionError("unreachable")
 
     def _current(self, name: str) -> int:
         return int(self._delta(name).version())
+
+
+def _reraise_own(exc: BaseException) -> None:
+    """Re-raise what is not a failure of the Delta/Arrow libraries to wrap: our own errors, interrupts.
+
+    A Rust panic inside those libraries arrives as ``PanicException``, a ``BaseException`` (each binding
+    has its own class of that name): it is wrapped like any of their errors.
+    """
+    if isinstance(exc, LakeError) or not (
+        isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
+    ):
+        raise exc
+
+
+def _cause(exc: BaseException) -> str:
+    """The library's message, with what to do when the disk is full."""
+    text = str(exc)
+    if "No space left on device" in text or "os error 28" in text:
+        return f"the disk is full ({text}); free space under the lake root and rerun (committed data is kept)"
+    return text
 
 
 def conform(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:

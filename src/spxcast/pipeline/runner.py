@@ -31,9 +31,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from spxcast.config import Settings
+from spxcast.config import Settings, register_secrets
 from spxcast.db import PipelineRun, TaskRun, connect
-from spxcast.errors import PipelineError
+from spxcast.errors import PipelineError, redact
 from spxcast.lake import Lake
 from spxcast.lake.locks import LockHeld, exclusive
 from spxcast.pipeline.context import TaskContext
@@ -101,6 +101,7 @@ def execute_task(
     The outputs carry the task's reuse record (tables read and written, fingerprints) under ``_reuse``;
     ``code`` is the code fingerprint (computed here when not given).
     """
+    register_secrets(settings)  # a spawned worker has not loaded settings itself
     try:
         function = resolve_callable(task.callable)
         lake = RecordingLake(settings.lake_root(), settings.lake.storage_options)
@@ -111,7 +112,7 @@ def execute_task(
         return SUCCEEDED, outputs
     except Exception as exc:
         detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-8))
-        return FAILED, f"{type(exc).__name__}: {exc}\n{detail}"
+        return FAILED, redact(f"{type(exc).__name__}: {exc}\n{detail}")
 
 
 class _Recorder:
