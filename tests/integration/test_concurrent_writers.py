@@ -80,7 +80,7 @@ def _ingest_market(home: str, source: str, file: str | None) -> None:
 
     settings = load_settings(
         home=Path(home),
-        **{"market.synthetic.days": 4, "market.chunk_days": 2, "market.files.batch_rows": 700},
+        **{"market.synthetic.days": 2, "market.chunk_days": 1, "market.files.batch_rows": 700},
     )
     ingest_market(settings, Lake.from_settings(settings), source=source, file=file)
 

@@ -311,6 +311,8 @@ def die_with_parent(parent_pid: int) -> None:
     On Linux the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere, and
     as a fallback, a daemon thread checks every second whether the parent changed (an orphan is adopted
     by another process). A task killed this way loses only its uncommitted work: lake writes are atomic.
+    The kernel ties the signal to the thread that started the worker: run a DAG from a thread that lives as
+    long as the run (as :func:`run_dag` does, submitting from its caller's thread).
     """
     if sys.platform.startswith("linux"):
         try:
