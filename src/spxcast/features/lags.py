@@ -101,14 +101,17 @@ def horizon_lags(
     """
     if orders is None:
         orders = range(1, context.horizon_lags + 1)
-    present = [c for c in BAR_KEY if c in bars.columns]
-    series = bars.select(*present, "close").with_columns(
-        **{c: pl.lit("", dtype=pl.Utf8) for c in BAR_KEY if c not in present}
+    # Built from Series rather than queries: the online row calls this on a handful of bars.
+    series = pl.DataFrame(
+        [
+            bars[c] if c in bars.columns else pl.Series(c, [""] * bars.height, dtype=pl.Utf8)
+            for c in (*BAR_KEY, "close")
+        ]
     )
     label = label_names(context.horizon_minutes)[0]
     labels = make_labels(series, context.horizon_minutes, context.label_tolerance_minutes)
     lags = lags_from_labels(labels, label, context.horizon_minutes, list(orders))
-    if labels.select(BAR_KEY).equals(series.select(BAR_KEY)):  # bars came in the labels' (key) order
+    if all(labels[c].equals(series[c]) for c in BAR_KEY):  # bars came in the labels' (key) order
         return lags
     keyed = labels.select(BAR_KEY).hstack(lags.get_columns())
     return (
@@ -129,4 +132,4 @@ def lag_inputs(bars: pl.DataFrame, context: FeatureContext, orders: Sequence[int
     before = ts[-1] - ts
     nearest = np.rint(before / horizon_us)
     keep = (np.abs(before - nearest * horizon_us) <= tolerance_us) & (nearest <= max(orders, default=0))
-    return bars.filter(pl.Series(keep))
+    return bars[np.flatnonzero(keep)]
