@@ -120,7 +120,9 @@ class QualitySettings(BaseModel):
 class NewsSettings(BaseModel):
     """News ingestion: the source, its range, and the rules applied to every article."""
 
-    source: Literal["synthetic", "gdelt", "rss", "files"] = "synthetic"
+    source: Literal["synthetic", "gdelt", "rss", "files", "none"] = Field(
+        default="synthetic", description="Where news comes from; none: market-only runs ingest no news"
+    )
     start: str | None = Field(
         default=None, description="Range start (UTC) for backfills; default: the synthetic market's range"
     )
@@ -200,6 +202,10 @@ class FeatureSettings(BaseModel):
 
     label_tolerance_minutes: float = Field(
         default=0.0, ge=0, description="A label exists when a bar starts within this tolerance of ts + H"
+    )
+    use_news: bool = Field(
+        default=True,
+        description="Use news features when the lake holds news; false (--no-news): market features only",
     )
 
 

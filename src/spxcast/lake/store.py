@@ -100,6 +100,14 @@ class Lake:
             return self._create(spec, frame)
         return self._merge(spec, frame)
 
+    def ensure(self, name: str) -> int:
+        """Create ``name`` empty (with its schema) when it does not exist; returns its version."""
+        version = self.version(name)
+        if version is not None:
+            return version
+        spec = table(name)
+        return self._create(spec, conform(spec, pl.DataFrame(schema=spec.schema)))
+
     def _create(self, spec: TableSpec, frame: pl.DataFrame) -> int:
         from deltalake import write_deltalake
 
