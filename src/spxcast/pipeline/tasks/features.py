@@ -108,9 +108,14 @@ def build_gold_features(
     else:
         news = lake.scan(NEWS_SIGNALS).select(*BAR_KEY, *(s.name for s in news_specs)).collect()
     labels = make_labels(
-        _candles(settings, lake), settings.horizon_minutes, settings.features.label_tolerance_minutes
+        _candles(settings, lake),
+        settings.horizon_minutes,
+        settings.features.label_tolerance_minutes,
+        settings.horizon_bars,
+        settings.calendar,
     )
-    return gold_features_frame(market, news, labels, catalog, label_schema(settings.horizon_minutes))
+    schema = label_schema(settings.horizon_minutes, settings.horizon_bars)
+    return gold_features_frame(market, news, labels, catalog, schema)
 
 
 def gold_labels(ctx: TaskContext) -> dict[str, Any]:
