@@ -264,7 +264,13 @@ class RegistrySettings(BaseModel):
     experiment: str = "spxcast"
     dm_pvalue: float = Field(default=0.05, gt=0, lt=1)
     max_test_rmse: float | None = Field(
-        default=0.18, description="Absolute gate on test RMSE (percent units)"
+        default=None, description="Absolute gate on test RMSE (percent units); unset: max_test_rmse_ratio"
+    )
+    max_test_rmse_ratio: float | None = Field(
+        default=1.0,
+        gt=0,
+        description="Gate: test RMSE <= this x the zero forecast's test RMSE (scales with bar size and "
+        "horizon; below 1 demands a margin); used when max_test_rmse is unset",
     )
     champion_tolerance: float = Field(
         default=0.0,

@@ -8,8 +8,9 @@ always starts after ts. When no bar starts within the tolerance (the
 horizon reaches into a weekend, the daily break, a halt or past the data) the label is null and
 ``label_ok`` false. No bar is ever invented. Labels are built only here.
 
-Horizons in bars (``horizon_bars = N``): ``target_ret_{N}b_pct = 100 * (close[N-th next bar] / close[ts] - 1)``
-where the N-th next bar is the bar N positions later on the instrument's trading calendar
+Horizons in bars (``horizon_bars = N``):
+``target_ret_{N}b_pct = 100 * (close[N-th next bar] / close[ts] - 1)`` where the N-th next bar is the bar
+N positions later on the instrument's trading calendar
 (:mod:`spxcast.sources.market.calendar`): at D, Friday's 1-bar label is Monday's close (the Tuesday after a
 Monday holiday on an exchange calendar); it is null only when that bar is missing from the data.
 """
@@ -99,7 +100,9 @@ def _series_labels(bars: pl.DataFrame, horizon: timedelta, tolerance: timedelta)
     return joined.with_columns((100 * (future_close / pl.col("close") - 1)).alias("value"))
 
 
-def _bar_labels(candles: pl.DataFrame, horizon_minutes: int, horizon_bars: int, calendar: str) -> pl.DataFrame:
+def _bar_labels(
+    candles: pl.DataFrame, horizon_minutes: int, horizon_bars: int, calendar: str
+) -> pl.DataFrame:
     """Labels N bars ahead on each series' trading calendar (see the module docstring)."""
     if horizon_bars < 1:
         raise ConfigError(f"horizon_bars must be at least 1, got {horizon_bars}")
@@ -109,7 +112,9 @@ def _bar_labels(candles: pl.DataFrame, horizon_minutes: int, horizon_bars: int, 
         first = series.row(0, named=True)
         ts = series["ts"].cast(pl.Datetime("us", "UTC"))
         sessions = trading_calendar(
-            resolve_calendar_name(first["instrument"], calendar), ts.min(), ts.max()  # type: ignore[arg-type]
+            resolve_calendar_name(first["instrument"], calendar),
+            ts.min(),
+            ts.max(),  # type: ignore[arg-type]
         )
         position = sessions.positions(ts.dt.epoch("us").to_numpy(), bar_length(first["granularity"]))
         bars = series.select(*BAR_KEY, "close").with_columns(pl.Series("position", position))

@@ -10,8 +10,9 @@ candidates against the zero forecast.
 Purge: each split ends strictly more than ``purge_minutes`` (>= the horizon, plus the label tolerance)
 before the next split begins, so the label window ``[ts, ts + H]`` of every row lies before the first row
 of every later split. For a horizon of N bars on a trading calendar (``positions`` given) a row is kept
-only when its N-th next bar lies before the next split's first bar (position + N < that bar's position). Rows are purged from the END of the earlier split (its label windows are what would
-reach forward); the later split keeps its first rows. Counts of purged rows are recorded.
+only when its N-th next bar lies before the next split's first bar (position + N < that bar's position).
+Rows are purged from the END of the earlier split (its label windows are what would reach forward); the
+later split keeps its first rows. Counts of purged rows are recorded.
 """
 
 from __future__ import annotations

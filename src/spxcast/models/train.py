@@ -221,7 +221,9 @@ def split_rows(frame: pl.DataFrame, spec: TrainingSpec) -> SplitBoundaries:
         first = frame.row(0, named=True)
         ts = frame["ts"].cast(pl.Datetime("us", "UTC"))
         calendar = trading_calendar(
-            resolve_calendar_name(first["instrument"], spec.calendar), ts.min(), ts.max()  # type: ignore[arg-type]
+            resolve_calendar_name(first["instrument"], spec.calendar),
+            ts.min(),
+            ts.max(),  # type: ignore[arg-type]
         )
         positions = calendar.positions(ts.dt.epoch("us").to_numpy(), bar_length(first["granularity"]))
     return make_splits(

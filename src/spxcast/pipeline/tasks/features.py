@@ -104,7 +104,9 @@ def build_gold_features(
     market = lake.read(GOLD_MARKET)
     news_specs = [s for s in catalog if s.expr is None]
     if news_absent is not None or not news_specs:
-        news = market.select(BAR_KEY).with_columns(pl.lit(None, dtype=s.dtype).alias(s.name) for s in news_specs)
+        news = market.select(BAR_KEY).with_columns(
+            pl.lit(None, dtype=s.dtype).alias(s.name) for s in news_specs
+        )
     else:
         news = lake.scan(NEWS_SIGNALS).select(*BAR_KEY, *(s.name for s in news_specs)).collect()
     labels = make_labels(

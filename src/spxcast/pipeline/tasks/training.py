@@ -94,9 +94,7 @@ def used_features(
     from spxcast.features.catalog import FeatureContext, default_catalog
 
     if news_features and all(gold[n].null_count() == gold.height for n in news_features):
-        log.warning(
-            "market-only: %s holds no news signals; training on market features alone", GOLD
-        )
+        log.warning("market-only: %s holds no news signals; training on market features alone", GOLD)
         features = [f for f in features if f not in set(news_features)]
         news_features = []
     catalog = default_catalog(FeatureContext(settings.granularity, settings.horizon_minutes))
