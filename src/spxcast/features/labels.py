@@ -24,7 +24,7 @@ import polars as pl
 from spxcast.errors import ConfigError
 from spxcast.features.build import series_of
 from spxcast.lake.tables import BAR_KEY, BAR_KEY_SCHEMA
-from spxcast.sources.market.calendar import resolve_calendar_name, trading_calendar
+from spxcast.sources.market.calendar import bar_positions
 from spxcast.timeutil import bar_length
 
 
@@ -110,13 +110,12 @@ def _bar_labels(
     frames = []
     for series in series_of(candles):
         first = series.row(0, named=True)
-        ts = series["ts"].cast(pl.Datetime("us", "UTC"))
-        sessions = trading_calendar(
-            resolve_calendar_name(first["instrument"], calendar),
-            ts.min(),
-            ts.max(),  # type: ignore[arg-type]
+        position = bar_positions(
+            series["ts"].cast(pl.Datetime("us", "UTC")).dt.epoch("us").to_numpy(),
+            first["instrument"],
+            bar_length(first["granularity"]),
+            calendar,
         )
-        position = sessions.positions(ts.dt.epoch("us").to_numpy(), bar_length(first["granularity"]))
         bars = series.select(*BAR_KEY, "close").with_columns(pl.Series("position", position))
         future = bars.select(
             (pl.col("position") - horizon_bars).alias("position"), pl.col("close").alias("future_close")

@@ -26,7 +26,7 @@ from spxcast.models.io import model_class
 from spxcast.models.lags import add_horizon_lags, lag_column
 from spxcast.models.splits import EVALUATION_SPLITS, TUNE, SplitBoundaries, make_splits
 from spxcast.models.tuning import TuningConfig, tune_two_stage
-from spxcast.sources.market.calendar import resolve_calendar_name, trading_calendar
+from spxcast.sources.market.calendar import bar_positions
 from spxcast.timeutil import bar_length
 
 log = logging.getLogger(__name__)
@@ -219,13 +219,12 @@ def split_rows(frame: pl.DataFrame, spec: TrainingSpec) -> SplitBoundaries:
     positions = None
     if spec.labels_in_bars and frame.height:
         first = frame.row(0, named=True)
-        ts = frame["ts"].cast(pl.Datetime("us", "UTC"))
-        calendar = trading_calendar(
-            resolve_calendar_name(first["instrument"], spec.calendar),
-            ts.min(),
-            ts.max(),  # type: ignore[arg-type]
+        positions = bar_positions(
+            frame["ts"].cast(pl.Datetime("us", "UTC")).dt.epoch("us").to_numpy(),
+            first["instrument"],
+            bar_length(first["granularity"]),
+            spec.calendar,
         )
-        positions = calendar.positions(ts.dt.epoch("us").to_numpy(), bar_length(first["granularity"]))
     return make_splits(
         frame["ts"],
         spec.fractions,

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from spxcast.sources.market.calendar import resolve_calendar_name, trading_calendar
+from spxcast.sources.market.calendar import bar_positions
 from spxcast.timeutil import bar_length
 
 #: Unscheduled gaps are bucketed by the number of missing bars (upper bound inclusive).
@@ -84,8 +84,7 @@ def candle_health(
     ts = series["ts"].cast(pl.Datetime("us", "UTC"))
     start = ts.dt.epoch("us").to_numpy().astype(np.int64)
     bar = bar_length(granularity)
-    sessions = trading_calendar(resolve_calendar_name(instrument, calendar), ts[0], ts[-1])
-    position = sessions.positions(start, bar)
+    position = bar_positions(start, instrument, bar, calendar)
     missing = np.diff(position) - 1
     elapsed = (np.diff(start) - bar.total_seconds() * 1e6) / 60e6  # minutes between close and next start
     hole = elapsed > 1e-9

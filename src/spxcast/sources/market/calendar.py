@@ -194,3 +194,12 @@ def _exchange_calendar(name: str, start: datetime, end: datetime) -> TradingCale
 
 def _us(moment: datetime) -> int:
     return int((moment - _EPOCH).total_seconds()) * 1_000_000
+
+
+def bar_positions(ts_us: npt.ArrayLike, instrument: str, bar: timedelta, calendar: str = "auto") -> IntArray:
+    """Calendar positions of one series' sorted bar starts (UTC microseconds) on ``instrument``'s calendar."""
+    ts = np.asarray(ts_us, dtype=np.int64)
+    if len(ts) == 0:
+        return np.zeros(0, dtype=np.int64)
+    first, last = (_EPOCH + timedelta(microseconds=int(v)) for v in (ts[0], ts[-1]))
+    return trading_calendar(resolve_calendar_name(instrument, calendar), first, last).positions(ts, bar)
