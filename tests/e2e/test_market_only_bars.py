@@ -30,6 +30,7 @@ from spxcast.pipeline.tasks.features import build_features
 from spxcast.registry import ModelRegistry
 from spxcast.registry.gates import evaluate_gates
 from spxcast.registry.handoff import normalise_metrics
+from spxcast.registry.reproduce import reproduce_version
 
 SMALL = {"training.trials_coarse": 2, "training.trials_fine": 1, "training.max_rounds": 120}
 # US exchange holidays in the daily series' range that the labels are checked across (by hand).
@@ -147,6 +148,7 @@ def test_daily_index_from_files_through_the_pipeline_and_the_gates(tmp_path: Pat
 
     registered = out["register_model"]
     assert registered["selected"] is not None, registered
+    assert registered["model_name"] == "spxcast-SPX-D-1b"
     registry = ModelRegistry(settings)
     report = registry.gates(registered["version"])
     gates = {r.name: r for r in report.results}
@@ -157,6 +159,7 @@ def test_daily_index_from_files_through_the_pipeline_and_the_gates(tmp_path: Pat
     run = registry.client.get_run(info.run_id)
     assert "news" not in run.data.params["candidate.feature_families"]
     assert "returns" in run.data.params["candidate.feature_families"]
+    assert reproduce_version(registry, registered["version"]).identical, "lineage holds the bar horizon"
 
 
 @pytest.mark.slow

@@ -130,6 +130,19 @@ class CandidateRun:
     importance: dict[str, float]
 
 
+def without_absent_news(
+    gold: pl.DataFrame, features: Sequence[str], news_features: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Market-only: ``features`` without the news ones, and no news features, when gold holds no news
+    signal at all (every news column null: no news in the lake, or gold built without news); else as given.
+    """
+    if news_features and all(gold[n].null_count() == gold.height for n in news_features):
+        log.warning("market-only: gold holds no news signals; training on market features alone")
+        dropped = set(news_features)
+        return [f for f in features if f not in dropped], []
+    return list(features), list(news_features)
+
+
 def labelled_frame(gold: pl.DataFrame, spec: TrainingSpec) -> pl.DataFrame:
     """Gold rows with a usable label, sorted by time, with the lagged horizon returns appended."""
     missing = [c for c in ("ts", "label_ok", spec.target, *spec.features) if c not in gold.columns]

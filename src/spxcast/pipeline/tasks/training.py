@@ -33,7 +33,13 @@ from spxcast.evaluation.evaluate import evaluate_predictions
 from spxcast.evaluation.report import write_report
 from spxcast.models.io import catalog_hash, save_model
 from spxcast.models.selection import select_candidate
-from spxcast.models.train import BASELINES, CandidateRun, TrainingSpec, train_candidate
+from spxcast.models.train import (
+    BASELINES,
+    CandidateRun,
+    TrainingSpec,
+    train_candidate,
+    without_absent_news,
+)
 from spxcast.pipeline.context import TaskContext
 
 log = logging.getLogger(__name__)
@@ -88,15 +94,12 @@ def used_features(
 ) -> tuple[list[str], list[str], list[str]]:
     """The features a model reads, the news ones among them, and their families in catalog order.
 
-    Market-only: when gold holds no news signal at all (every news column null: no news in the lake,
-    or gold built with ``--no-news``) the news features are left out and this is logged once.
+    Market-only (:func:`spxcast.models.train.without_absent_news`): when gold holds no news signal the
+    news features are left out, and this is logged.
     """
     from spxcast.features.catalog import FeatureContext, default_catalog
 
-    if news_features and all(gold[n].null_count() == gold.height for n in news_features):
-        log.warning("market-only: %s holds no news signals; training on market features alone", GOLD)
-        features = [f for f in features if f not in set(news_features)]
-        news_features = []
+    features, news_features = without_absent_news(gold, features, news_features)
     catalog = default_catalog(FeatureContext(settings.granularity, settings.horizon_minutes))
     used = set(features)
     families = list(dict.fromkeys(s.group for s in catalog if s.name in used))
