@@ -194,3 +194,13 @@ def test_bar_horizon_purge_reaches_across_the_weekend() -> None:
         assert positions[last] + 1 < positions[first], "the label's bar lies before the next split"
         assert earlier.purged_rows == 1
     assert boundaries.to_dict()["purge_bars"] == 1
+
+
+def test_calendar_names_are_checked_and_old_history_is_covered() -> None:
+    with pytest.raises(ConfigError, match="unknown trading calendar 'XNYZ'"):
+        trading_calendar("XNYZ", datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC))
+    sessions = trading_calendar("XNYS", datetime(1995, 1, 1, tzinfo=UTC), datetime(1995, 12, 31, tzinfo=UTC))
+    first = datetime.fromtimestamp(sessions.opens[0] / 1e6, UTC)
+    assert first < datetime(1995, 1, 1, tzinfo=UTC), "sessions cover the data's range, however old"
+    july_4th = datetime(1995, 7, 4, 13, 30, tzinfo=UTC).timestamp() * 1e6
+    assert not ((sessions.opens <= july_4th) & (july_4th < sessions.closes)).any()

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -174,22 +175,27 @@ def _fx_calendar(start: datetime, end: datetime) -> TradingCalendar:
 
 def _exchange_calendar(name: str, start: datetime, end: datetime) -> TradingCalendar:
     """An exchange's regular sessions (holidays and early closes included) from ``exchange_calendars``."""
+    opens, closes = _exchange_sessions(name, start.date(), end.date())
+    return TradingCalendar(name, opens, closes)
+
+
+@lru_cache(maxsize=32)
+def _exchange_sessions(name: str, start: date, end: date) -> tuple[IntArray, IntArray]:
     import exchange_calendars
 
     try:
-        calendar = exchange_calendars.get_calendar(name)
+        calendar = exchange_calendars.get_calendar(name, start=str(start), end=str(end))
     except exchange_calendars.errors.InvalidCalendarName as exc:
         raise ConfigError(
             f"unknown trading calendar {name!r}; use auto, {CFD}, {FX} or an exchange code such as XNYS"
         ) from exc
-    first, last = calendar.first_session.date(), calendar.last_session.date()
-    lo, hi = max(start.date(), first), min(end.date(), last)
-    if lo > hi:
-        raise ConfigError(f"calendar {name} covers {first} to {last}; the data lies outside it")
-    schedule = calendar.schedule.loc[str(lo) : str(hi)]
+    except (ValueError, exchange_calendars.errors.CalendarError) as exc:
+        raise ConfigError(f"calendar {name} cannot cover {start} to {end}: {exc}") from exc
+    schedule = calendar.schedule
     opens = (schedule["open"].astype("int64") // 1000).to_numpy(dtype=np.int64)
     closes = (schedule["close"].astype("int64") // 1000).to_numpy(dtype=np.int64)
-    return TradingCalendar(name, opens, closes)
+    opens.flags.writeable = closes.flags.writeable = False  # shared by the cache
+    return opens, closes
 
 
 def _us(moment: datetime) -> int:
