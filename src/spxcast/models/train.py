@@ -137,7 +137,7 @@ def without_absent_news(
     signal at all (every news column null: no news in the lake, or gold built without news); else as given.
     """
     if news_features and all(gold[n].null_count() == gold.height for n in news_features):
-        log.warning("market-only: gold holds no news signals; training on market features alone")
+        log.info("market-only: gold holds no news signals; training on market features alone")
         dropped = set(news_features)
         return [f for f in features if f not in dropped], []
     return list(features), list(news_features)
