@@ -44,6 +44,8 @@ def lineage_settings(settings: Settings, lineage: Lineage) -> Settings:
             "instrument": lineage.instrument,
             "granularity": lineage.granularity,
             "horizon_minutes": lineage.horizon_minutes,
+            "horizon_bars": config.get("horizon_bars"),
+            "calendar": config.get("calendar", "auto"),
             "seed": int(lineage.seeds.get("seed", config.get("seed", settings.seed))),
             "training": TrainingSettings.model_validate(config["training"]),
             "features": FeatureSettings.model_validate(config["features"]),
@@ -57,7 +59,7 @@ def reproduce_version(registry: ModelRegistry, version: int) -> Reproduction:
     Raises :class:`RegistryError` when the lineage is missing or names lake versions that no longer load.
     """
     from spxcast.features.catalog import NEWS_GROUP, feature_catalog
-    from spxcast.models.train import TrainingSpec, labelled_frame, train_candidate
+    from spxcast.models.train import TrainingSpec, labelled_frame, train_candidate, without_absent_news
 
     lineage = registry.get(version).lineage
     if lineage is None:
@@ -71,11 +73,12 @@ def reproduce_version(registry: ModelRegistry, version: int) -> Reproduction:
     settings = lineage_settings(registry.settings, lineage)
     gold = lake.series(GOLD, settings.instrument, settings.granularity, lineage.lake_versions[GOLD]).collect()
     catalog = feature_catalog(settings)
+    features, news_features = without_absent_news(gold, catalog.names(), catalog.names(NEWS_GROUP))
     spec = TrainingSpec.from_settings(
         settings,
         lineage.candidate,
-        catalog.names(),
-        catalog.names(NEWS_GROUP),
+        features,
+        news_features,
         study_prefix=f"reproduce-{uuid.uuid4().hex}",
     )
     retrained = train_candidate(gold, spec).model

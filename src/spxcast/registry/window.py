@@ -51,7 +51,7 @@ def recent_window(settings: Settings, lake: Lake, rows: int, features: Sequence[
     in time order (bar start ``ts``, UTC), with every column in ``features`` (the horizon lags the AR model
     and the persistence baseline read are gold features).
     """
-    target = label_names(settings.horizon_minutes)[0]
+    target = label_names(settings.horizon_minutes, settings.horizon_bars)[0]
     frame = lake.series(GOLD_FEATURES.name, settings.instrument, settings.granularity).collect()
     missing = [f for f in features if f not in frame.columns]
     if missing:

@@ -8,6 +8,7 @@ horizon); every instrument of that granularity is built.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,8 @@ from spxcast.features.lags import horizon_lags
 from spxcast.lake import Lake
 from spxcast.lake.tables import BAR_KEY, GOLD_FEATURES
 from spxcast.pipeline.context import TaskContext
+
+log = logging.getLogger(__name__)
 
 CANDLES = "bronze.candles"
 GOLD_MARKET = "gold.market_features"
@@ -88,33 +91,57 @@ def gold_market_features(ctx: TaskContext) -> dict[str, Any]:
     return _written(lake, GOLD_MARKET, gold, silver_versions=lake.versions(list(SILVER_FAMILIES)))
 
 
-def build_gold_features(settings: Settings, lake: Lake, catalog: Catalog) -> pl.DataFrame:
+def build_gold_features(
+    settings: Settings, lake: Lake, catalog: Catalog, news_absent: str | None = None
+) -> pl.DataFrame:
     """gold.market_features LEFT JOIN gold.news_signals on the bar key, plus horizon lags and labels from
-    bronze.candles."""
+    bronze.candles.
+
+    ``news_absent`` (why there is no news, see :func:`spxcast.pipeline.tasks.news.signals_absence`): the
+    market-only mode; the news columns are then null on every bar and gold.news_signals is not read.
+    """
     market = lake.read(GOLD_MARKET)
-    news_columns = catalog.names(NEWS_GROUP)
-    news = (
-        lake.scan(NEWS_SIGNALS).select(*BAR_KEY, *news_columns).collect()
-        if news_columns
-        else market.select(BAR_KEY)
-    )
+    news_specs = [s for s in catalog if s.group == NEWS_GROUP]
+    if news_absent is not None or not news_specs:
+        news = market.select(BAR_KEY).with_columns(
+            pl.lit(None, dtype=s.dtype).alias(s.name) for s in news_specs
+        )
+    else:
+        news = lake.scan(NEWS_SIGNALS).select(*BAR_KEY, *(s.name for s in news_specs)).collect()
     candles = _candles(settings, lake)
-    context = feature_context(settings)
-    labels = make_labels(candles, context.horizon_minutes, context.label_tolerance_minutes)
-    lags = candles.select(BAR_KEY).hstack(horizon_lags(candles, context).get_columns())
-    return gold_features_frame(market, news, labels, catalog, label_schema(settings.horizon_minutes), lags)
+    labels = make_labels(
+        candles,
+        settings.horizon_minutes,
+        settings.features.label_tolerance_minutes,
+        settings.horizon_bars,
+        settings.calendar,
+    )
+    lags = candles.select(BAR_KEY).hstack(horizon_lags(candles, feature_context(settings)).get_columns())
+    schema = label_schema(settings.horizon_minutes, settings.horizon_bars)
+    return gold_features_frame(market, news, labels, catalog, schema, lags)
 
 
 def gold_labels(ctx: TaskContext) -> dict[str, Any]:
-    """gold.market_features + gold.news_signals + labels -> gold.features (the training table)."""
+    """gold.market_features + gold.news_signals + labels -> gold.features (the training table).
+
+    With no news to use, gold holds the market features and null news columns, and the output says so.
+    """
+    from spxcast.pipeline.tasks.news import MARKET_ONLY, signals_absence
+
     lake = ctx.lake
-    gold = build_gold_features(ctx.settings, lake, feature_catalog(ctx.settings))
+    absent = signals_absence(ctx.settings, lake)
+    if absent is not None:
+        log.warning("market-only: %s; gold.features gets market features only (news columns null)", absent)
+    gold = build_gold_features(ctx.settings, lake, feature_catalog(ctx.settings), absent)
+    inputs = [GOLD_MARKET, CANDLES] if absent is not None else [GOLD_MARKET, NEWS_SIGNALS, CANDLES]
+    extra: dict[str, Any] = {MARKET_ONLY: True, "news": f"none: {absent}"} if absent is not None else {}
     return _written(
         lake,
         GOLD,
         gold,
         labelled=int(gold["label_ok"].sum()),
-        inputs=lake.versions([GOLD_MARKET, NEWS_SIGNALS, CANDLES]),
+        inputs=lake.versions(inputs),
+        **extra,
     )
 
 
@@ -127,15 +154,21 @@ def build_features(
     """Run the ``features`` DAG of :mod:`spxcast.pipeline.spec` in this process, in its order.
 
     With ``include_news`` the news tasks (score unscored articles, then news signals as of each bar's
-    close) run too, so gold holds every catalog feature; without it, they are left out and
-    ``gold_labels`` joins the ``gold.news_signals`` already in the lake. ``on_step(task, None)`` is called
-    before a task and ``on_step(task, result)`` after it.
+    close) run before ``gold_labels``; with no news in the lake they report market-only and gold holds the
+    market features alone. Without ``include_news`` (``--no-news``) the news tasks are left out and gold is
+    built without news features. ``on_step(task, None)`` is called before a task and
+    ``on_step(task, result)`` after it.
     """
     from spxcast.pipeline.runner import resolve_callable
     from spxcast.pipeline.spec import NEWS_FEATURE_TASKS, get_dag
 
+    with_news = include_news and settings.features.use_news
+    if not with_news:
+        settings = settings.model_copy(
+            update={"features": settings.features.model_copy(update={"use_news": False})}
+        )
     dag = get_dag("features")
-    names = [n for n in dag.order() if include_news or n not in NEWS_FEATURE_TASKS]
+    names = [n for n in dag.order() if with_news or n not in NEWS_FEATURE_TASKS]
     results: dict[str, dict[str, Any]] = {}
     for name in names:
         if on_step:

@@ -8,6 +8,7 @@ directory or none.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -25,7 +26,13 @@ from spxcast.features.catalog import NEWS_GROUP, Catalog, feature_catalog
 from spxcast.lake.tables import GOLD_FEATURES
 from spxcast.models.io import save_model
 from spxcast.models.selection import select_candidate
-from spxcast.models.train import BASELINES, CandidateRun, TrainingSpec, train_candidate
+from spxcast.models.train import (
+    BASELINES,
+    CandidateRun,
+    TrainingSpec,
+    train_candidate,
+    without_absent_news,
+)
 from spxcast.pipeline.context import TaskContext
 from spxcast.pipeline.runs import (
     CANDIDATES_DIR,
@@ -41,6 +48,8 @@ from spxcast.pipeline.runs import (
     predictions_file,
     selection_file,
 )
+
+log = logging.getLogger(__name__)
 
 GOLD = GOLD_FEATURES.name
 
@@ -61,6 +70,21 @@ def feature_set(settings: Settings, gold_columns: list[str]) -> tuple[list[str],
     return names, catalog.names(NEWS_GROUP), catalog
 
 
+def used_features(
+    settings: Settings, gold: pl.DataFrame, features: list[str], news_features: list[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """The features a model reads, the news ones among them, and their families in catalog order.
+
+    Market-only (:func:`spxcast.models.train.without_absent_news`): when gold holds no news signal the
+    news features are left out, and this is logged.
+    """
+    features, news_features = without_absent_news(gold, features, news_features)
+    catalog = feature_catalog(settings)
+    used = set(features)
+    families = list(dict.fromkeys(s.group for s in catalog if s.name in used))
+    return features, news_features, families
+
+
 def read_gold(ctx: TaskContext) -> tuple[pl.DataFrame, int]:
     """This instrument's and granularity's rows of gold.features, and the table version read."""
     lake = ctx.lake
@@ -77,7 +101,12 @@ def read_gold(ctx: TaskContext) -> tuple[pl.DataFrame, int]:
 
 
 def write_candidate(
-    directory: Path, run: CandidateRun, spec: TrainingSpec, lineage: dict[str, Any], catalog: Catalog
+    directory: Path,
+    run: CandidateRun,
+    spec: TrainingSpec,
+    lineage: dict[str, Any],
+    catalog: Catalog,
+    families: list[str],
 ) -> None:
     """Write one candidate's model, evaluation, predictions and report; atomically replaces ``directory``."""
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +125,7 @@ def write_candidate(
             "tuning": run.tuning,
             "target": spec.target,
             "horizon_minutes": spec.horizon_minutes,
+            "feature_families": list(families),
         }
         save_model(run.model, staging / MODEL_DIR, catalog=catalog, metadata=metadata)
         run.predictions.write_parquet(staging / PREDICTIONS_FILE)
@@ -110,6 +140,7 @@ def write_candidate(
             "report": REPORT_FILE,
             "split_boundaries": boundaries,
             "catalog_hash": catalog.fingerprint(),
+            "feature_families": list(families),
             **lineage,
             "fit_seconds": run.fit_seconds,
             "tuning": run.tuning,
@@ -140,6 +171,7 @@ def train_model(ctx: TaskContext, model: str) -> dict[str, Any]:
     settings = ctx.settings
     gold, version = read_gold(ctx)
     features, news_features, catalog = feature_set(settings, gold.columns)
+    features, news_features, families = used_features(settings, gold, features, news_features)
     spec = TrainingSpec.from_settings(settings, model, features, news_features, study_prefix=ctx.run_id)
     run = train_candidate(gold, spec)
     lineage = {
@@ -150,10 +182,12 @@ def train_model(ctx: TaskContext, model: str) -> dict[str, Any]:
         "seed": settings.seed,
     }
     directory = candidate_dir(ctx.run_dir, model)
-    write_candidate(directory, run, spec, lineage, catalog)
+    write_candidate(directory, run, spec, lineage, catalog, families)
     valid = run.evaluation[model].get("valid", {})
     return {
         "candidate": str(directory),
+        "feature_families": families,
+        "market_only": "news" not in families,
         "gold_version": version,
         "valid_rmse": valid.get("rmse"),
         "valid_r2_oos": valid.get("r2_oos"),
