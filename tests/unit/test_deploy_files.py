@@ -107,6 +107,11 @@ def test_the_dockerfile_parser_sees_users_and_inheritance() -> None:
     assert "build-essential" in stages[0].instructions[0][1]
 
 
+def test_the_build_context_leaves_out_secrets_and_local_environments() -> None:
+    ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
+    assert {"deploy/.env", ".venv*", ".spxcast", ".git"} <= ignored
+
+
 def test_compose_has_every_role_of_the_team_deployment() -> None:
     services = _compose()["services"]
     assert set(services) >= {
