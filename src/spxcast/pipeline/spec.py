@@ -217,7 +217,12 @@ DAGS: dict[str, DAG] = {
     dag.name: dag
     for dag in (
         _select("ingest", _INGEST, "Ingest market data and news into bronze"),
-        _select("features", _FEATURES, "bronze -> silver -> gold.features (spxcast features build)"),
+        _select(
+            "features",
+            _FEATURES,
+            "bronze -> silver -> gold.features (spxcast features build, in-process)",
+            local_only=True,
+        ),
         _select(
             "training", [n for n in _ALL if n not in _INGEST], "Validate -> features -> train -> register"
         ),
