@@ -47,7 +47,7 @@ def build_home(root: Path, models: Sequence[str] = ("lightgbm", "ar"), rows: int
     versions: dict[str, int] = {}
     for i, name in enumerate(models):
         kind = "lightgbm" if name in ("tampered", "other-catalog") else name
-        training = spec(kind, N_FEATURES, oot2_rows=400 + i)  # distinct splits: distinct models
+        training = spec(kind, N_FEATURES, oot2_rows=400 + 40 * i)  # distinct splits: distinct models
         run = train_candidate(gold, training)  # type: ignore[arg-type]
         run_id = f"serve-{name}-{uuid.uuid4().hex[:6]}"
         run_dir = settings.artifacts_dir() / "runs" / run_id
