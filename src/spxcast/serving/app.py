@@ -182,3 +182,10 @@ class _Observed:
             telemetry = getattr(scope["app"].state, "telemetry", None) if "app" in scope else None
             if telemetry is not None:
                 telemetry.observe(path, scope["method"], status, time.perf_counter() - started)
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn's factory for worker processes: settings from spxcast.toml and SPXCAST_* variables."""
+    from spxcast.config import load_settings
+
+    return create_app(load_settings())
