@@ -42,13 +42,21 @@ class Cluster:
 
     def start(self) -> None:
         self._run(
-            _bin("pg_ctl") or "pg_ctl", "-D", str(self.directory / "data"), "-w", "-l",
-            str(self.directory / "log"), "-o", f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1",
+            _bin("pg_ctl") or "pg_ctl",
+            "-D",
+            str(self.directory / "data"),
+            "-w",
+            "-l",
+            str(self.directory / "log"),
+            "-o",
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1",
             "start",
         )
 
     def stop(self) -> None:
-        self._run(_bin("pg_ctl") or "pg_ctl", "-D", str(self.directory / "data"), "-w", "-m", "immediate", "stop")
+        self._run(
+            _bin("pg_ctl") or "pg_ctl", "-D", str(self.directory / "data"), "-w", "-m", "immediate", "stop"
+        )
 
 
 @contextmanager

@@ -29,7 +29,7 @@ class ServedHome:
     settings: Settings
     gold: pl.DataFrame
     versions: dict[str, int]
-    """Model name (``lightgbm``, ``xgboost``, ``ar``, ``tampered``, ``other-catalog``) -> registered version."""
+    """Model name (``lightgbm``, ``xgboost``, ``ar``, ``tampered``, ``other-catalog``) -> version."""
 
 
 def build_home(root: Path, models: Sequence[str] = ("lightgbm", "ar"), rows: int = 4000) -> ServedHome:
@@ -52,16 +52,25 @@ def build_home(root: Path, models: Sequence[str] = ("lightgbm", "ar"), rows: int
         run_id = f"serve-{name}-{uuid.uuid4().hex[:6]}"
         run_dir = settings.artifacts_dir() / "runs" / run_id
         catalog = "another-catalog" if name == "other-catalog" else running_fingerprint(settings)
-        lineage = {"run_id": run_id, "instrument": settings.instrument, "granularity": settings.granularity,
-                   "lake_versions": {"gold.features": gold_version}, "seed": settings.seed}
+        lineage = {
+            "run_id": run_id,
+            "instrument": settings.instrument,
+            "granularity": settings.granularity,
+            "lake_versions": {"gold.features": gold_version},
+            "seed": settings.seed,
+        }
         directory = run_dir / "candidates" / kind
         write_candidate(directory, run, training, lineage, catalog)  # type: ignore[arg-type]
         if name == "tampered":
             recorded = pl.read_parquet(directory / "predictions.parquet")
             recorded.with_columns(pl.col(kind) + 1e-4).write_parquet(directory / "predictions.parquet")
-        selection = {"selected": kind, "candidates": {kind: {}}, "reasons": {},
-                     "split_boundaries": run.boundaries.to_dict(),
-                     "lake_versions": {"gold.features": gold_version}}
+        selection = {
+            "selected": kind,
+            "candidates": {kind: {}},
+            "reasons": {},
+            "split_boundaries": run.boundaries.to_dict(),
+            "lake_versions": {"gold.features": gold_version},
+        }
         (run_dir / "selection.json").write_text(json.dumps(selection, default=str))
         result = register_run(settings, run_dir, run_id, actor="tests")
         assert result.version is not None, result.message
@@ -78,7 +87,9 @@ def app_settings(home: ServedHome, tmp_path: Path, **overrides: Any) -> Settings
             **overrides.pop("serving", {}),
         }
     )
-    db = home.settings.db.model_copy(update={"url": overrides.pop("db_url", f"sqlite:///{tmp_path / 'app.db'}")})
+    db = home.settings.db.model_copy(
+        update={"url": overrides.pop("db_url", f"sqlite:///{tmp_path / 'app.db'}")}
+    )
     return home.settings.model_copy(update={"serving": serving, "db": db, **overrides})
 
 

@@ -93,14 +93,22 @@ def test_swaps_and_a_database_outage_under_load_lose_and_double_nothing(tmp_path
         log = (tmp_path / "server.log").open("wb")
         server = subprocess.Popen(
             [sys.executable, "-m", "spxcast.cli.main", "-v", "serve", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             wait_ready(base, server)
-            assert admin(base, "deploy", {"version": home.versions["lightgbm"], "reason": "first"}).status_code == 200
+            assert (
+                admin(base, "deploy", {"version": home.versions["lightgbm"], "reason": "first"}).status_code
+                == 200
+            )
             with Load(base) as load:
                 time.sleep(1.0)
-                assert admin(base, "deploy", {"version": home.versions["ar"], "reason": "swap"}).status_code == 200
+                assert (
+                    admin(base, "deploy", {"version": home.versions["ar"], "reason": "swap"}).status_code
+                    == 200
+                )
                 time.sleep(0.5)
                 assert admin(base, "rollback", {"reason": "back"}).status_code == 200
                 time.sleep(0.5)
@@ -122,7 +130,9 @@ def test_swaps_and_a_database_outage_under_load_lose_and_double_nothing(tmp_path
             assert set(load.ids) <= set(logged) and len(logged) == len(load.ids)  # none lost
             with engine.connect() as connection:
                 versions = connection.execute(
-                    select(PredictionRecord.model_version, func.count()).group_by(PredictionRecord.model_version)
+                    select(PredictionRecord.model_version, func.count()).group_by(
+                        PredictionRecord.model_version
+                    )
                 ).all()
             assert {v for v, _ in versions} == {home.versions["lightgbm"], home.versions["ar"]}
         finally:

@@ -42,7 +42,11 @@ def serve(
     import os
 
     os.environ.update(
-        {"SPXCAST_HOME": str(cfg.home), "SPXCAST_INSTRUMENT": cfg.instrument, "SPXCAST_GRANULARITY": cfg.granularity}
+        {
+            "SPXCAST_HOME": str(cfg.home),
+            "SPXCAST_INSTRUMENT": cfg.instrument,
+            "SPXCAST_GRANULARITY": cfg.granularity,
+        }
     )
     uvicorn.run(
         "spxcast.serving.app:app_from_environment",

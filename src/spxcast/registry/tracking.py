@@ -3,7 +3,8 @@ report, the lineage and the model directory.
 
 Metric keys: ``<split>.<metric>`` for the candidate, ``<split>.<baseline>.<metric>`` for a baseline
 (``test.rmse``, ``test.zero.rmse``, ``oot.dm_pvalue``). Artifacts: ``model/`` (the saved model directory),
-``evaluation/`` (``evaluation.json``; ``predictions.parquet``; ``report/`` with the HTML report and its plots), ``lineage.json``.
+``evaluation/`` (``evaluation.json``; ``predictions.parquet``; ``report/`` with the HTML report and its
+plots), ``lineage.json``.
 """
 
 from __future__ import annotations

@@ -106,7 +106,9 @@ def _error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         incident = uuid.uuid4().hex[:12]
         log.exception("unexpected error %s on %s %s", incident, request.method, request.url.path)
-        return _error(500, "internal error", f"unexpected {type(exc).__name__}; logged as incident {incident}")
+        return _error(
+            500, "internal error", f"unexpected {type(exc).__name__}; logged as incident {incident}"
+        )
 
 
 class _TooLarge(Exception):

@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 MIN_CALIBRATION_ROWS = 20
 
 
-class _GivenPrediction(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+class _GivenPrediction(RegressorMixin, BaseEstimator):
     """An already-fitted "regressor" whose input is the model's prediction: MAPIE then scores residuals
     of any model without refitting it."""
 
@@ -59,7 +59,9 @@ class ConformalInterval:
         keep = np.isfinite(predictions) & np.isfinite(actuals)
         x, y = np.asarray(predictions, np.float64)[keep, None], np.asarray(actuals, np.float64)[keep]
         if len(y) < MIN_CALIBRATION_ROWS:
-            raise ValueError(f"conformal calibration needs {MIN_CALIBRATION_ROWS} held-out rows, got {len(y)}")
+            raise ValueError(
+                f"conformal calibration needs {MIN_CALIBRATION_ROWS} held-out rows, got {len(y)}"
+            )
         self.level = level
         self.gamma = gamma
         self.calibration_rows = len(y)
@@ -76,7 +78,7 @@ class ConformalInterval:
         return Offsets(self.level, float(bounds[0, 0, 0]), float(bounds[0, 1, 0]))
 
     def interval(self, prediction: float) -> tuple[float, float]:
-        """``(lower, upper)`` of the interval around ``prediction`` (percent); lock-free on the request path."""
+        """``(lower, upper)`` of the interval around ``prediction`` (percent)."""
         offsets = self.offsets
         return prediction + offsets.lower, prediction + offsets.upper
 

@@ -142,7 +142,9 @@ class FeatureSource:
             raise NotFound(f"unknown instrument {instrument!r}; this server serves {self.instrument!r}")
         series = self._series
         if series is None or len(series.ts_us) == 0:
-            raise NotFound(f"{GOLD} has no rows for {self.instrument} {self.granularity}; build features first")
+            raise NotFound(
+                f"{GOLD} has no rows for {self.instrument} {self.granularity}; build features first"
+            )
         return series
 
     def row(self, instrument: str, ts: datetime | None = None) -> FeatureRow:

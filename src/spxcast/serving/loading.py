@@ -63,7 +63,9 @@ def running_fingerprint(settings: Settings) -> str:
     from spxcast.features.catalog import FeatureContext, default_catalog
     from spxcast.pipeline.tasks.training import catalog_fingerprint
 
-    return catalog_fingerprint(default_catalog(FeatureContext(settings.granularity, settings.horizon_minutes)))
+    return catalog_fingerprint(
+        default_catalog(FeatureContext(settings.granularity, settings.horizon_minutes))
+    )
 
 
 class VersionLoader:
@@ -81,7 +83,7 @@ class VersionLoader:
         self._registry: object | None = None
 
     @property
-    def registry(self):  # type: ignore[no-untyped-def]
+    def registry(self):
         from spxcast.registry import ModelRegistry
 
         if self._registry is None:
@@ -113,7 +115,7 @@ class VersionLoader:
         running = self.fingerprint()
         if trained_with != running:
             raise DeployRefused(
-                f"{self.registry.name} v{version} was trained with feature catalog {str(trained_with)[:16]}…, "
+                f"{self.registry.name} v{version} was trained with catalog {str(trained_with)[:16]}…, "
                 f"the running catalog is {running[:16]}…; retrain it or deploy a matching version"
             )
         self.source.require(model.feature_names)
@@ -122,10 +124,16 @@ class VersionLoader:
             raise DeployRefused(
                 f"{self.registry.name} v{version}: its recorded predictions have no column {info.candidate!r}"
             )
-        replay(model, recorded.select("split", "ts", "actual", pl.col(column).alias("predicted")), self.source,
-               self.settings.serving.replay_rows, f"{self.registry.name} v{version}")
-        conformal = calibrate(recorded.select("split", "actual", pl.col(column).alias("predicted")),
-                              self.settings)
+        replay(
+            model,
+            recorded.select("split", "ts", "actual", pl.col(column).alias("predicted")),
+            self.source,
+            self.settings.serving.replay_rows,
+            f"{self.registry.name} v{version}",
+        )
+        conformal = calibrate(
+            recorded.select("split", "actual", pl.col(column).alias("predicted")), self.settings
+        )
         loaded = LoadedModel(
             model_name=self.registry.name,
             version=version,
@@ -137,7 +145,9 @@ class VersionLoader:
             loaded_at=datetime.now(UTC),
             aliases=tuple(info.aliases),
         )
-        log.info("loaded %s v%d (%s, %d features)", loaded.model_name, version, loaded.kind, len(loaded.features))
+        log.info(
+            "loaded %s v%d (%s, %d features)", loaded.model_name, version, loaded.kind, len(loaded.features)
+        )
         return loaded
 
     def _recorded(self, run_id: str, scratch: Path) -> pl.DataFrame:
@@ -158,9 +168,7 @@ class VersionLoader:
         return pl.read_parquet(path)
 
 
-def replay(
-    model: Forecaster, recorded: pl.DataFrame, source: FeatureSource, rows: int, what: str
-) -> None:
+def replay(model: Forecaster, recorded: pl.DataFrame, source: FeatureSource, rows: int, what: str) -> None:
     """Predict a sample of ``recorded`` (``split, ts, predicted``) through the serving feature path and
     require equality with the recorded predictions; raises DeployRefused naming the first difference."""
     usable = recorded.filter(pl.col("predicted").is_finite()).sort("ts")
@@ -186,7 +194,9 @@ def replay(
 def calibrate(recorded: pl.DataFrame, settings: Settings) -> ConformalInterval | None:
     """Split conformal on the version's held-out (test split) residuals; None when there are too few."""
     held_out = recorded.filter(
-        (pl.col("split") == CALIBRATION_SPLIT) & pl.col("predicted").is_finite() & pl.col("actual").is_finite()
+        (pl.col("split") == CALIBRATION_SPLIT)
+        & pl.col("predicted").is_finite()
+        & pl.col("actual").is_finite()
     ).tail(settings.serving.calibration_rows)
     if held_out.height < MIN_CALIBRATION_ROWS:
         log.warning("only %d held-out predictions: no conformal interval", held_out.height)

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from spxcast.db import PredictionRecord
@@ -67,11 +67,13 @@ def insert_ignoring_duplicates(engine: Engine, rows: list[dict[str, Any]]) -> No
     """Insert ``rows`` into ``predictions`` in one transaction; ids already there are skipped."""
     if not rows:
         return
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    table = cast(Table, PredictionRecord.__table__)
     if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        statement: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=["prediction_id"])
     else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(PredictionRecord.__table__).on_conflict_do_nothing(index_elements=["prediction_id"])
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=["prediction_id"])
     with engine.begin() as connection:
         connection.execute(statement, rows)
 
@@ -159,8 +161,9 @@ class PredictionLog:
                 return
             except SQLAlchemyError as exc:
                 self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                log.warning("app database unreachable (%s); spooling predictions to %s", self.last_error,
-                            self.spool)
+                log.warning(
+                    "app database unreachable (%s); spooling predictions to %s", self.last_error, self.spool
+                )
                 self._last_retry = time.monotonic()
         self._append_to_spool(rows)
 

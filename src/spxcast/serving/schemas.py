@@ -15,10 +15,13 @@ class _Strict(BaseModel):
 class PredictRequest(_Strict):
     instrument: str = Field(min_length=1, max_length=64, examples=["SPX500_USD"])
     ts: datetime | None = Field(
-        default=None, description="Start (UTC) of the bar to predict at its close; default the newest closed bar"
+        default=None,
+        description="Start (UTC) of the bar to predict at its close; default the newest closed bar",
     )
     features: dict[str, float | None] | None = Field(
-        default=None, max_length=2000, description="An explicit input vector {feature: value} instead of a bar"
+        default=None,
+        max_length=2000,
+        description="An explicit input vector {feature: value} instead of a bar",
     )
     explain: bool = Field(default=False, description="Also return per-feature contributions")
     client_key: str | None = Field(

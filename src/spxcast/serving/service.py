@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -107,7 +106,10 @@ class ServingService:
         self.telemetry = telemetry
         spool = Path(settings.serving.spool_path or settings.home / "serving" / "predictions.spool.ndjson")
         self.log = PredictionLog(
-            engine, spool, settings.serving.log_batch_rows, settings.serving.log_flush_s,
+            engine,
+            spool,
+            settings.serving.log_batch_rows,
+            settings.serving.log_flush_s,
             on_written=telemetry.rows_written,
         )
         self._slots = _Slots(SlotState(), dict.fromkeys(SLOTS))
@@ -149,7 +151,9 @@ class ServingService:
         champion = self.loader.champion()
         if champion is None:
             self._slots = _Slots(
-                SlotState(), dict.fromkeys(SLOTS), 0,
+                SlotState(),
+                dict.fromkeys(SLOTS),
+                0,
                 f"the registry has no champion for {self.loader.registry.name}; promote a version "
                 "(spxcast models promote) or deploy one (spxcast serve deploy VERSION)",
             )
@@ -178,9 +182,13 @@ class ServingService:
     ) -> Prediction:
         """Forecast for the newest closed bar, bar ``ts``, or an explicit feature vector."""
         if instrument != self.settings.instrument:
-            raise NotFound(f"unknown instrument {instrument!r}; this server serves {self.settings.instrument!r}")
+            raise NotFound(
+                f"unknown instrument {instrument!r}; this server serves {self.settings.instrument!r}"
+            )
         if ts is not None and features is not None:
-            raise InvalidInput("give either ts (a bar to predict at) or features (an explicit vector), not both")
+            raise InvalidInput(
+                "give either ts (a bar to predict at) or features (an explicit vector), not both"
+            )
         snapshot = self._slots
         prediction_id = str(uuid.uuid4())
         slot = route(snapshot.state, client_key or prediction_id)
@@ -199,8 +207,17 @@ class ServingService:
             lower, upper = model.conformal.interval(predicted)
             level = model.conformal.level
         result = Prediction(
-            prediction_id, instrument, predicted, None if row is None else row.price, lower, upper, level,
-            model, slot, None if row is None else row.bar_ts, None if row is None else row.as_of,
+            prediction_id,
+            instrument,
+            predicted,
+            None if row is None else row.price,
+            lower,
+            upper,
+            level,
+            model,
+            slot,
+            None if row is None else row.bar_ts,
+            None if row is None else row.as_of,
             self.settings.horizon_minutes,
             explain(model.model, x) if with_explanation else None,
         )
@@ -232,8 +249,18 @@ class ServingService:
             return
         lower, upper = (None, None) if model.conformal is None else model.conformal.interval(predicted)
         shadow = Prediction(
-            str(uuid.uuid4()), served.instrument, predicted, served.price, lower, upper, None, model, slot,
-            served.bar_ts, served.feature_as_of, served.horizon_minutes,
+            str(uuid.uuid4()),
+            served.instrument,
+            predicted,
+            served.price,
+            lower,
+            upper,
+            None,
+            model,
+            slot,
+            served.bar_ts,
+            served.feature_as_of,
+            served.horizon_minutes,
         )
         self._log(shadow, x, "shadow")
 
@@ -292,9 +319,12 @@ class ServingService:
     ) -> list[PredictionRecord]:
         """Logged predictions of ``instrument`` whose bar starts in ``[start, end)``, oldest first."""
         if instrument != self.settings.instrument:
-            raise NotFound(f"unknown instrument {instrument!r}; this server serves {self.settings.instrument!r}")
+            raise NotFound(
+                f"unknown instrument {instrument!r}; this server serves {self.settings.instrument!r}"
+            )
         query = select(PredictionRecord).where(
-            PredictionRecord.instrument == instrument, PredictionRecord.role == ("shadow" if shadow else "served")
+            PredictionRecord.instrument == instrument,
+            PredictionRecord.role == ("shadow" if shadow else "served"),
         )
         if start is not None:
             query = query.where(PredictionRecord.bar_ts >= start)
@@ -341,14 +371,18 @@ class ServingService:
         if snapshot.models[snapshot.state.live] is None:
             found.append(f"no model loaded: {snapshot.reason}")
         if self.source.size == 0:
-            found.append(f"feature source has no rows of {self.settings.instrument} {self.settings.granularity}")
+            found.append(
+                f"feature source has no rows of {self.settings.instrument} {self.settings.granularity}"
+            )
         if not self.log.writable():
-            found.append(f"prediction log cannot take rows (writer stopped or {self.log.spool.parent} read-only)")
+            found.append(
+                f"prediction log cannot take rows (writer stopped or {self.log.spool.parent} read-only)"
+            )
         return found
 
     # ----- admin
     def deploy(self, version: int, actor: str, reason: str, swap: bool = True) -> SlotState:
-        """Load ``version`` into the idle slot (checks: fingerprint, replay), then swap to it when ``swap``."""
+        """Load ``version`` into the idle slot (checks: fingerprint, replay); swap to it when ``swap``."""
         with self._admin:
             current = self._slots
             model = self.loader.load(version)
@@ -364,13 +398,17 @@ class ServingService:
     def set_weights(self, weights: dict[str, float], actor: str, reason: str) -> SlotState:
         with self._admin:
             current = self._slots
-            return self._commit(current.state.reweighted(weights), dict(current.models), actor, "weights", reason)
+            return self._commit(
+                current.state.reweighted(weights), dict(current.models), actor, "weights", reason
+            )
 
     def set_shadow(self, enabled: bool, actor: str, reason: str) -> SlotState:
         with self._admin:
             current = self._slots
             action = "shadow-on" if enabled else "shadow-off"
-            return self._commit(current.state.with_shadow(enabled), dict(current.models), actor, action, reason)
+            return self._commit(
+                current.state.with_shadow(enabled), dict(current.models), actor, action, reason
+            )
 
     def _commit(
         self, state: SlotState, models: dict[str, LoadedModel | None], actor: str, action: str, reason: str
@@ -378,11 +416,15 @@ class ServingService:
         try:
             change = slot_audit.record(self.engine, actor, action, reason, state)
         except SQLAlchemyError as exc:
-            raise DeployRefused(f"the slot change cannot be audited (app database: {exc}); nothing changed") from exc
+            raise DeployRefused(
+                f"the slot change cannot be audited (app database: {exc}); nothing changed"
+            ) from exc
         self._slots = _Slots(state, models, change)  # the swap: one reference, atomic
         self._cache = {m.version: m for m in models.values() if m is not None}
         self.telemetry.slots_changed(state, models)
-        log.info("slots: %s by %s (%s): live %s, versions %s", action, actor, reason, state.live, state.versions)
+        log.info(
+            "slots: %s by %s (%s): live %s, versions %s", action, actor, reason, state.live, state.versions
+        )
         return state
 
     # ----- background: other replicas' changes, new gold rows, realised returns
@@ -415,8 +457,12 @@ class ServingService:
         now = now or datetime.now(UTC)
         cutoff = now - self.bar - timedelta(minutes=self.settings.horizon_minutes)
         query = (
-            select(PredictionRecord.prediction_id, PredictionRecord.bar_ts, PredictionRecord.model_version,
-                   PredictionRecord.predicted_pct)
+            select(
+                PredictionRecord.prediction_id,
+                PredictionRecord.bar_ts,
+                PredictionRecord.model_version,
+                PredictionRecord.predicted_pct,
+            )
             .where(
                 PredictionRecord.instrument == self.settings.instrument,
                 PredictionRecord.realised_pct.is_(None),
@@ -429,6 +475,8 @@ class ServingService:
         attached = 0
         with Session(self.engine) as session, session.begin():
             for prediction_id, bar_ts, version, predicted in session.execute(query).all():
+                if bar_ts is None:
+                    continue
                 bar_ts = bar_ts if bar_ts.tzinfo else bar_ts.replace(tzinfo=UTC)
                 realised = self.source.realised(self.settings.instrument, bar_ts)
                 if realised is None:
@@ -461,4 +509,3 @@ def explicit_vector(model: LoadedModel, features: dict[str, float | None]) -> np
             f"unknown {unknown[:10]}{' …' if len(unknown) > 10 else ''}"
         )
     return np.array([np.nan if features[n] is None else features[n] for n in model.features], np.float32)
-

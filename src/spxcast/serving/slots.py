@@ -86,7 +86,9 @@ class SlotState:
 
     def with_shadow(self, enabled: bool) -> SlotState:
         if enabled and self.versions[self.idle] is None:
-            raise DeployRefused(f"shadow mode needs a version in the idle slot ({self.idle}); deploy one first")
+            raise DeployRefused(
+                f"shadow mode needs a version in the idle slot ({self.idle}); deploy one first"
+            )
         return replace(self, shadow=enabled)
 
 

@@ -21,30 +21,42 @@ class Telemetry:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.latency = Histogram(
-            "spxcast_request_seconds", "Request latency by route", ["route", "method"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "spxcast_request_seconds",
+            "Request latency by route",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.errors = Counter(
-            "spxcast_request_errors_total", "Responses with status >= 400", ["route", "status"],
+            "spxcast_request_errors_total",
+            "Responses with status >= 400",
+            ["route", "status"],
             registry=self.registry,
         )
         self.predictions = Counter(
-            "spxcast_predictions_total", "Predictions by slot and role (served, shadow)", ["slot", "role"],
+            "spxcast_predictions_total",
+            "Predictions by slot and role (served, shadow)",
+            ["slot", "role"],
             registry=self.registry,
         )
         self.logged = Counter(
-            "spxcast_prediction_rows_written_total", "Prediction rows committed to the app database",
+            "spxcast_prediction_rows_written_total",
+            "Prediction rows committed to the app database",
             registry=self.registry,
         )
         self.queue_depth = Gauge(
             "spxcast_prediction_log_queue_depth", "Prediction rows waiting in memory", registry=self.registry
         )
         self.spooled = Gauge(
-            "spxcast_prediction_log_spool_rows", "Prediction rows spooled since start (database outages)",
+            "spxcast_prediction_log_spool_rows",
+            "Prediction rows spooled since start (database outages)",
             registry=self.registry,
         )
         self.version = Gauge(
-            "spxcast_slot_model_version", "Model version per slot (0 = empty)", ["slot"], registry=self.registry
+            "spxcast_slot_model_version",
+            "Model version per slot (0 = empty)",
+            ["slot"],
+            registry=self.registry,
         )
         self.weight = Gauge("spxcast_slot_weight", "Traffic share per slot", ["slot"], registry=self.registry)
         self.live = Gauge("spxcast_slot_live", "1 for the live slot", ["slot"], registry=self.registry)

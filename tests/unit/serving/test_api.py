@@ -120,7 +120,9 @@ def test_explicit_features_and_their_errors(api: Any, home: ServedHome) -> None:
     bad = api.post("/predict", json={"instrument": SPX, "surprise": 1})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "surprise"]
     assert "Traceback" not in bad.text
-    huge = api.post("/predict", content=b"{" + b" " * 100_000 + b"}", headers={"content-type": "application/json"})
+    huge = api.post(
+        "/predict", content=b"{" + b" " * 100_000 + b"}", headers={"content-type": "application/json"}
+    )
     assert huge.status_code == 413
 
 
@@ -130,9 +132,11 @@ def test_failed_replay_or_catalog_is_refused_and_the_live_slot_untouched(api: An
     refused = deploy(api, home.versions["tampered"])
     assert refused.status_code == 409 and "replay of 200 recorded predictions" in refused.json()["detail"]
     other = deploy(api, home.versions["other-catalog"])
-    assert other.status_code == 409 and "feature catalog" in other.json()["detail"]
+    assert other.status_code == 409 and "trained with catalog" in other.json()["detail"]
     assert api.get("/models").json()["slots"] == before["slots"]
-    assert api.post("/predict", json={"instrument": SPX}).json()["model"]["version"] == home.versions["lightgbm"]
+    assert (
+        api.post("/predict", json={"instrument": SPX}).json()["model"]["version"] == home.versions["lightgbm"]
+    )
 
 
 def test_rollback_restores_the_previous_version_and_state_survives_restart(
@@ -168,10 +172,13 @@ def test_ab_weights_are_sticky_and_within_three_points(api: Any, home: ServedHom
     deploy(api, home.versions["ar"])
     live = api.get("/models").json()["live"]
     idle = "blue" if live == "green" else "green"
-    response = api.post("/admin/weights", json={"weights": {live: 0.7, idle: 0.3}, "reason": "ab"}, headers=ADMIN)
+    response = api.post(
+        "/admin/weights", json={"weights": {live: 0.7, idle: 0.3}, "reason": "ab"}, headers=ADMIN
+    )
     assert response.status_code == 200
     slots = [
-        api.post("/predict", json={"instrument": SPX, "client_key": f"c{i}"}).json()["slot"] for i in range(400)
+        api.post("/predict", json={"instrument": SPX, "client_key": f"c{i}"}).json()["slot"]
+        for i in range(400)
     ]
     assert abs(slots.count(idle) / 400 - 0.3) <= 0.07
     again = api.post("/predict", json={"instrument": SPX, "client_key": "c7"}).json()["slot"]
@@ -181,7 +188,10 @@ def test_ab_weights_are_sticky_and_within_three_points(api: Any, home: ServedHom
 def test_shadow_rows_are_logged_and_never_returned(api: Any, home: ServedHome) -> None:
     deploy(api, home.versions["lightgbm"])
     deploy(api, home.versions["ar"])
-    assert api.post("/admin/shadow", json={"enabled": True, "reason": "try ar"}, headers=ADMIN).status_code == 200
+    assert (
+        api.post("/admin/shadow", json={"enabled": True, "reason": "try ar"}, headers=ADMIN).status_code
+        == 200
+    )
     served = [api.post("/predict", json={"instrument": SPX}).json() for _ in range(20)]
     assert {s["model"]["kind"] for s in served} == {"ar"}
     shadow = wait_logged(api, 20, shadow=True)

@@ -1,1 +1,1 @@
-"""One router per resource; each handler is a thin call into :class:`~spxcast.serving.service.ServingService`."""
+"""One router per resource; each handler is a thin call into the ``ServingService``."""

@@ -23,7 +23,7 @@ router = APIRouter(
         401: {"model": ErrorResponse, "description": "No admin key"},
         403: {"model": ErrorResponse, "description": "Wrong admin key, or admin routes disabled"},
         409: {"model": ErrorResponse, "description": "Refused; the live slot is untouched"},
-    },  # type: ignore[dict-item]
+    },
 )
 
 

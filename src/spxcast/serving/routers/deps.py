@@ -27,12 +27,16 @@ def require_admin(
     if configured is None or not configured.get_secret_value():
         raise HTTPException(403, "admin routes are disabled: no SPXCAST_SERVING__ADMIN_KEY is configured")
     if not x_admin_key:
-        raise HTTPException(401, "admin routes need the X-Admin-Key header", {"WWW-Authenticate": "X-Admin-Key"})
+        raise HTTPException(
+            401, "admin routes need the X-Admin-Key header", {"WWW-Authenticate": "X-Admin-Key"}
+        )
     if not hmac.compare_digest(x_admin_key.encode(), configured.get_secret_value().encode()):
         raise HTTPException(403, "the X-Admin-Key given is not the configured admin key")
 
 
-def actor(x_actor: Annotated[str | None, Header(max_length=256, description="Who acts (audited)")] = None) -> str:
+def actor(
+    x_actor: Annotated[str | None, Header(max_length=256, description="Who acts (audited)")] = None,
+) -> str:
     return x_actor or "admin-api"
 
 

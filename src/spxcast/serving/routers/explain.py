@@ -16,12 +16,12 @@ router = APIRouter(tags=["predict"])
 @router.get(
     "/explain",
     response_model=ExplainResponse,
-    responses={404: {"model": ErrorResponse, "description": "Unknown prediction id"}},  # type: ignore[dict-item]
+    responses={404: {"model": ErrorResponse, "description": "Unknown prediction id"}},
 )
 def explain(
     prediction_id: Annotated[str, Query(min_length=1, max_length=64)], service: ServiceDep
 ) -> ExplainResponse:
-    """Per-feature contributions of a logged prediction (TreeSHAP for boosters, coefficient × value for AR)."""
+    """Per-feature contributions of a logged prediction (TreeSHAP for trees, coef × value for AR)."""
     model, predicted, explanation = service.explain(prediction_id)
     return ExplainResponse(
         prediction_id=prediction_id,

@@ -22,12 +22,14 @@ def _utc(value: datetime | None) -> datetime | None:
 @router.get(
     "/predictions/history",
     response_model=HistoryResponse,
-    responses={404: {"model": ErrorResponse, "description": "Unknown instrument"}},  # type: ignore[dict-item]
+    responses={404: {"model": ErrorResponse, "description": "Unknown instrument"}},
 )
 def history(
     service: ServiceDep,
     instrument: Annotated[str, Query(min_length=1, max_length=64)],
-    start: Annotated[datetime | None, Query(alias="from", description="Bars starting at or after (UTC)")] = None,
+    start: Annotated[
+        datetime | None, Query(alias="from", description="Bars starting at or after (UTC)")
+    ] = None,
     end: Annotated[datetime | None, Query(alias="to", description="Bars starting before (UTC)")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     shadow: Annotated[bool, Query(description="Shadow predictions instead of served ones")] = False,

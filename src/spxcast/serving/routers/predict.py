@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from spxcast.serving.routers.convert import prediction_out
 from spxcast.serving.routers.deps import ServiceDep
-from spxcast.serving.schemas import ErrorResponse, PredictResponse, PredictRequest
+from spxcast.serving.schemas import ErrorResponse, PredictRequest, PredictResponse
 
 router = APIRouter(tags=["predict"])
 
