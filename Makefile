@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench clean
+.PHONY: install system-deps demo test lint bench clean
 
 # The CPU build of torch must be installed by this exact pin before anything that needs torch.
 $(STAMP): pyproject.toml
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# System packages some tests drive (nginx in front of API replicas); run as root, CI calls it before `make test`.
+system-deps:
+	apt-get update && apt-get install -y nginx
 
 # The whole offline pipeline on the embedded default: a synthetic year of candles and news with the planted
 # signal, ingest -> features -> news -> train -> select -> register, then promotion through the gates.

@@ -47,7 +47,9 @@ def test_no_server_errors_on_generated_requests(home: ServedHome, tmp_path: Path
             def exercise(case: schemathesis.Case) -> None:
                 response = case.call()
                 if response.status_code >= 500 or "Traceback" in response.text:
-                    failures.append(f"{case.method} {case.path}: {response.status_code} {response.text[:200]}")
+                    failures.append(
+                        f"{case.method} {case.path}: {response.status_code} {response.text[:200]}"
+                    )
 
             exercise()
         assert failures == []
