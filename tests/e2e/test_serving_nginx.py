@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from pg_cluster import free_port
-from serving_factories import build_home
 from services import services_required
+from serving_factories import build_home
 
 KEY = "nginx-admin-key"
 CONFIG = Path(__file__).parents[2] / "deploy" / "nginx"
