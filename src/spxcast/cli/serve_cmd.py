@@ -35,7 +35,13 @@ def serve(
 
     cfg = settings(ctx, **{"serving.host": host, "serving.port": port, "serving.workers": workers})
     if cfg.serving.workers == 1:
-        uvicorn.run(create_app(cfg), host=cfg.serving.host, port=cfg.serving.port, log_level="warning")
+        uvicorn.run(
+            create_app(cfg),
+            host=cfg.serving.host,
+            port=cfg.serving.port,
+            log_level="warning",
+            access_log=False,
+        )
         return
     # Workers are separate processes: each builds its app from the environment and config file, so the
     # global options given here travel as environment variables.
@@ -55,6 +61,7 @@ def serve(
         port=cfg.serving.port,
         workers=cfg.serving.workers,
         log_level="warning",
+        access_log=False,
     )
 
 

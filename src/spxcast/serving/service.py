@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -456,38 +456,39 @@ class ServingService:
         """
         now = now or datetime.now(UTC)
         cutoff = now - self.bar - timedelta(minutes=self.settings.horizon_minutes)
-        query = (
-            select(
-                PredictionRecord.prediction_id,
-                PredictionRecord.bar_ts,
-                PredictionRecord.model_version,
-                PredictionRecord.predicted_pct,
-            )
-            .where(
-                PredictionRecord.instrument == self.settings.instrument,
-                PredictionRecord.realised_pct.is_(None),
-                PredictionRecord.bar_ts.is_not(None),
-                PredictionRecord.bar_ts <= cutoff,
-            )
+        pending = (
+            PredictionRecord.instrument == self.settings.instrument,
+            PredictionRecord.realised_pct.is_(None),
+            PredictionRecord.bar_ts.is_not(None),
+        )
+        bars = (
+            select(PredictionRecord.bar_ts)
+            .where(*pending, PredictionRecord.bar_ts <= cutoff)
+            .group_by(PredictionRecord.bar_ts)
             .order_by(PredictionRecord.bar_ts)
             .limit(limit)
         )
         attached = 0
         with Session(self.engine) as session, session.begin():
-            for prediction_id, bar_ts, version, predicted in session.execute(query).all():
-                if bar_ts is None:
+            for stored in session.scalars(bars).all():
+                if stored is None:
                     continue
-                bar_ts = bar_ts if bar_ts.tzinfo else bar_ts.replace(tzinfo=UTC)
+                bar_ts = stored if stored.tzinfo else stored.replace(tzinfo=UTC)
                 realised = self.source.realised(self.settings.instrument, bar_ts)
                 if realised is None:
                     continue
-                session.execute(
-                    update(PredictionRecord)
-                    .where(PredictionRecord.prediction_id == prediction_id)
-                    .values(realised_pct=realised, realised_at=now)
+                at_bar = (*pending, PredictionRecord.bar_ts == stored)
+                by_version = session.execute(
+                    select(PredictionRecord.model_version, func.min(PredictionRecord.predicted_pct))
+                    .where(*at_bar)
+                    .group_by(PredictionRecord.model_version)
+                ).all()
+                result = session.execute(
+                    update(PredictionRecord).where(*at_bar).values(realised_pct=realised, realised_at=now)
                 )
-                attached += 1
-                self._observe(version, bar_ts, predicted, realised)
+                attached += int(result.rowcount or 0)  # type: ignore[attr-defined]
+                for version, predicted in by_version:  # one outcome per version and bar
+                    self._observe(version, bar_ts, predicted, realised)
         return attached
 
     def _observe(self, version: int, bar_ts: datetime, predicted: float, realised: float) -> None:

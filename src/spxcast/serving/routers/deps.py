@@ -10,7 +10,8 @@ from fastapi import Depends, Header, HTTPException, Request
 from spxcast.serving.service import ServingService
 
 
-def get_service(request: Request) -> ServingService:
+async def get_service(request: Request) -> ServingService:
+    # async: FastAPI would run a plain function in its thread pool, a thread hop on every request.
     service: ServingService = request.app.state.service
     return service
 
