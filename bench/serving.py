@@ -11,7 +11,7 @@ that scheduled time: a stalled server is charged for the requests it delayed (no
 The served home is built like the serving tests' (synthetic gold, a real LightGBM version trained and
 registered, then deployed), unless ``--home`` names one whose registry has a champion.
 
-    python bench/serving.py [--rate 1000] [--seconds 60] [--step-seconds 10] [--home DIR]
+    python bench/serving.py [--rate 1000] [--seconds 60] [--step-seconds 10] [--workers 1] [--home DIR]
 """
 
 from __future__ import annotations
@@ -48,7 +48,10 @@ def request_bytes(port: int) -> bytes:
     ).encode() + BODY
 
 
-async def _one(pool: asyncio.Queue, port: int, payload: bytes) -> int:
+ID_KEY = b'"prediction_id":"'
+
+
+async def _one(pool: asyncio.Queue, port: int, payload: bytes) -> tuple[int, bytes]:
     try:
         reader, writer = pool.get_nowait()
     except asyncio.QueueEmpty:
@@ -61,13 +64,14 @@ async def _one(pool: asyncio.Queue, port: int, payload: bytes) -> int:
         for line in head.split(b"\r\n")
         if line.lower().startswith(b"content-length")
     )
-    await reader.readexactly(length)
+    body = await reader.readexactly(length)
     pool.put_nowait((reader, writer))
-    return status
+    return status, body
 
 
-async def constant_rate(port: int, rate: float, seconds: float) -> dict[str, float]:
-    """Send ``rate * seconds`` requests on schedule; latency from the scheduled send time (ms)."""
+async def constant_rate(port: int, rate: float, seconds: float, ids: set[str]) -> dict[str, float]:
+    """Send ``rate * seconds`` requests on schedule; latency from the scheduled send time (ms). The ids of
+    answered predictions are added to ``ids``."""
     pool: asyncio.Queue = asyncio.Queue()
     payload = request_bytes(port)
     n = int(rate * seconds)
@@ -79,9 +83,12 @@ async def constant_rate(port: int, rate: float, seconds: float) -> dict[str, flo
     async def fire(i: int, due: float) -> None:
         nonlocal errors
         try:
-            status = await _one(pool, port, payload)
+            status, body = await _one(pool, port, payload)
             if status != 200:
                 errors += 1
+            else:
+                at = body.index(ID_KEY) + len(ID_KEY)
+                ids.add(body[at : at + 36].decode())
         except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
             errors += 1
         latencies[i] = (loop.time() - due) * 1000
@@ -119,7 +126,7 @@ def served_home(root: Path) -> tuple[Path, int]:
 def main() -> None:
     import httpx
     import psutil
-    from sqlalchemy import create_engine, func, select
+    from sqlalchemy import create_engine, select
 
     from spxcast.db import PredictionRecord
 
@@ -131,6 +138,7 @@ def main() -> None:
     parser.add_argument("--step-seconds", type=float, default=10)
     parser.add_argument("--max-rate", type=float, default=8000)
     parser.add_argument("--home", type=Path, default=None)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the server")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -149,7 +157,16 @@ def main() -> None:
             "SPXCAST_SERVING__SPOOL_PATH": str(Path(scratch) / "spool.ndjson"),
         }
         server = subprocess.Popen(
-            [sys.executable, "-m", "spxcast.cli.main", "serve", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "spxcast.cli.main",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -170,20 +187,21 @@ def main() -> None:
                     timeout=120,
                 )
                 deployed.raise_for_status()
-            asyncio.run(constant_rate(port, 200, 2))  # warm-up
+                time.sleep(6)  # other workers follow the audited slot state within serving.feature_refresh_s
+            ids: set[str] = set()
+            asyncio.run(constant_rate(port, 200, 2, ids))  # warm-up
             process = psutil.Process(server.pid)
-            cpu_before = process.cpu_times()
-            steady = asyncio.run(constant_rate(port, args.rate, args.seconds))
-            cpu_after = process.cpu_times()
-            steady["server_cpu_cores"] = (
-                cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
-            ) / args.seconds
-            steady["server_rss_mib"] = process.memory_info().rss / 2**20
+            tree = [process, *process.children(recursive=True)]
+            cpu_before = sum(p.cpu_times().user + p.cpu_times().system for p in tree)
+            steady = asyncio.run(constant_rate(port, args.rate, args.seconds, ids))
+            cpu_after = sum(p.cpu_times().user + p.cpu_times().system for p in tree)
+            steady["server_cpu_cores"] = (cpu_after - cpu_before) / args.seconds
+            steady["server_rss_mib"] = sum(p.memory_info().rss for p in tree) / 2**20
             print(json.dumps({"steady": steady}), flush=True)
             ramp = []
             rate = 1500.0
             while rate <= args.max_rate:
-                step = asyncio.run(constant_rate(port, rate, args.step_seconds))
+                step = asyncio.run(constant_rate(port, rate, args.step_seconds, ids))
                 ramp.append(step)
                 print(json.dumps({"ramp": step}), flush=True)
                 if step["p99_ms"] > 50 or step["errors"]:
@@ -193,12 +211,12 @@ def main() -> None:
             time.sleep(2)  # the write-behind log flushes every 0.2 s
             engine = create_engine(f"sqlite:///{db}")
             with engine.connect() as connection:
-                logged = int(connection.scalar(select(func.count()).select_from(PredictionRecord)) or 0)
-            answered = 200 + sum(s["sent"] - s["errors"] for s in [steady, *ramp])
+                logged = set(connection.scalars(select(PredictionRecord.prediction_id)).all())
             summary = {
-                "logged_rows": logged,
-                "answered": answered,
-                "lost_rows": answered - logged,
+                "sent": 400 + sum(s["sent"] for s in [steady, *ramp]),
+                "answered": len(ids),
+                "logged_rows": len(logged),
+                "lost_rows": len(ids - logged),
                 "max_rate_at_p99_50ms": max(passing) if passing else None,
                 "load_average": os.getloadavg(),
                 "goals": GOALS,

@@ -31,7 +31,6 @@ from spxcast.db import PredictionRecord
 log = logging.getLogger(__name__)
 
 _TIMES = ("created_at", "bar_ts", "feature_as_of")
-_STOP = object()
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,10 @@ def insert_ignoring_duplicates(engine: Engine, rows: list[dict[str, Any]]) -> No
 
 
 class PredictionLog:
-    """Write-behind log with an outage spool; :meth:`submit` never blocks and never raises on DB errors."""
+    """Write-behind log with an outage spool; :meth:`submit` never blocks and never raises on DB errors.
+
+    The writer wakes every ``flush_s`` seconds and writes what the queue holds, ``batch_rows`` per
+    transaction."""
 
     def __init__(
         self,
@@ -102,6 +104,7 @@ class PredictionLog:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._last_retry = 0.0
+        self._stopping = threading.Event()
         spool.parent.mkdir(parents=True, exist_ok=True)
 
     # ----- the request side
@@ -129,7 +132,7 @@ class PredictionLog:
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued (to the database or the spool), then stop the writer."""
         if self._thread.is_alive():
-            self._queue.put(_STOP)
+            self._stopping.set()
             self._thread.join(timeout)
 
     # ----- the writer thread
@@ -137,19 +140,17 @@ class PredictionLog:
         self._replay()
         stopping = False
         while not stopping:
+            # Wake on a timer, not per entry: a thread woken by every put would take the GIL from the
+            # event loop on every request.
+            stopping = self._stopping.wait(self.flush_s)
             batch: list[LogEntry] = []
-            deadline = time.monotonic() + self.flush_s
-            while len(batch) < self.batch_rows:
+            while True:
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-            if batch:
-                self._write([entry.row() for entry in batch])
+            for start in range(0, len(batch), self.batch_rows):
+                self._write([entry.row() for entry in batch[start : start + self.batch_rows]])
             if self.outage and (stopping or time.monotonic() - self._last_retry >= self.retry_s):
                 self._replay()
 
