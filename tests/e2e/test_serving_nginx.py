@@ -68,6 +68,7 @@ def test_two_replicas_behind_nginx(tmp_path: Path) -> None:
         "SPXCAST_SERVING__FEATURE_REFRESH_S": "0.5",
     }
     replicas = []
+    logs = []
     prefix = tmp_path / "nginx"
     (prefix / "tmp").mkdir(parents=True)
     listen = free_port()
@@ -82,12 +83,13 @@ def test_two_replicas_behind_nginx(tmp_path: Path) -> None:
     try:
         for i, port in enumerate(ports):
             replica_env = {**env, "SPXCAST_SERVING__SPOOL_PATH": str(tmp_path / f"spool{i}.ndjson")}
+            logs.append((tmp_path / f"replica{i}.log").open("wb"))
             replicas.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "spxcast.cli.main", "serve", "--port", str(port)],
                     env=replica_env,
                     stdout=subprocess.DEVNULL,
-                    stderr=(tmp_path / f"replica{i}.log").open("wb"),
+                    stderr=logs[-1],
                 )
             )
         test = subprocess.run(
@@ -127,3 +129,5 @@ def test_two_replicas_behind_nginx(tmp_path: Path) -> None:
             if replica.poll() is None:
                 replica.terminate()
                 replica.wait(30)
+        for handle in logs:
+            handle.close()
