@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from pathlib import Path
 
 import typer
 
 from spxcast import __version__
-from spxcast.cli._common import GlobalOptions
+from spxcast.cli._common import GlobalOptions, redact_log_record
 
 # Verb-group modules; each exposes ``register(app)``.
 _GROUPS = (
@@ -50,7 +51,7 @@ def root(
     ),
     instrument: str | None = typer.Option(None, "--instrument", help="Instrument, e.g. SPX500_USD"),
     granularity: str | None = typer.Option(
-        None, "--granularity", help="Bar size: M1 (default), M5, M15, H1, D"
+        None, "--granularity", help="Bar size: M1 (default), M5, M15, M30, H1, H4, D"
     ),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Log progress at INFO level"),
     debug: bool = typer.Option(False, "--debug", help="Log at DEBUG level and show tracebacks"),
@@ -60,6 +61,8 @@ def root(
 ) -> None:
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redact_log_record)
     ctx.obj = GlobalOptions(
         config_file=config,
         overrides={"home": home, "instrument": instrument, "granularity": granularity},
@@ -71,6 +74,10 @@ for _group in _GROUPS:
 
 
 def main() -> None:
+    if "--debug" not in sys.argv:
+        from spxcast.cli._panics import filter_native_panics
+
+        filter_native_panics()
     app()
 
 
