@@ -60,7 +60,7 @@ def build_home(root: Path, models: Sequence[str] = ("lightgbm", "ar"), rows: int
             "seed": settings.seed,
         }
         directory = run_dir / "candidates" / kind
-        write_candidate(directory, run, training, lineage, catalog)  # type: ignore[arg-type]
+        write_candidate(directory, run, training, lineage, catalog, [])  # type: ignore[arg-type]
         if name == "tampered":
             recorded = pl.read_parquet(directory / "predictions.parquet")
             recorded.with_columns(pl.col(kind) + 1e-4).write_parquet(directory / "predictions.parquet")

@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from spxcast.config import Settings
+from spxcast.features.labels import label_names
 from spxcast.lake import Lake
 from spxcast.serving.errors import NotFound
 from spxcast.timeutil import bar_length
@@ -72,7 +73,7 @@ class FeatureSource:
         self.instrument = settings.instrument
         self.granularity = settings.granularity
         self.horizon_minutes = settings.horizon_minutes
-        self.target = f"target_ret_{settings.horizon_minutes}m_pct"
+        self.target = label_names(settings.horizon_minutes, settings.horizon_bars)[0]
         self.bar = bar_length(settings.granularity)
         self.lake = lake or Lake.from_settings(settings)
         self._lags = 0
