@@ -229,7 +229,6 @@ def test_history_news_models_metrics(api: Any, home: ServedHome) -> None:
     assert row["realised_return_pct"] == pytest.approx(expected)
     assert api.get("/predictions/history", params={"instrument": "DAX"}).status_code == 404
     assert api.get("/predictions/history", params={"instrument": SPX, "limit": 0}).status_code == 422
-    assert api.get("/news/recent").json() == {"items": []}
     models = api.get("/models").json()
     assert models["challenger"] == max(home.versions.values())  # the newest registered version
     assert [s["version"] for s in models["slots"] if s["live"]] == [home.versions["lightgbm"]]
@@ -238,3 +237,47 @@ def test_history_news_models_metrics(api: Any, home: ServedHome) -> None:
     assert "spxcast_request_seconds_bucket" in metrics and "spxcast_prediction_log_queue_depth" in metrics
     written = re.search(r"^spxcast_prediction_rows_written_total (\S+)$", metrics, re.MULTILINE)
     assert written is not None and float(written[1]) >= 1
+
+
+def test_news_recent_lists_the_newest_scored_articles(api: Any, home: ServedHome) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from spxcast.lake import Lake
+
+    lake = Lake.from_settings(home.settings)
+    start = datetime(2024, 1, 2, 14, 0, tzinfo=UTC)
+    news = pl.DataFrame(
+        {
+            "article_id": [f"a{i}" for i in range(3)],
+            "url": [f"https://example.com/{i}" for i in range(3)],
+            "title": ["Stocks rise", "Fed holds rates", "Earnings beat"],
+            "summary": pl.Series([None, None, None], dtype=pl.Utf8),
+            "domain": ["example.com"] * 3,
+            "language": ["en"] * 3,
+            "published_at": [start + timedelta(minutes=i) for i in range(3)],
+            "crawled_at": [start + timedelta(minutes=i) for i in range(3)],
+            "received_at": [start + timedelta(minutes=i, seconds=30) for i in range(3)],
+            "provider": ["files"] * 3,
+            "title_key": [f"k{i}" for i in range(3)],
+            "text_hash": [f"h{i}" for i in range(3)],
+            "ingested_at": [start + timedelta(hours=1)] * 3,
+        }
+    )
+    scores = pl.DataFrame(
+        {
+            "text_hash": ["h0", "h1", "h2"],
+            "scorer_id": ["lexicon-v1"] * 3,
+            "p_pos": [0.7, 0.2, 0.6],
+            "p_neg": [0.1, 0.3, 0.2],
+            "p_neu": [0.2, 0.5, 0.2],
+            "score": [0.6, -0.1, 0.4],
+            "confidence": [0.7, 0.5, 0.6],
+            "scored_at": [start + timedelta(hours=1)] * 3,
+        }
+    ).with_columns(pl.col(["p_pos", "p_neg", "p_neu", "score", "confidence"]).cast(pl.Float32))
+    lake.write("bronze.news", news)
+    lake.write("silver.news_scores", scores)
+    items = api.get("/news/recent", params={"limit": 2}).json()["items"]
+    assert [i["title"] for i in items] == ["Earnings beat", "Fed holds rates"]
+    assert items[0]["score"] == pytest.approx(0.4) and items[0]["scorer"] == "lexicon-v1"
+    assert api.get("/news/recent", params={"limit": 0}).status_code == 422
