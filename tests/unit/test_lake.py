@@ -99,11 +99,15 @@ def test_derived_tables_overwrite_atomically(tmp_path) -> None:
 
 def test_derived_overwrite_round_trips_values_and_dtypes_exactly(tmp_path) -> None:
     lake = Lake(tmp_path)
-    frame = candles(50).select("instrument", "granularity", "ts").with_columns(
-        f32=pl.Series([None, *[i / 7 for i in range(49)]], dtype=pl.Float32),
-        f64=pl.Series([i * 1e-9 for i in range(50)], dtype=pl.Float64),
-        flag=pl.Series([i % 3 == 0 for i in range(50)]),
-        n=pl.Series(range(50), dtype=pl.Int32),
+    frame = (
+        candles(50)
+        .select("instrument", "granularity", "ts")
+        .with_columns(
+            f32=pl.Series([None, *[i / 7 for i in range(49)]], dtype=pl.Float32),
+            f64=pl.Series([i * 1e-9 for i in range(50)], dtype=pl.Float64),
+            flag=pl.Series([i % 3 == 0 for i in range(50)]),
+            n=pl.Series(range(50), dtype=pl.Int32),
+        )
     )
     lake.write("gold.features", frame)
     back = lake.read("gold.features")
@@ -123,7 +127,7 @@ def test_a_failed_derived_overwrite_keeps_the_old_version_and_leaves_no_file(tmp
         raise OSError("disk full")
 
     monkeypatch.setattr(deltalake.transaction, "create_table_with_add_actions", refuse)
-    with pytest.raises(LakeError, match="cannot overwrite lake table silver.returns: disk full"):
+    with pytest.raises(LakeError, match=r"cannot overwrite lake table silver\.returns: disk full"):
         lake.write("silver.returns", base.with_columns(ret=pl.lit(2.0)))
     assert lake.version("silver.returns") == version
     assert lake.read("silver.returns")["ret"].to_list() == [1.0] * 10
