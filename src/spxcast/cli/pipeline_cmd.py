@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from spxcast.cli._common import console, err_console, fail, handle_errors, outputs_line, settings
+from spxcast.cli.render import print_table
 
 app = typer.Typer(help="Run pipeline DAGs and tasks with the local runner.", no_args_is_help=True)
 
@@ -97,7 +98,7 @@ def status(
                 seconds,
                 error,
             )
-        console.print(table)
+        print_table(table)
 
 
 @app.command("dags")
@@ -113,7 +114,7 @@ def dags() -> None:
         for name in dag.order():
             t = dag.task(name)
             table.add_row(name, ", ".join(dag.internal_deps(name)), t.description)
-        console.print(table)
+        print_table(table)
 
 
 @app.command("airflow")
