@@ -174,7 +174,7 @@ class Lake:
                 stats=json.dumps({"numRecords": frame.height}),
             )
             create_table_with_add_actions(
-                self.path(spec.name), Schema.from_arrow(frame.to_arrow().schema), [add], mode="overwrite"
+                self.path(spec.name), Schema.from_arrow(frame.head(0).to_arrow().schema), [add], mode="overwrite"
             )
         except Exception as exc:
             file.unlink(missing_ok=True)
