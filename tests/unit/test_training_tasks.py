@@ -129,18 +129,24 @@ def test_cli_train_and_evaluate(trained_settings: Settings, monkeypatch: pytest.
             "1",
             "--run-id",
             "cli-run",
+            "--json",
         ],
         env=env,
     )
     assert result.exit_code == 0, result.output
+    trained = json.loads(result.stdout)  # one JSON document; progress and messages went to stderr
+    run_dir = trained_settings.artifacts_dir() / "runs/cli-run"
+    assert trained["run_id"] == "cli-run" and trained["run_dir"] == str(run_dir)
+    assert trained["selection"] == json.loads((run_dir / "selection.json").read_text())
+    ar_file = run_dir / "candidates/ar/evaluation.json"
+    before = json.loads(ar_file.read_text())
+    assert trained["evaluations"]["ar"]["models"] == before["models"]
+    assert trained["evaluations"]["ar"]["report"] == str(run_dir / "candidates/ar" / before["report"])
+    result = runner.invoke(app, ["--home", home, "evaluate", "cli-run"], env=env)
+    assert result.exit_code == 0, result.output
     assert "persistence" in result.output
     assert "selected:" in result.output
     assert "index.html" in result.output
-    run_dir = trained_settings.artifacts_dir() / "runs/cli-run"
-    ar_file = run_dir / "candidates/ar/evaluation.json"
-    before = json.loads(ar_file.read_text())
-    result = runner.invoke(app, ["--home", home, "evaluate", "cli-run"], env=env)
-    assert result.exit_code == 0, result.output
     assert json.loads(ar_file.read_text())["models"] == before["models"]  # rebuilt from predictions: same
     result = runner.invoke(app, ["--home", home, "evaluate", "cli-run", "--cost-bps", "7"], env=env)
     assert result.exit_code == 0, result.output

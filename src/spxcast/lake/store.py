@@ -173,9 +173,8 @@ class Lake:
                 data_change=True,
                 stats=json.dumps({"numRecords": frame.height}),
             )
-            create_table_with_add_actions(
-                self.path(spec.name), Schema.from_arrow(frame.head(0).to_arrow().schema), [add], mode="overwrite"
-            )
+            schema = Schema.from_arrow(frame.head(0).to_arrow().schema)
+            create_table_with_add_actions(self.path(spec.name), schema, [add], mode="overwrite")
         except Exception as exc:
             file.unlink(missing_ok=True)
             raise LakeError(f"cannot overwrite lake table {spec.name}: {exc}") from exc
