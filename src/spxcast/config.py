@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -18,10 +19,11 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
-from spxcast.errors import ConfigError
+from spxcast.errors import ConfigError, redact, register_secret
 from spxcast.timeutil import bar_length, horizon_bars
 
 CONFIG_FILE_ENV = "SPXCAST_CONFIG"
@@ -364,17 +366,79 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         target[leaf] = value
     token = _EXPLICIT_CONFIG_FILE.set(config_file)
     try:
-        return Settings(**init)
+        settings = Settings(**init)
+        register_secrets(settings)
+        return settings
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+            f"{'.'.join(str(p) for p in err['loc'])} ({_origin(err['loc'], init, config_file)}): {err['msg']}"
+            for err in exc.errors(include_url=False)
         )
         raise ConfigError(f"invalid configuration: {problems}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        path = config_file or _config_file()
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}; fix that line") from exc
+    except SettingsError as exc:
+        # pydantic-settings could not decode an environment variable (e.g. bad JSON for a table).
+        field = re.search(r'field "([^"]+)"', str(exc))
+        names = _env_names((field[1],), nested=True) if field else []
+        named = ", ".join(names) or "an SPXCAST_* environment variable"
+        raise ConfigError(f"cannot read {named}: {exc}; a table takes JSON such as '{{\"key\": 1}}'") from exc
     finally:
         _EXPLICIT_CONFIG_FILE.reset(token)
 
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z0-9+]+://)(?P<user>[^:/@]+):(?P<password>[^@]+)@")
+def _origin(loc: tuple[int | str, ...], init: dict[str, Any], config_file: Path | None) -> str:
+    """Where the value at ``loc`` came from, by precedence: a flag, an SPXCAST_* variable, the config file."""
+    target: Any = init
+    for part in loc:
+        target = target.get(str(part), _MISSING) if isinstance(target, dict) else _MISSING
+    if target is not _MISSING:
+        return "from a command-line option"
+    names = _env_names(tuple(str(p) for p in loc))
+    if names:
+        return f"from environment variable {names[0]}"
+    path = config_file or _config_file()
+    if path is not None:
+        line = _toml_line(path, [str(p) for p in loc])
+        return f"from {path}" + (f" line {line}" if line else "")
+    return "default"
+
+
+_MISSING = object()
+
+
+def _env_names(loc: tuple[str, ...], nested: bool = False) -> list[str]:
+    """SPXCAST_* variables that set ``loc`` or one of its parents (``SPXCAST_TRAINING__TRIALS``); with
+    ``nested``, also those that set a field inside ``loc``."""
+    wanted = {"SPXCAST_" + "__".join(loc[:n]).upper() for n in range(1, len(loc) + 1)}
+    inside = "SPXCAST_" + "__".join(loc).upper() + "__"
+    return sorted(
+        name for name in os.environ if name.upper() in wanted or (nested and name.upper().startswith(inside))
+    )
+
+
+def _toml_line(path: Path, loc: list[str]) -> int | None:
+    """Line number of the key ``loc`` in a TOML file (``[a]`` then ``b = …``, or ``a.b = …``), if found."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    table: list[str] = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        header = re.fullmatch(r"\[\s*([^\]]+?)\s*\]", line)
+        if header:
+            table = [part.strip().strip('"') for part in header[1].split(".")]
+            continue
+        key = re.match(r"([\w.\"' -]+?)\s*=", line)
+        if (
+            key
+            and table + [p.strip().strip('"') for p in key[1].split(".")]
+            == loc[: len(table) + 1 + key[1].count(".")]
+        ):
+            return number
+    return None
 
 
 def mask_secrets(value: Any) -> Any:
@@ -388,8 +452,23 @@ def mask_secrets(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:****@", value)
+        return redact(value)
     return value
+
+
+def register_secrets(settings: Settings) -> None:
+    """Register every secret setting's value with :func:`spxcast.errors.register_secret` (messages,
+    logs and recorded errors of this process then never show it)."""
+
+    def walk(model: BaseModel) -> None:
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if isinstance(value, SecretStr):
+                register_secret(value.get_secret_value())
+            elif isinstance(value, BaseModel):
+                walk(value)
+
+    walk(settings)
 
 
 def effective_config(settings: Settings) -> dict[str, Any]:

@@ -42,3 +42,16 @@ def flaky_once(ctx: TaskContext) -> dict[str, Any]:
 def die(ctx: TaskContext) -> None:
     """Kills its own worker process, as the OOM killer would."""
     os._exit(9)
+
+
+def hold(ctx: TaskContext) -> dict[str, Any]:
+    """Writes its worker's pid to <home>/pids/<task>, then waits (at most 60 s) for <home>/allow-<task>."""
+    import time
+
+    pids = ctx.settings.home / "pids"
+    pids.mkdir(parents=True, exist_ok=True)
+    (pids / ctx.task).write_text(str(os.getpid()))
+    deadline = time.monotonic() + 60
+    while not (ctx.settings.home / f"allow-{ctx.task}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return record(ctx)

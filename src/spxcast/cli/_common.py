@@ -23,7 +23,7 @@ from rich.progress import (
 )
 
 from spxcast.config import Settings, load_settings
-from spxcast.errors import SpxcastError
+from spxcast.errors import SpxcastError, redact
 
 console = Console()
 err_console = Console(stderr=True)
@@ -65,13 +65,25 @@ def handle_errors(function: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             raise fail("interrupted; committed lake writes are kept, rerun to continue", 130) from None
         except Exception as exc:
-            if logging.getLogger().isEnabledFor(logging.DEBUG):
+            if debugging():
                 raise
             raise fail(
-                f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 70
+                f"unexpected {type(exc).__name__}: {redact(str(exc))} (rerun with --debug for the traceback)",
+                70,
             ) from None
 
     return wrapper
+
+
+def debugging() -> bool:
+    """Whether ``--debug`` was given (tracebacks and full details are shown)."""
+    return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def redact_log_record(record: logging.LogRecord) -> bool:
+    """Log filter: the formatted message without secrets (:func:`spxcast.errors.redact`)."""
+    record.msg, record.args = redact(record.getMessage()), None
+    return True
 
 
 def outputs_line(outputs: Mapping[str, Any]) -> str:

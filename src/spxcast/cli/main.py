@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from pathlib import Path
 
 import typer
 
 from spxcast import __version__
-from spxcast.cli._common import GlobalOptions
+from spxcast.cli._common import GlobalOptions, redact_log_record
 
 # Verb-group modules; each exposes ``register(app)``.
 _GROUPS = (
@@ -59,6 +60,8 @@ def root(
 ) -> None:
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redact_log_record)
     ctx.obj = GlobalOptions(
         config_file=config,
         overrides={"home": home, "instrument": instrument, "granularity": granularity},
@@ -70,6 +73,10 @@ for _group in _GROUPS:
 
 
 def main() -> None:
+    if "--debug" not in sys.argv:
+        from spxcast.cli._panics import filter_native_panics
+
+        filter_native_panics()
     app()
 
 

@@ -7,7 +7,15 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from spxcast.cli._common import console, err_console, fail, handle_errors, outputs_line, settings
+from spxcast.cli._common import (
+    console,
+    debugging,
+    err_console,
+    fail,
+    handle_errors,
+    outputs_line,
+    settings,
+)
 from spxcast.cli.render import print_table
 
 app = typer.Typer(help="Run pipeline DAGs and tasks with the local runner.", no_args_is_help=True)
@@ -63,7 +71,8 @@ def task(
 
     status, payload = run_task(settings(ctx), name, run_id)
     if status != "succeeded":
-        raise fail(f"task {name} failed: {payload}")
+        detail = str(payload) if debugging() else str(payload).splitlines()[0]
+        raise fail(f"task {name} failed: {detail}" + ("" if debugging() else " (--debug for the traceback)"))
     assert isinstance(payload, dict)
     console.print(f"task [bold]{name}[/] [green]succeeded[/]: {outputs_line(payload)}", highlight=False)
 

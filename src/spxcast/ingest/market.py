@@ -4,7 +4,8 @@ The requested range is cut into windows of ``market.chunk_days`` days (file impo
 ``market.files.batch_rows`` rows). Each window is fetched, validated and written as atomic Delta commits
 (synthetic events and oracle, quarantine, then candles). A crash (even ``kill -9``) loses at most the
 window in flight; every write is a merge on the table key, so rerunning the same command completes the
-range and leaves exactly the rows of an uninterrupted run.
+range and leaves exactly the rows of an uninterrupted run. :func:`append_bars` is the one
+validate-quarantine-commit step, shared with the live loop.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from spxcast.config import Settings
+from spxcast.config import QualitySettings, Settings
 from spxcast.errors import ConfigError
 from spxcast.lake import Lake
 from spxcast.quality import HealthReport, ValidationResult, candle_health, quarantine_counts, validate_candles
@@ -149,6 +150,59 @@ def make_source(
     raise ConfigError(f"unknown market source {source!r}; choose one of {', '.join(SOURCES)}")
 
 
+def append_bars(
+    lake: Lake,
+    raw: pl.DataFrame,
+    *,
+    instrument: str,
+    granularity: str,
+    source: str,
+    now: datetime,
+    quality: QualitySettings,
+    timezone: str = "UTC",
+) -> ValidationResult:
+    """Validate raw candles of one series and commit them: the one write path of ``bronze.candles``.
+
+    Every row is either accepted into ``bronze.candles`` or quarantined with its reasons in
+    ``bronze.quarantine`` (see :func:`spxcast.quality.validate_candles`); each table gets one atomic Delta
+    merge on its key, the quarantine first. Appending the same rows again changes nothing, so a caller
+    that crashed can append its last batch again. Batch ingestion calls this per window or file batch;
+    a live loop calls it per closed bar.
+
+    Parameters
+    ----------
+    raw
+        Raw candles in any dtype (columns ``ts, open, high, low, close`` and optionally ``volume,
+        bid_close, ask_close, complete, record_error``); ``ts`` is the bar start.
+    source
+        The source's name, stored on each row (``synthetic``, ``oanda``, ``files``, ...).
+    now
+        The clock (aware UTC): bars closing after ``now + quality.max_future_skew_s`` are quarantined,
+        and ``ingested_at`` is ``now``.
+    timezone
+        IANA zone of naive timestamps.
+
+    Returns
+    -------
+    ValidationResult
+        What was accepted and quarantined (rows and reason counts).
+    """
+    result = validate_candles(
+        raw,
+        instrument=instrument,
+        granularity=granularity,
+        source=source,
+        now=now,
+        quality=quality,
+        timezone=timezone,
+    )
+    if result.quarantined.height:
+        lake.write("bronze.quarantine", result.quarantined)
+    if result.accepted.height:
+        lake.write("bronze.candles", result.accepted)
+    return result
+
+
 def ingest_market(
     settings: Settings,
     lake: Lake,
@@ -188,63 +242,101 @@ def ingest_market(
     if name == "files" and (start or end):
         raise ConfigError("a file import takes the whole file; drop --start/--end for --source files")
     chosen = candle_source or make_source(settings, name, file, fmt)
-    instrument, granularity = settings.instrument, settings.granularity
-    timezone = settings.market.files.timezone if name == "files" else "UTC"
-
-    def commit(raw: pl.DataFrame, report: IngestReport) -> None:
-        result = validate_candles(
-            raw,
-            instrument=instrument,
-            granularity=granularity,
-            source=name,
-            now=now,
-            quality=settings.quality,
-            timezone=timezone,
-        )
-        if result.quarantined.height:
-            lake.write("bronze.quarantine", result.quarantined)
-        if result.accepted.height:
-            lake.write("bronze.candles", result.accepted)
-        report.add(result)
-
     if name == "files":
-        report = IngestReport(name, instrument, granularity, None, None)
-        for index, batch in enumerate(chosen.fetch(instrument, granularity, None, None), start=1):
-            commit(batch, report)
-            _notify(on_progress, index, None, f"batch {index}: {report.input_rows:,} rows read")
-        return _finish(report, lake, began)
-
-    begin, finish = _range(settings, lake, name, start, end, now)
-    report = IngestReport(name, instrument, granularity, begin, finish)
-    if name == "oanda" and resume:
-        newest = newest_stored_bar(lake, instrument, granularity, begin, finish)
-        if newest is not None:
-            begin = newest + bar_length(granularity)
-            log.info("resuming %s %s after the newest stored bar %s", instrument, granularity, newest)
-    parts = windows(begin, finish, settings.market.chunk_days)
-    _notify(on_progress, 0, len(parts), f"{name} {instrument} {granularity}")
-    for index, (lo, hi) in enumerate(parts, start=1):
-        if name == "synthetic":
-            from spxcast.sources.market.synthetic import SyntheticCandleSource
-
-            assert isinstance(chosen, SyntheticCandleSource)
-            market = chosen.generate(instrument, granularity, lo, hi)
-            if market.events.height:
-                lake.write("bronze.synthetic_events", market.events)
-                report.event_rows += market.events.height
-            if market.oracle is not None and market.oracle.height:
-                lake.write("bronze.synthetic_oracle", market.oracle)
-                report.oracle_rows += market.oracle.height
-            raw = market.candles
-        else:
-            pages = list(chosen.fetch(instrument, granularity, lo, hi))
-            raw = pl.concat(pages, how="diagonal_relaxed") if pages else pl.DataFrame()
-        if raw.height:
-            commit(raw, report)
-        _notify(
-            on_progress, index, len(parts), f"{lo:%Y-%m-%d} to {hi:%Y-%m-%d}: {report.accepted_rows:,} bars"
+        report = _ingest_file(settings, lake, chosen, now, on_progress)
+    else:
+        begin, finish = _range(settings, lake, name, start, end, now)
+        report = IngestReport(name, settings.instrument, settings.granularity, begin, finish)
+        if name == "oanda" and resume:
+            begin = _resume_point(lake, report, begin, finish)
+        _ingest_windows(
+            settings,
+            lake,
+            chosen,
+            report,
+            windows(begin, finish, settings.market.chunk_days),
+            now,
+            on_progress,
         )
     return _finish(report, lake, began)
+
+
+def _append(settings: Settings, lake: Lake, raw: pl.DataFrame, report: IngestReport, now: datetime) -> None:
+    """:func:`append_bars` for the series of ``report``, counted into it."""
+    timezone = settings.market.files.timezone if report.source == "files" else "UTC"
+    result = append_bars(
+        lake,
+        raw,
+        instrument=report.instrument,
+        granularity=report.granularity,
+        source=report.source,
+        now=now,
+        quality=settings.quality,
+        timezone=timezone,
+    )
+    report.add(result)
+
+
+def _ingest_file(
+    settings: Settings,
+    lake: Lake,
+    chosen: CandleSource,
+    now: datetime,
+    on_progress: ProgressCallback | None,
+) -> IngestReport:
+    """Append a file batch by batch (the whole file; its range is what it holds)."""
+    report = IngestReport("files", settings.instrument, settings.granularity, None, None)
+    for index, batch in enumerate(chosen.fetch(report.instrument, report.granularity, None, None), start=1):
+        _append(settings, lake, batch, report, now)
+        _notify(on_progress, index, None, f"batch {index}: {report.input_rows:,} rows read")
+    return report
+
+
+def _resume_point(lake: Lake, report: IngestReport, begin: datetime, finish: datetime) -> datetime:
+    """Where an OANDA download continues: after the newest bar stored in ``[begin, finish)``."""
+    newest = newest_stored_bar(lake, report.instrument, report.granularity, begin, finish)
+    if newest is None:
+        return begin
+    log.info("resuming %s %s after the newest stored bar %s", report.instrument, report.granularity, newest)
+    return newest + bar_length(report.granularity)
+
+
+def _ingest_windows(
+    settings: Settings,
+    lake: Lake,
+    chosen: CandleSource,
+    report: IngestReport,
+    parts: list[tuple[datetime, datetime]],
+    now: datetime,
+    on_progress: ProgressCallback | None,
+) -> None:
+    """Fetch and append window after window (a crash loses at most the window in flight)."""
+    _notify(on_progress, 0, len(parts), f"{report.source} {report.instrument} {report.granularity}")
+    for index, (lo, hi) in enumerate(parts, start=1):
+        raw = _fetch_window(lake, chosen, report, lo, hi)
+        if raw.height:
+            _append(settings, lake, raw, report, now)
+        message = f"{lo:%Y-%m-%d} to {hi:%Y-%m-%d}: {report.accepted_rows:,} bars"
+        _notify(on_progress, index, len(parts), message)
+
+
+def _fetch_window(
+    lake: Lake, chosen: CandleSource, report: IngestReport, lo: datetime, hi: datetime
+) -> pl.DataFrame:
+    """Raw candles of ``[lo, hi)``; the synthetic market also commits its events and oracle first."""
+    from spxcast.sources.market.synthetic import SyntheticCandleSource
+
+    if not isinstance(chosen, SyntheticCandleSource):
+        pages = list(chosen.fetch(report.instrument, report.granularity, lo, hi))
+        return pl.concat(pages, how="diagonal_relaxed") if pages else pl.DataFrame()
+    market = chosen.generate(report.instrument, report.granularity, lo, hi)
+    if market.events.height:
+        lake.write("bronze.synthetic_events", market.events)
+        report.event_rows += market.events.height
+    if market.oracle is not None and market.oracle.height:
+        lake.write("bronze.synthetic_oracle", market.oracle)
+        report.oracle_rows += market.oracle.height
+    return market.candles
 
 
 def _notify(on_progress: ProgressCallback | None, done: int, total: int | None, message: str) -> None:

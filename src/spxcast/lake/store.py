@@ -3,6 +3,11 @@
 Every write is one atomic Delta commit: a crash before the commit leaves the table at its previous
 version (uncommitted data files are invisible), a crash after it leaves the new version. Writes return the
 table version, which training records as lineage.
+
+Concurrent writers: on a local lake, the create-or-merge of a keyed table runs under one lock per table
+(``<root>/_locks/<table>.lock``, see :mod:`spxcast.lake.locks`), so two processes writing the same keys
+store each key once, the write that creates the table included. On object storage, the create is a
+Delta "create if absent" commit that falls back to a merge when another writer created the table first.
 """
 
 from __future__ import annotations
@@ -12,13 +17,15 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from spxcast.errors import LakeError, SchemaError
+from spxcast.lake.locks import exclusive
 from spxcast.lake.tables import TableSpec, table
 
 log = logging.getLogger(__name__)
@@ -52,8 +59,11 @@ class Lake:
 
         try:
             return DeltaTable(self.path(name), storage_options=self.storage_options or None)
-        except Exception as exc:
-            raise LakeError(f"lake table {name} at {self.path(name)} cannot be opened: {exc}") from exc
+        except BaseException as exc:
+            _reraise_own(exc)
+            raise LakeError(
+                f"lake table {name} at {self.path(name)} cannot be opened: {_cause(exc)}"
+            ) from exc
 
     def exists(self, name: str) -> bool:
         from deltalake import DeltaTable
@@ -81,8 +91,9 @@ class Lake:
             return pl.scan_delta(
                 self.path(name), version=version, storage_options=self.storage_options or None
             )
-        except Exception as exc:
-            raise LakeError(f"cannot read lake table {name} (version {version}): {exc}") from exc
+        except BaseException as exc:
+            _reraise_own(exc)
+            raise LakeError(f"cannot read lake table {name} (version {version}): {_cause(exc)}") from exc
 
     def read(self, name: str, version: int | None = None) -> pl.DataFrame:
         return self.scan(name, version).collect()
@@ -98,26 +109,40 @@ class Lake:
             return self._overwrite(spec, frame)
         if frame.is_empty():
             return self.version(name)
-        if not self.exists(name):
-            return self._create(spec, frame)
-        return self._merge(spec, frame)
+        with self._writer_lock(name):
+            if not self.exists(name):
+                return self._create(spec, frame)
+            return self._merge(spec, frame)
+
+    @contextmanager
+    def _writer_lock(self, name: str) -> Iterator[None]:
+        """The table's writer lock on a local lake; nothing on object storage (no shared file system)."""
+        if "://" in self.root and not self.root.startswith("file://"):
+            yield
+            return
+        local = Path(self.root.removeprefix("file://"))
+        with exclusive(local / "_locks" / f"{name}.lock"):
+            yield
 
     def _create(self, spec: TableSpec, frame: pl.DataFrame) -> int:
         from deltalake import write_deltalake
 
         frame = frame.unique(subset=list(spec.key), keep="last", maintain_order=True)
         try:
+            # mode="error": if another writer created the table meanwhile, fail (and merge below) rather
+            # than append the same keys a second time.
             write_deltalake(
                 self.path(spec.name),
                 frame.to_arrow(),
-                mode="append",
+                mode="error",
                 partition_by=list(spec.partition_by) or None,
                 storage_options=self.storage_options or None,
             )
-        except Exception as exc:
+        except BaseException as exc:
+            _reraise_own(exc)
             if self.exists(spec.name):
                 return self._merge(spec, frame)
-            raise LakeError(f"cannot create lake table {spec.name}: {exc}") from exc
+            raise LakeError(f"cannot create lake table {spec.name}: {_cause(exc)}") from exc
         log.info("created %s with %d rows", spec.name, frame.height)
         return self._current(spec.name)
 
@@ -140,8 +165,9 @@ class Lake:
                 storage_options=self.storage_options or None,
                 writer_properties=plain,
             )
-        except Exception as exc:
-            raise LakeError(f"cannot overwrite lake table {spec.name}: {exc}") from exc
+        except BaseException as exc:
+            _reraise_own(exc)
+            raise LakeError(f"cannot overwrite lake table {spec.name}: {_cause(exc)}") from exc
         log.info("wrote %s with %d rows", spec.name, frame.height)
         return self._current(spec.name)
 
@@ -175,9 +201,10 @@ class Lake:
             )
             schema = Schema.from_arrow(frame.head(0).to_arrow().schema)
             create_table_with_add_actions(self.path(spec.name), schema, [add], mode="overwrite")
-        except Exception as exc:
+        except BaseException as exc:
             file.unlink(missing_ok=True)
-            raise LakeError(f"cannot overwrite lake table {spec.name}: {exc}") from exc
+            _reraise_own(exc)
+            raise LakeError(f"cannot overwrite lake table {spec.name}: {_cause(exc)}") from exc
         log.info("wrote %s with %d rows", spec.name, frame.height)
         return self._current(spec.name)
 
@@ -210,14 +237,33 @@ class Lake:
                 if attempt == _COMMIT_RETRIES - 1:
                     raise LakeError(f"concurrent writers kept conflicting on {spec.name}: {exc}") from exc
                 time.sleep(0.05 * 2**attempt)
-            except LakeError:
-                raise
-            except Exception as exc:
-                raise LakeError(f"merge into lake table {spec.name} failed: {exc}") from exc
+            except BaseException as exc:
+                _reraise_own(exc)
+                raise LakeError(f"merge into lake table {spec.name} failed: {_cause(exc)}") from exc
         raise AssertionError("unreachable")
 
     def _current(self, name: str) -> int:
         return int(self._delta(name).version())
+
+
+def _reraise_own(exc: BaseException) -> None:
+    """Re-raise what is not a failure of the Delta/Arrow libraries to wrap: our own errors, interrupts.
+
+    A Rust panic inside those libraries arrives as ``PanicException``, a ``BaseException`` (each binding
+    has its own class of that name): it is wrapped like any of their errors.
+    """
+    if isinstance(exc, LakeError) or not (
+        isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
+    ):
+        raise exc
+
+
+def _cause(exc: BaseException) -> str:
+    """The library's message, with what to do when the disk is full."""
+    text = str(exc)
+    if "No space left on device" in text or "os error 28" in text:
+        return f"the disk is full ({text}); free space under the lake root and rerun (committed data is kept)"
+    return text
 
 
 def conform(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:

@@ -2,21 +2,28 @@
 tasks, and resumes a failed run without repeating the tasks that already succeeded.
 
 Only this process touches the app database; workers run the task callables and send back what they
-returned (or the error). A worker that dies (OOM, kill -9) fails its task, and the pool is rebuilt.
+returned (or the error). A worker that dies (OOM, kill -9) fails its task, and the pool is rebuilt; a
+runner that dies takes its workers with it. One run at a time per home (a second is refused).
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import json
 import logging
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,10 +31,11 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from spxcast.config import Settings
+from spxcast.config import Settings, register_secrets
 from spxcast.db import PipelineRun, TaskRun, connect
-from spxcast.errors import PipelineError
+from spxcast.errors import PipelineError, redact
 from spxcast.lake import Lake
+from spxcast.lake.locks import LockHeld, exclusive
 from spxcast.pipeline.context import TaskContext
 from spxcast.pipeline.reuse import (
     REUSE_KEY,
@@ -93,6 +101,7 @@ def execute_task(
     The outputs carry the task's reuse record (tables read and written, fingerprints) under ``_reuse``;
     ``code`` is the code fingerprint (computed here when not given).
     """
+    register_secrets(settings)  # a spawned worker has not loaded settings itself
     try:
         function = resolve_callable(task.callable)
         lake = RecordingLake(settings.lake_root(), settings.lake.storage_options)
@@ -103,7 +112,7 @@ def execute_task(
         return SUCCEEDED, outputs
     except Exception as exc:
         detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-8))
-        return FAILED, f"{type(exc).__name__}: {exc}\n{detail}"
+        return FAILED, redact(f"{type(exc).__name__}: {exc}\n{detail}")
 
 
 class _Recorder:
@@ -204,132 +213,263 @@ def run_dag(
     Task failures do not raise: they are recorded, retried up to the task's retries, and reported.
     With ``reuse``, a task whose inputs and outputs are unchanged since an earlier successful run is not
     executed again: its outputs and artifacts are taken from that run (:mod:`spxcast.pipeline.reuse`).
+    One run at a time per home: while another run holds the home, this one is refused with a
+    :class:`PipelineError` naming it (see :func:`exclusive_home`).
     """
     dag = get_dag(dag) if isinstance(dag, str) else dag
-    dag_name = dag.name
     recorder = _Recorder(_engine(settings))
-    done: dict[str, str] = {}
-    attempts: dict[str, int] = {}
-    outputs: dict[str, dict[str, Any]] = {}
     if resume is not None:
-        previous = recorder.run_dag_name(resume)
-        if previous is None:
-            raise PipelineError(f"no pipeline run {resume!r} to resume; see `spxcast pipeline status`")
-        if previous != dag_name:
-            raise PipelineError(
-                f"run {resume} ran DAG {previous!r}, not {dag_name!r}; resume it with that DAG"
-            )
-        for name, row in recorder.latest_attempts(resume).items():
-            attempts[name] = row.attempt
-            if row.status == SUCCEEDED and name in dag:
-                done[name] = SUCCEEDED
-                outputs[name] = _public(json.loads(row.outputs or "{}"))
-    run_id = resume or f"{dag_name}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    recorder.start_run(run_id, dag_name)
-    started = time.perf_counter()
-    summary = RunSummary(run_id=run_id, dag=dag_name, status=RUNNING)
-    emit = on_event or (lambda _event: None)
-    for name in done:
-        emit(TaskEvent(name, "skipped (succeeded earlier)", attempts[name]))
+        _check_resumable(recorder, resume, dag.name)
+    run_id = resume or _new_run_id(dag.name)
+    with exclusive_home(settings, f"run {run_id} (DAG {dag.name})"):
+        run = _Run(settings, dag, recorder, run_id, on_event or (lambda _event: None), reuse)
+        if resume is not None:
+            run.restore_succeeded()
+        recorder.start_run(run_id, dag.name)
+        started = time.perf_counter()
+        pool = _WorkerPool(max(1, min(workers or settings.pipeline.workers, len(dag.tasks))))
+        try:
+            while run.launch_ready(pool):
+                finished, _ = wait(run.running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    run.collect(future, pool)
+        finally:
+            pool.close()
+        summary = run.summary(time.perf_counter() - started)
+        failed = sorted(n for n, s in summary.tasks.items() if s == FAILED)
+        recorder.finish_run(run_id, summary.status, f"failed tasks: {', '.join(failed)}" if failed else None)
+    return summary
 
-    pool_size = max(1, min(workers or settings.pipeline.workers, len(dag.tasks)))
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=pool_size, mp_context=context)
-    running: dict[Future[tuple[str, Any]], tuple[str, int, int, float]] = {}
-    # Attempts in this invocation (for retries); `attempts` continues the numbering of a resumed run.
-    tries: dict[str, int] = {}
 
-    def retries_of(task: Task) -> int:
-        return settings.pipeline.default_retries if task.retries is None else task.retries
+def _new_run_id(dag_name: str) -> str:
+    return f"{dag_name}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
-    def ready() -> list[str]:
-        busy = {name for name, *_ in running.values()}
+
+def _check_resumable(recorder: _Recorder, run_id: str, dag_name: str) -> None:
+    previous = recorder.run_dag_name(run_id)
+    if previous is None:
+        raise PipelineError(f"no pipeline run {run_id!r} to resume; see `spxcast pipeline status`")
+    if previous != dag_name:
+        raise PipelineError(f"run {run_id} ran DAG {previous!r}, not {dag_name!r}; resume it with that DAG")
+
+
+@contextmanager
+def exclusive_home(settings: Settings, holder: str) -> Iterator[None]:
+    """Hold the home's pipeline lock (``<home>/state/pipeline.lock``) or refuse with a clear error.
+
+    Two runs on one home would take each other's half-finished tasks for reusable results. The lock is
+    released by the kernel when its holder dies (``kill -9`` included), so a crashed run never blocks
+    the next one.
+    """
+    description = f"{holder}, pid {os.getpid()}, started {_now():%Y-%m-%d %H:%M:%S} UTC"
+    try:
+        with exclusive(
+            settings.home.resolve() / "state" / "pipeline.lock", blocking=False, holder=description
+        ):
+            yield
+    except LockHeld as exc:
+        raise PipelineError(
+            f"another pipeline run is in progress on home {settings.home}: {exc.holder or 'starting'}; "
+            "wait for it to finish (see `spxcast pipeline status`) or stop it, then run again"
+        ) from None
+
+
+class _WorkerPool:
+    """A spawn process pool whose workers die with this process and that is rebuilt when one dies."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._pool = self._new()
+
+    def _new(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.size,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        )
+
+    def submit(self, *args: Any) -> Future[tuple[str, Any]]:
+        return self._pool.submit(execute_task, *args)
+
+    def rebuild(self) -> None:
+        """Replace a broken pool (a worker died: OOM, kill -9)."""
+        self._pool.shutdown(cancel_futures=False)
+        self._pool = self._new()
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_PARENT_POLL_S = 1.0
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this process as soon as the runner ``parent_pid`` is gone.
+
+    On Linux the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere, and
+    as a fallback, a daemon thread checks every second whether the parent changed (an orphan is adopted
+    by another process). A task killed this way loses only its uncommitted work: lake writes are atomic.
+    The kernel ties the signal to the thread that started the worker: run a DAG from a thread that lives as
+    long as the run (as :func:`run_dag` does, submitting from its caller's thread).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            log.debug("prctl(PR_SET_PDEATHSIG) unavailable; relying on the parent watchdog")
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watchdog", daemon=True).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(_PARENT_POLL_S)
+    os._exit(1)
+
+
+@dataclass
+class _Attempt:
+    """A task attempt in flight in the pool."""
+
+    task: str
+    attempt: int
+    row_id: int
+    started: float
+
+
+class _Run:
+    """The state of one invocation of a DAG, and the steps that move it forward.
+
+    ``state`` holds each settled task's final status (succeeded, failed, upstream_failed); ``attempts``
+    continues the attempt numbering of a resumed run; ``tries`` counts attempts in this invocation (for
+    retries); ``running`` maps the pool's futures to their attempts.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        dag: DAG,
+        recorder: _Recorder,
+        run_id: str,
+        emit: Callable[[TaskEvent], None],
+        reuse: bool,
+    ) -> None:
+        self.settings, self.dag, self.recorder, self.run_id = settings, dag, recorder, run_id
+        self.emit, self.reuse = emit, reuse
+        self.code = code_fingerprint()
+        self.run_dir = settings.artifacts_dir() / "runs" / run_id
+        self.state: dict[str, str] = {}
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.errors: dict[str, str] = {}
+        self.attempts: dict[str, int] = {}
+        self.tries: dict[str, int] = {}
+        self.running: dict[Future[tuple[str, Any]], _Attempt] = {}
+
+    def restore_succeeded(self) -> None:
+        """Take over the tasks that succeeded in the run being resumed (they are not run again)."""
+        for name, row in self.recorder.latest_attempts(self.run_id).items():
+            self.attempts[name] = row.attempt
+            if row.status == SUCCEEDED and name in self.dag:
+                self.state[name] = SUCCEEDED
+                self.outputs[name] = _public(json.loads(row.outputs or "{}"))
+                self.emit(TaskEvent(name, "skipped (succeeded earlier)", row.attempt))
+
+    def ready(self) -> list[str]:
+        """Tasks not settled nor running whose upstream tasks all succeeded, in DAG order."""
+        busy = {a.task for a in self.running.values()}
         return [
             name
-            for name in dag.order()
-            if name not in done
+            for name in self.dag.order()
+            if name not in self.state
             and name not in busy
-            and all(done.get(d) == SUCCEEDED for d in dag.internal_deps(name))
+            and all(self.state.get(d) == SUCCEEDED for d in self.dag.internal_deps(name))
         ]
 
-    code = code_fingerprint()
-    run_dir = settings.artifacts_dir() / "runs" / run_id
+    def launch_ready(self, pool: _WorkerPool) -> bool:
+        """Reuse or submit ready tasks while the pool has room; returns whether any task is running."""
+        progressed = True
+        while progressed and len(self.running) < pool.size:
+            progressed = False
+            for name in self.ready():
+                if len(self.running) >= pool.size:
+                    break
+                if self.take_over(name):
+                    progressed = True  # its downstream tasks may be ready now
+                else:
+                    self.submit(name, pool)
+        return bool(self.running)
 
-    def take_over(name: str) -> bool:
+    def _next_attempt(self, name: str) -> int:
+        self.attempts[name] = self.attempts.get(name, 0) + 1
+        return self.attempts[name]
+
+    def take_over(self, name: str) -> bool:
         """Reuse an earlier result of ``name`` when it still holds; returns whether it did."""
-        task = dag.task(name)
-        found = _find_reusable(settings, recorder, task, run_id, code) if reuse else None
+        task = self.dag.task(name)
+        found = (
+            _find_reusable(self.settings, self.recorder, task, self.run_id, self.code) if self.reuse else None
+        )
         if found is None:
             return False
-        copy_artifacts(task, settings.artifacts_dir() / "runs" / found.run_id, run_dir)
-        attempt = attempts.get(name, 0) + 1
-        attempts[name] = attempt
+        copy_artifacts(task, self.settings.artifacts_dir() / "runs" / found.run_id, self.run_dir)
+        attempt = self._next_attempt(name)
         payload = {**found.outputs, "reused_from": found.run_id}
-        recorder.finish_task(recorder.start_task(run_id, name, attempt), SUCCEEDED, payload, None)
-        done[name], outputs[name] = SUCCEEDED, _public(payload)
-        emit(TaskEvent(name, f"reused (from {found.run_id})", attempt))
+        self.recorder.finish_task(
+            self.recorder.start_task(self.run_id, name, attempt), SUCCEEDED, payload, None
+        )
+        self.state[name], self.outputs[name] = SUCCEEDED, _public(payload)
+        self.emit(TaskEvent(name, f"reused (from {found.run_id})", attempt))
         return True
 
-    try:
-        while True:
-            progressed = True
-            while progressed and len(running) < pool_size:
-                progressed = False
-                for name in ready():
-                    if len(running) >= pool_size:
-                        break
-                    if take_over(name):
-                        progressed = True
-                        continue
-                    attempt = attempts.get(name, 0) + 1
-                    attempts[name] = attempt
-                    tries[name] = tries.get(name, 0) + 1
-                    row_id = recorder.start_task(run_id, name, attempt)
-                    emit(TaskEvent(name, RUNNING, attempt))
-                    future = pool.submit(execute_task, settings, run_id, dag.task(name), code)
-                    running[future] = (name, attempt, row_id, time.perf_counter())
-            if not running:
-                break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                name, attempt, row_id, t0 = running.pop(future)
-                try:
-                    status, payload = future.result()
-                except BrokenProcessPool as exc:
-                    status, payload = FAILED, f"worker process died: {exc}"
-                    pool.shutdown(cancel_futures=False)
-                    pool = ProcessPoolExecutor(max_workers=pool_size, mp_context=context)
-                seconds = time.perf_counter() - t0
-                if status == SUCCEEDED:
-                    assert isinstance(payload, dict)
-                    recorder.finish_task(row_id, SUCCEEDED, payload, None)
-                    done[name], outputs[name] = SUCCEEDED, _public(payload)
-                    emit(TaskEvent(name, SUCCEEDED, attempt, seconds))
-                    continue
-                error = str(payload)
-                recorder.finish_task(row_id, FAILED, None, error)
-                first_line = error.splitlines()[0] if error else "failed"
-                log.warning("task %s attempt %d failed: %s", name, attempt, first_line)
-                if tries[name] <= retries_of(dag.task(name)):
-                    emit(TaskEvent(name, "retrying", attempt, seconds, first_line))
-                    continue
-                done[name] = FAILED
-                summary.errors[name] = error
-                emit(TaskEvent(name, FAILED, attempt, seconds, first_line))
-                for child in dag.downstream(name):
-                    if child not in done:
-                        done[child] = UPSTREAM_FAILED
-                        emit(TaskEvent(child, UPSTREAM_FAILED, 0))
-    finally:
-        pool.shutdown(cancel_futures=True)
+    def submit(self, name: str, pool: _WorkerPool) -> None:
+        attempt = self._next_attempt(name)
+        self.tries[name] = self.tries.get(name, 0) + 1
+        row_id = self.recorder.start_task(self.run_id, name, attempt)
+        self.emit(TaskEvent(name, RUNNING, attempt))
+        future = pool.submit(self.settings, self.run_id, self.dag.task(name), self.code)
+        self.running[future] = _Attempt(name, attempt, row_id, time.perf_counter())
 
-    summary.tasks = {name: done.get(name, "not run") for name in dag.order()}
-    summary.outputs = outputs
-    summary.status = SUCCEEDED if all(s == SUCCEEDED for s in summary.tasks.values()) else FAILED
-    summary.seconds = time.perf_counter() - started
-    failed = sorted(n for n, s in summary.tasks.items() if s == FAILED)
-    recorder.finish_run(run_id, summary.status, f"failed tasks: {', '.join(failed)}" if failed else None)
-    return summary
+    def collect(self, future: Future[tuple[str, Any]], pool: _WorkerPool) -> None:
+        """Record a finished attempt: success, a retry, or a failure that settles its downstream tasks."""
+        done = self.running.pop(future)
+        try:
+            status, payload = future.result()
+        except BrokenProcessPool as exc:
+            status, payload = FAILED, f"worker process died: {exc}"
+            pool.rebuild()
+        seconds = time.perf_counter() - done.started
+        if status == SUCCEEDED:
+            assert isinstance(payload, dict)
+            self.recorder.finish_task(done.row_id, SUCCEEDED, payload, None)
+            self.state[done.task], self.outputs[done.task] = SUCCEEDED, _public(payload)
+            self.emit(TaskEvent(done.task, SUCCEEDED, done.attempt, seconds))
+            return
+        error = str(payload)
+        self.recorder.finish_task(done.row_id, FAILED, None, error)
+        first_line = error.splitlines()[0] if error else "failed"
+        log.warning("task %s attempt %d failed: %s", done.task, done.attempt, first_line)
+        if self.tries[done.task] <= self._retries(done.task):
+            self.emit(TaskEvent(done.task, "retrying", done.attempt, seconds, first_line))
+            return
+        self.state[done.task] = FAILED
+        self.errors[done.task] = error
+        self.emit(TaskEvent(done.task, FAILED, done.attempt, seconds, first_line))
+        for child in self.dag.downstream(done.task):
+            if child not in self.state:
+                self.state[child] = UPSTREAM_FAILED
+                self.emit(TaskEvent(child, UPSTREAM_FAILED, 0))
+
+    def _retries(self, name: str) -> int:
+        task = self.dag.task(name)
+        return self.settings.pipeline.default_retries if task.retries is None else task.retries
+
+    def summary(self, seconds: float) -> RunSummary:
+        tasks = {name: self.state.get(name, "not run") for name in self.dag.order()}
+        status = SUCCEEDED if all(s == SUCCEEDED for s in tasks.values()) else FAILED
+        return RunSummary(self.run_id, self.dag.name, status, tasks, self.outputs, self.errors, seconds)
 
 
 def run_task(
@@ -338,7 +478,7 @@ def run_task(
     """Run one task in this process and record it (``spxcast pipeline task`` and Airflow call this)."""
     task = find_task(task_name)
     recorder = _Recorder(_engine(settings))
-    run_id = run_id or f"task-{task_name}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    run_id = run_id or _new_run_id(f"task-{task_name}")
     if recorder.run_dag_name(run_id) is None:
         recorder.start_run(run_id, f"task:{task_name}")
     previous = recorder.latest_attempts(run_id).get(task_name)

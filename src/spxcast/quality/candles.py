@@ -4,6 +4,9 @@ Reason codes (a row may carry several):
 
 ==========================  ====================================================================
 ``unparseable_record``      the source could not read the record at all (e.g. a line that is not JSON)
+``invalid_encoding``        the record's bytes are not UTF-8
+``mixed_types``             a JSON line whose field is an object or list where other lines have values
+``oversized_field``         a text field longer than 128 KiB
 ``incomplete_candle``       the source marks the candle as not complete (the bar still forming)
 ``missing_timestamp``       no timestamp
 ``unparseable_timestamp``   a timestamp that is neither ISO-8601 nor a number of epoch seconds/ms/us/ns
@@ -52,6 +55,13 @@ _AWARE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M%:z")
 _NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 _UTC_SUFFIX = r"(Z|[+-]00:?00)$"
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_CANDLE_FIELDS = (*REQUIRED_COLUMNS, "volume", "bid_close", "ask_close", "complete")
+
+#: Longest text field read, in bytes (128 KiB); a longer one is garbage or a runaway quote.
+MAX_FIELD_BYTES = 128 * 1024
+
+#: Reason codes a source puts in ``record_error`` for a record it could not read (module docstring).
+RECORD_ERRORS = ("unparseable_record", "invalid_encoding", "mixed_types")
 _MAX_VOLUME = 2.0**53  # beyond this a float no longer holds a whole number exactly
 
 
@@ -178,14 +188,37 @@ def validate_candles(
     raw
         Columns ``ts, open, high, low, close`` and optionally ``volume, bid_close, ask_close`` (missing
         volume is taken as 0 ticks), ``complete`` (OANDA's flag) and ``record_error`` (set by a source
-        that could not read the record), in any dtype; other columns are kept only in the quarantine
-        record.
+        that could not read the record: one of :data:`RECORD_ERRORS`, any other text counts as
+        ``unparseable_record``), in any dtype; other columns are kept only in the quarantine record.
         ``ts`` is the bar start.
     now
         The clock (aware UTC); bars closing after ``now + quality.max_future_skew_s`` are quarantined.
     timezone
         IANA zone of naive timestamps.
     """
+    _check_input(raw, source, timezone)
+    ingested_at = ingested_at or now
+    checks = _checks(raw.schema, granularity, now + timedelta(seconds=quality.max_future_skew_s))
+    flagged = _flag(_parse(raw, timezone), checks)
+    codes = [*checks, *_DUPLICATE_CODES]
+    rejected = flagged.filter(pl.col("_bad")).with_columns(
+        _reasons=pl.concat_list(
+            [pl.when(pl.col(f"_r_{code}")).then(pl.lit(code)) for code in codes]
+        ).list.drop_nulls()
+    )
+    origin = quarantine_origin(source, instrument, granularity)
+    counts = flagged.select([pl.col(f"_r_{code}").sum().alias(code) for code in codes]).row(0, named=True)
+    return ValidationResult(
+        input_rows=raw.height,
+        accepted=_bronze_rows(flagged.filter(~pl.col("_bad")), instrument, granularity, source, ingested_at),
+        quarantined=_quarantine_records(rejected, raw.columns, origin, ingested_at),
+        reasons={code: int(n) for code, n in sorted(counts.items()) if n},
+        normalised_to_utc=int(flagged["_normalised"].fill_null(False).sum()),
+    )
+
+
+def _check_input(raw: pl.DataFrame, source: str, timezone: str) -> None:
+    """Refuse input that no row of could be valid: required columns missing, an unknown timezone."""
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
         raise SchemaError(
@@ -198,14 +231,13 @@ def validate_candles(
         raise ConfigError(
             f"timezone {timezone!r} is not an IANA zone name such as UTC or America/New_York"
         ) from exc
-    ingested_at = ingested_at or now
-    length = bar_length(granularity)
-    grid_us = int(min(length, timedelta(hours=1)).total_seconds() * 1_000_000)
-    length_us = int(length.total_seconds() * 1_000_000)
-    latest_close = now.astimezone(UTC) + timedelta(seconds=quality.max_future_skew_s)
 
+
+def _parse(raw: pl.DataFrame, timezone: str) -> pl.DataFrame:
+    """``raw`` plus ``_row``, ``_ts`` (UTC), ``_normalised`` and each price, volume and quote as Float64
+    (``_open`` … ``_ask_close``; null where the value is not a number)."""
     schema = raw.schema
-    parsed = (
+    return (
         raw.with_row_index("_row")
         .hstack(_timestamps(raw, timezone))
         .with_columns(
@@ -218,12 +250,17 @@ def validate_candles(
         )
     )
 
+
+def _checks(schema: pl.Schema, granularity: str, latest_close: datetime) -> dict[str, pl.Expr]:
+    """Reason code -> expression true on the parsed rows that fail that check."""
+    length = bar_length(granularity)
+    grid_us = int(min(length, timedelta(hours=1)).total_seconds() * 1_000_000)
+    length_us = int(length.total_seconds() * 1_000_000)
     valid_prices = pl.all_horizontal(
         [pl.col(f"_{c}").is_finite() & (pl.col(f"_{c}") > 0) for c in PRICE_COLUMNS]
     ).fill_null(False)
     o, h, lo, c = (pl.col(f"_{x}") for x in PRICE_COLUMNS)
     volume = pl.col("_volume")
-    bid, ask = pl.col("_bid_close"), pl.col("_ask_close")
     bad_quote = pl.any_horizontal(
         [
             (pl.col(x).is_not_null() & ~(pl.col(f"_{x}").is_finite() & (pl.col(f"_{x}") > 0)).fill_null(True))
@@ -231,13 +268,15 @@ def validate_candles(
             if x in schema
         ]
         or [pl.lit(False)]
-    ) | (bid > ask)
+    ) | (pl.col("_bid_close") > pl.col("_ask_close"))
     volume_given = pl.col("volume").is_not_null() if "volume" in schema else pl.lit(False)
+    text = [name for name in _CANDLE_FIELDS if name in schema and _is_text(schema[name])]
     checks: dict[str, pl.Expr] = {
         "missing_timestamp": pl.col("ts").is_null(),
         "unparseable_timestamp": pl.col("ts").is_not_null() & pl.col("_ts").is_null(),
         "misaligned_timestamp": pl.col("_ts").dt.epoch("us") % grid_us != 0,
-        "future_timestamp": pl.col("_ts") + pl.duration(microseconds=length_us) > pl.lit(latest_close),
+        "future_timestamp": pl.col("_ts") + pl.duration(microseconds=length_us)
+        > pl.lit(latest_close.astimezone(UTC)),
         "timestamp_out_of_range": pl.col("_ts") < pl.lit(_EARLIEST).cast(UTC_TS),
         "missing_price": pl.any_horizontal([pl.col(x).is_null() for x in PRICE_COLUMNS]),
         "non_numeric_price": pl.any_horizontal(
@@ -257,51 +296,52 @@ def validate_candles(
         "negative_volume": volume < 0,
         "invalid_bid_ask": bad_quote,
     }
+    # A record with a field too long to be a value, or that the source could not read, has nothing to
+    # judge: that is its only reason.
+    oversized = pl.any_horizontal(
+        [pl.col(x).cast(pl.Utf8).str.len_bytes() > MAX_FIELD_BYTES for x in text] or [pl.lit(False)]
+    ).fill_null(False)
+    checks = {code: expr & ~oversized for code, expr in checks.items()}
+    checks["oversized_field"] = oversized
     if "record_error" in schema:
-        # A record the source could not read has no fields to judge: that is its only reason.
-        readable = pl.col("record_error").is_null()
-        checks = {code: expr & readable for code, expr in checks.items()}
-        checks["unparseable_record"] = ~readable
+        error = pl.col("record_error").cast(pl.Utf8)
+        checks = {code: expr & error.is_null() for code, expr in checks.items()}
+        for code in RECORD_ERRORS:
+            checks[code] = error == code
+        checks["unparseable_record"] = error.is_not_null() & ~error.is_in(RECORD_ERRORS[1:])
     if "complete" in schema:
         flag = pl.col("complete").cast(pl.Utf8).str.strip_chars().str.to_lowercase()
         checks["incomplete_candle"] = flag.is_in(["false", "0", "no"])
+    return checks
+
+
+def _flag(parsed: pl.DataFrame, checks: dict[str, pl.Expr]) -> pl.DataFrame:
+    """``parsed`` plus a ``_r_<code>`` flag per check and duplicate rule, and ``_bad`` (any flag)."""
     flagged = parsed.with_columns(**{f"_r_{code}": expr.fill_null(False) for code, expr in checks.items()})
-    flagged = _flag_duplicates(flagged.with_columns(_bad=pl.any_horizontal(pl.col("^_r_.*$"))))
-    codes = [*checks, *_DUPLICATE_CODES]
-    ok = ~pl.col("_bad")
-    accepted = (
-        flagged.filter(ok)
-        .sort("_ts", maintain_order=True)
+    return _flag_duplicates(flagged.with_columns(_bad=pl.any_horizontal(pl.col("^_r_.*$"))))
+
+
+def _bronze_rows(
+    good: pl.DataFrame, instrument: str, granularity: str, source: str, ingested_at: datetime
+) -> pl.DataFrame:
+    """Accepted parsed rows as ``bronze.candles`` rows, sorted by ``ts``."""
+    return (
+        good.sort("_ts", maintain_order=True)
         .select(
             instrument=pl.lit(instrument),
             granularity=pl.lit(granularity),
             ts=pl.col("_ts"),
-            open=o,
-            high=h,
-            low=lo,
-            close=c,
-            volume=volume.fill_null(0).cast(pl.Int64),
-            bid_close=bid,
-            ask_close=ask,
+            open=pl.col("_open"),
+            high=pl.col("_high"),
+            low=pl.col("_low"),
+            close=pl.col("_close"),
+            volume=pl.col("_volume").fill_null(0).cast(pl.Int64),
+            bid_close=pl.col("_bid_close"),
+            ask_close=pl.col("_ask_close"),
             source=pl.lit(source),
             ingested_at=pl.lit(ingested_at).cast(UTC_TS),
         )
         .select(list(CANDLES.schema))
-    )
-    rejected = flagged.filter(~ok).with_columns(
-        _reasons=pl.concat_list(
-            [pl.when(pl.col(f"_r_{code}")).then(pl.lit(code)) for code in codes]
-        ).list.drop_nulls()
-    )
-    origin = quarantine_origin(source, instrument, granularity)
-    quarantined = _quarantine_records(rejected, raw.columns, origin, ingested_at)
-    counts = flagged.select([pl.col(f"_r_{code}").sum().alias(code) for code in codes]).row(0, named=True)
-    return ValidationResult(
-        input_rows=raw.height,
-        accepted=accepted,
-        quarantined=quarantined,
-        reasons={code: int(n) for code, n in sorted(counts.items()) if n},
-        normalised_to_utc=int(parsed["_normalised"].fill_null(False).sum()),
     )
 
 

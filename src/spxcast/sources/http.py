@@ -5,7 +5,8 @@ Retried: transport errors (connection refused, timeouts, protocol errors), HTTP 
 HTTP date), else exponential backoff ``min(max_s, base_s * 2**attempt)``, optionally scaled by a jitter
 factor in [0.5, 1.5). Any other answer is returned for the caller to judge: each provider has its own idea
 of success (200 only, or 304 for a conditional GET) and its own error format. Request headers, which may
-carry tokens, are never logged.
+carry tokens, are never logged, and their credentials are registered as secrets, so a server that echoes
+them in an error body cannot make them appear in a message (:func:`spxcast.errors.redact`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from spxcast.errors import SourceError
+from spxcast.errors import SourceError, redact, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,22 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         return None
 
 
+_CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"}
+
+
+def register_credentials(headers: Mapping[str, str] | None) -> None:
+    """Register the credentials among request headers (the whole value and its token after a scheme)."""
+    for name, value in (headers or {}).items():
+        if name.lower() in _CREDENTIAL_HEADERS:
+            register_secret(value)
+            register_secret(value.partition(" ")[2].strip())
+
+
+def error_body(response: httpx.Response, limit: int = 200) -> str:
+    """The start of an error response's body, fit for a message (secrets removed)."""
+    return redact(response.text[:limit])
+
+
 def is_retryable(status_code: int) -> bool:
     return status_code == 429 or status_code >= 500
 
@@ -70,6 +87,7 @@ def get_with_retries(
     ``backoff(attempt)`` gives the wait when the server sends no ``Retry-After``; ``before_attempt`` runs
     before every request (a politeness delay).
     """
+    register_credentials(headers)
     problem = "no attempt made"
     for attempt in range(max_retries + 1):
         if before_attempt is not None:
@@ -78,11 +96,11 @@ def get_with_retries(
         try:
             response = client.get(url, params=params, headers=headers)
         except httpx.TransportError as exc:
-            problem = f"{type(exc).__name__}: {exc}"
+            problem = redact(f"{type(exc).__name__}: {exc}")
         else:
             if not is_retryable(response.status_code):
                 return response
-            problem = f"HTTP {response.status_code}: {response.text[:200]!r}"
+            problem = f"HTTP {response.status_code}: {error_body(response)!r}"
             wait = retry_after_seconds(response)
         if attempt == max_retries:
             break

@@ -6,8 +6,14 @@ Columns are found by a mapping from the bronze name to the file's column (``--ma
 ``{"time": ..., "volume": ..., "complete": true, "mid": {"o": "...", ...}, "bid": {"c": ...}}`` maps to
 ``ts=time, open=mid.o, …, bid_close=bid.c`` without any mapping. Values are passed on untouched (as text
 for CSV and JSON): validation parses them, normalises timestamps (naive ones are read in the configured
-timezone) and quarantines what it cannot use. A JSON line that does not parse becomes a row whose
-``record_error`` says why, so it is quarantined rather than lost; blank lines are not records.
+timezone) and quarantines what it cannot use. Blank lines are not records.
+
+A record the source cannot read becomes a row whose ``record_error`` holds a reason code (and
+``record_detail`` the details), so that exactly that record is quarantined and the rest of the file is
+imported: ``unparseable_record`` (a line that is not a JSON object, a CSV line with more fields than the
+header), ``invalid_encoding`` (bytes that are not UTF-8; the record is kept with replacement characters)
+and ``mixed_types`` (a JSON line whose field is an object or a list where the other lines have plain
+values, or the reverse).
 """
 
 from __future__ import annotations
@@ -97,6 +103,7 @@ def _flatten(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 _SURPLUS = "__surplus_fields__"
+_REPLACEMENT = "\ufffd"
 
 
 class FileCandleSource:
@@ -144,7 +151,7 @@ class FileCandleSource:
     def _select(self, batch: pl.DataFrame) -> pl.DataFrame:
         columns = resolve_columns(batch.columns, self.config.columns)
         selected = [pl.col(source).alias(target) for target, source in columns.items()]
-        selected += [pl.col(c) for c in ("line", "record_error") if c in batch.columns]
+        selected += [pl.col(c) for c in ("line", "record_error", "record_detail") if c in batch.columns]
         return batch.select(selected)
 
     def _csv(self) -> Iterator[pl.DataFrame]:
@@ -152,7 +159,12 @@ class FileCandleSource:
             return
         separator = "\t" if self.path.suffix.lower() == ".tsv" else ","
         header = pl.read_csv(
-            self.path, n_rows=0, infer_schema=False, separator=separator, truncate_ragged_lines=True
+            self.path,
+            n_rows=0,
+            infer_schema=False,
+            separator=separator,
+            truncate_ragged_lines=True,
+            encoding="utf8-lossy",
         ).columns
         # One column more than the header: a line with surplus fields fills it, so it is quarantined as
         # unreadable (its columns may be shifted) instead of being silently truncated.
@@ -165,15 +177,26 @@ class FileCandleSource:
             separator=separator,
             truncate_ragged_lines=True,
             raise_if_empty=False,
+            encoding="utf8-lossy",  # bytes that are not UTF-8 become U+FFFD: that record is quarantined
         )
         for batch in lazy.collect_batches(chunk_size=self.config.batch_rows):
             surplus = pl.col(_SURPLUS)
+            undecodable = pl.any_horizontal(
+                pl.col(c).str.contains(_REPLACEMENT, literal=True) for c in header
+            )
             yield batch.with_columns(
-                record_error=pl.when(surplus.is_not_null()).then(
+                record_error=pl.when(surplus.is_not_null())
+                .then(pl.lit("unparseable_record"))
+                .when(undecodable)
+                .then(pl.lit("invalid_encoding")),
+                record_detail=pl.when(surplus.is_not_null())
+                .then(
                     pl.format(
                         f"more fields than the {len(header)} of the header; first surplus: {{}}", surplus
                     )
                 )
+                .when(undecodable)
+                .then(pl.lit("bytes that are not UTF-8 (shown as U+FFFD)")),
             ).drop(_SURPLUS)
 
     def _parquet(self) -> Iterator[pl.DataFrame]:
@@ -204,31 +227,89 @@ class FileCandleSource:
 def _parse_json_lines(lines: list[bytes]) -> pl.DataFrame:
     """Parse JSON lines (one object each) in one go; with bad lines, line by line so none is lost.
 
-    In the line-by-line fallback every row keeps its original text in ``line`` and, when it could not be
-    read, the reason in ``record_error``.
+    In the line-by-line fallback every row keeps its original text in ``line``, nested fields become
+    dotted columns of text (``mid.o``), and a line that cannot be used gets a reason code in
+    ``record_error`` (see the module docstring) and the details in ``record_detail``.
     """
     try:
         parsed = pl.read_ndjson(io.BytesIO(b"\n".join(lines)), infer_schema_length=1000)
-        if parsed.height == len(lines):
+        if parsed.height == len(lines) and not _has_coerced_values(_flatten(parsed)):
             return parsed
-    except pl.exceptions.PolarsError:
-        log.debug("batch of %d JSON lines has bad lines; parsing line by line", len(lines))
-    records: list[dict[str, Any]] = []
-    for line in (raw.decode("utf-8", errors="replace") for raw in lines):
-        error: str | None
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            value, error = {}, f"invalid JSON: {exc.msg}"
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
+        pass
+    log.debug("batch of %d JSON lines has bad lines; parsing line by line", len(lines))
+    records = [_read_json_line(raw) for raw in lines]
+    shapes = [_shape(fields) if fields is not None else {} for fields, _, _ in records]
+    usual = _usual_kinds(shapes)
+    rows: list[dict[str, Any]] = []
+    for (fields, line, problem), shape in zip(records, shapes, strict=True):
+        odd = sorted(path for path, kind in shape.items() if kind != usual[path])
+        if problem is None and odd:
+            problem = ("mixed_types", f"fields {odd} differ in kind (object, list, value) from other lines")
+        if problem is not None:
+            rows.append({"line": line, "record_error": problem[0], "record_detail": problem[1]})
         else:
-            error = None if isinstance(value, dict) else f"expected a JSON object, got {type(value).__name__}"
-        fields = _stringify(value) if isinstance(value, dict) else {}
-        records.append({**fields, "line": line, "record_error": error})
-    return pl.from_dicts(records, infer_schema_length=None)
+            assert fields is not None
+            rows.append({**_dotted_text(fields), "line": line, "record_error": None, "record_detail": None})
+    return pl.from_dicts(rows, infer_schema_length=None)
 
 
-def _stringify(value: dict[str, Any]) -> dict[str, Any]:
-    """Leaves as text (so mixed types across lines cannot break the frame); nested objects kept nested."""
-    return {
-        k: _stringify(v) if isinstance(v, dict) else (None if v is None else str(v)) for k, v in value.items()
-    }
+def _has_coerced_values(frame: pl.DataFrame) -> bool:
+    """Whether a text column holds an object or list that polars turned into JSON text (a type-mixed line)."""
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    if not text:
+        return False
+    found = frame.select(pl.any_horizontal(pl.col(text).str.contains(r"^\s*[\[{]")).any()).item()
+    return bool(found)
+
+
+def _read_json_line(raw: bytes) -> tuple[dict[str, Any] | None, str, tuple[str, str] | None]:
+    """``(object or None, the line as text, (reason code, detail) or None)`` for one JSON line."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, raw.decode("utf-8", errors="backslashreplace"), ("invalid_encoding", str(exc))
+    try:
+        value = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        return None, line, ("unparseable_record", f"invalid JSON: {getattr(exc, 'msg', exc)}")
+    if not isinstance(value, dict):
+        return None, line, ("unparseable_record", f"expected a JSON object, got {type(value).__name__}")
+    return value, line, None
+
+
+def _kind(value: Any) -> str:
+    return "object" if isinstance(value, dict) else "list" if isinstance(value, list) else "value"
+
+
+def _shape(value: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted path -> kind (object, list, value) of every non-null field, nested ones included."""
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if item is None:
+            continue
+        out[f"{prefix}{key}"] = _kind(item)
+        if isinstance(item, dict):
+            out.update(_shape(item, f"{prefix}{key}."))
+    return out
+
+
+def _usual_kinds(shapes: list[dict[str, str]]) -> dict[str, str]:
+    """Per dotted path, the kind most lines give it."""
+    counts: dict[str, dict[str, int]] = {}
+    for shape in shapes:
+        for path, kind in shape.items():
+            kinds = counts.setdefault(path, {})
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return {path: max(kinds, key=lambda k: kinds[k]) for path, kinds in counts.items()}
+
+
+def _dotted_text(value: dict[str, Any], prefix: str = "") -> dict[str, str | None]:
+    """Nested objects as dotted keys (``mid.o``) with text leaves, so no line can break the frame's types."""
+    out: dict[str, str | None] = {}
+    for key, item in value.items():
+        if isinstance(item, dict):
+            out.update(_dotted_text(item, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = None if item is None else str(item)
+    return out

@@ -21,8 +21,8 @@ import httpx
 import polars as pl
 
 from spxcast.config import OandaSettings
-from spxcast.errors import ConfigError, SourceError, SpxcastError
-from spxcast.sources.http import backoff_seconds, get_with_retries
+from spxcast.errors import ConfigError, SourceError, SpxcastError, redact, register_secret
+from spxcast.sources.http import backoff_seconds, error_body, get_with_retries
 from spxcast.timeutil import parse_utc
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class OandaCandleSource:
         price = config.price.upper()
         if not price or set(price) - set("MBA") or "M" not in price:
             raise ConfigError(f"oanda.price {config.price!r} must contain M (mid) and optionally B and A")
+        register_secret(token)
         self.config = config
         self.price = "".join(p for p in "MBA" if p in price)
         self._headers = {"Authorization": f"Bearer {token}", "Accept-Datetime-Format": "RFC3339"}
@@ -159,6 +160,7 @@ def _candle_time(candle: dict[str, Any]) -> datetime | None:
 
 def _error_message(response: httpx.Response) -> str:
     try:
-        return str(response.json().get("errorMessage", response.text[:200]))
-    except ValueError:
-        return response.text[:200]
+        message = response.json().get("errorMessage")
+    except (ValueError, AttributeError):
+        message = None
+    return redact(str(message)[:200]) if message is not None else error_body(response)

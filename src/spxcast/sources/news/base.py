@@ -12,7 +12,7 @@ from typing import Protocol
 import httpx
 
 from spxcast.errors import SourceError
-from spxcast.sources.http import backoff_seconds, get_with_retries
+from spxcast.sources.http import backoff_seconds, error_body, get_with_retries
 from spxcast.sources.news.records import RawArticle
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class PoliteClient:
                 before_attempt=self._be_polite,
             )
         if response.status_code >= 400 and response.status_code != 304:
-            problem = f"HTTP {response.status_code}: {response.text[:200]!r}"
+            problem = f"HTTP {response.status_code}: {error_body(response)!r}"
             raise SourceError(f"GET {url} was refused ({problem}); check the URL and query")
         return response
 

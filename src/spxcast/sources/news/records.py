@@ -2,7 +2,10 @@
 
 Every source yields :class:`RawArticle` mappings whose values may still be strings (times as ISO-8601,
 RFC 2822 or GDELT's ``YYYYMMDDTHHMMSSZ``). :func:`to_bronze` turns them into ``bronze.news`` rows and
-``bronze.quarantine`` rows: a record without URL or title, or with a time that cannot be read, is
+``bronze.quarantine`` rows: a record without URL or title, with a time that cannot be read or lies
+outside the plausible range (before 1970, or more than 30 days after the ingestion), with a field that is
+an object or list instead of text (``mixed_types``) or longer than 128 KiB (``oversized_field``), or that
+its source could not read at all (``record_error``: ``unparseable_record``, ``invalid_encoding``) is
 quarantined with its reason codes. Irrelevant articles and duplicates are dropped and counted, so that
 ``input = accepted + quarantined + irrelevant + duplicates`` always holds.
 
@@ -28,6 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import polars as pl
 
 from spxcast.lake.tables import NEWS, QUARANTINE
+from spxcast.quality.candles import MAX_FIELD_BYTES
 
 
 class RawArticle(TypedDict, total=False):
@@ -43,6 +47,8 @@ class RawArticle(TypedDict, total=False):
     received_at: Any
     provider: Any
     raw: Any  # the source's original item when it was not a record at all (kept for the quarantine)
+    record_error: Any  # why the source could not read the record (a reason code), with ``raw``
+    line: Any  # where the record is in its file (file sources)
 
 
 _TRACKING_PARAMS = re.compile(r"^(utm_.*|fbclid|gclid|dclid|mc_cid|mc_eid|ocid|cmpid|ref|ref_src|smid|mod)$")
@@ -214,7 +220,7 @@ def to_bronze(
     bad: list[dict[str, Any]] = []
     irrelevant = 0
     for record in records:
-        row, reasons = _parse_record(record, provider, backfill_latency)
+        row, reasons = _parse_record(record, provider, backfill_latency, ingested_at)
         if reasons:
             bad.append(_quarantine_row(record, reasons, provider, ingested_at))
         elif not relevance.matches(row["title"], row["summary"]):
@@ -245,9 +251,25 @@ def _plain(value: Any) -> str | None:
     return _text(_SPACES.sub(" ", html.unescape(_TAG.sub(" ", text))))
 
 
+#: Reason codes a source sets in ``record_error`` (any other value counts as ``unparseable_record``).
+RECORD_ERRORS = ("unparseable_record", "invalid_encoding")
+_FIELDS = ("url", "title", "summary", "domain", "language", "published_at", "crawled_at", "received_at")
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+# Generous: replays and test harnesses run clocks behind their data; a misread date is years off.
+_FUTURE_SKEW = timedelta(days=30)
+
+
 def _parse_record(
-    record: Mapping[str, Any], provider: str, latency: timedelta
+    record: Mapping[str, Any], provider: str, latency: timedelta, ingested_at: datetime
 ) -> tuple[dict[str, Any], list[str]]:
+    error = record.get("record_error")
+    if error is not None:
+        return {}, [error if error in RECORD_ERRORS else "unparseable_record"]
+    values = [record.get(name) for name in (*_FIELDS, "provider")]
+    if any(isinstance(v, dict | list) for v in values):
+        return {}, ["mixed_types"]
+    if any(isinstance(v, str) and len(v.encode("utf-8", "surrogatepass")) > MAX_FIELD_BYTES for v in values):
+        return {}, ["oversized_field"]
     reasons: list[str] = []
     url, title = _text(record.get("url")), _plain(record.get("title"))
     if url is None:
@@ -260,9 +282,12 @@ def _parse_record(
     for column in ("published_at", "crawled_at", "received_at"):
         try:
             times[column] = parse_time(record.get(column))
-        except ValueError:
+        except (ValueError, OverflowError):
             reasons.append(f"unparseable_{column}")
             times[column] = None
+    latest = ingested_at + _FUTURE_SKEW
+    if any(t is not None and not _EARLIEST <= t <= latest for t in times.values()):
+        reasons.append("time_out_of_range")
     known = [t for t in (times["published_at"], times["crawled_at"]) if t is not None]
     if times["received_at"] is None:
         if known:
