@@ -20,7 +20,7 @@ def health(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     from spxcast.lake import Lake
 
     config = settings(ctx)
-    stored = stored_health(Lake.from_settings(config), config.instrument, config.granularity)
+    stored = stored_health(Lake.from_settings(config), config.instrument, config.granularity, config.calendar)
     report = stored.report
     if as_json:
         print_json({**report.to_dict(), "quarantine_fraction": stored.quarantine_fraction})

@@ -21,7 +21,7 @@ def build(
     news: bool = typer.Option(
         True,
         "--news/--no-news",
-        help="Score news and build news signals first (--no-news: use those in the lake)",
+        help="Score news and build news signals first (--no-news: market features only, no news)",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print what each task wrote as one JSON document"),
 ) -> None:
