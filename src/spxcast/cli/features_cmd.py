@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from spxcast.cli._common import console, err_console, handle_errors, outputs_line, settings
+from spxcast.cli._common import console, err_console, handle_errors, outputs_line, progress, settings
+from spxcast.cli.render import print_json, print_table
 
 app = typer.Typer(help="Point-in-time features: build, inspect, document.", no_args_is_help=True)
 
@@ -23,18 +24,28 @@ def build(
         "--news/--no-news",
         help="Score news and build news signals first (--no-news: market features only, no news)",
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print what each task wrote as one JSON document"),
 ) -> None:
     """Build silver groups, news scores and signals, gold.market_features and gold.features (with labels)."""
     from spxcast.pipeline.runs import new_run_id
     from spxcast.pipeline.tasks.features import build_features
 
-    def show(task: str, result: dict[str, Any] | None) -> None:
-        if result is None:
-            err_console.print(f"  [cyan]running[/] {task}")
-        else:
-            console.print(f"  [green]done[/] {task}: {outputs_line(result)}", highlight=False)
+    run_id = new_run_id("features")
+    with progress() as bar:
+        stage = bar.add_task("feature build", total=None)
 
-    build_features(settings(ctx), new_run_id("features"), on_step=show, include_news=news)
+        def show(task: str, result: dict[str, Any] | None) -> None:
+            if result is None:
+                bar.update(stage, description=task)
+                err_console.print(f"  [cyan]running[/] {task}")
+            else:
+                bar.advance(stage)
+                if not as_json:
+                    console.print(f"  [green]done[/] {task}: {outputs_line(result)}", highlight=False)
+
+        results = build_features(settings(ctx), run_id, on_step=show, include_news=news)
+    if as_json:
+        print_json({"run_id": run_id, "tasks": results})
 
 
 @app.command("list")
@@ -58,7 +69,7 @@ def list_features(
     for spec in catalog:
         if group is None or spec.group == group:
             table.add_row(spec.name, spec.group, spec.unit, str(spec.lookback), spec.description)
-    console.print(table)
+    print_table(table)
 
 
 @app.command("show")
@@ -97,8 +108,8 @@ def show(
                 "(weekend, break or halt, or outside the built range)"
             )
     values = row.row(0, named=True)
-    if as_json:
-        typer.echo(json.dumps({k: _json_value(v) for k, v in values.items()}, indent=2))
+    if as_json:  # times as ISO-8601; NaN as null (print_json)
+        print_json({k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()})
         return
     source = "online" if online else "gold"
     table = Table(
@@ -108,7 +119,7 @@ def show(
     table.add_column("value", justify="right", no_wrap=True)
     for name, value in values.items():
         table.add_row(name, f"{value:.6g}" if isinstance(value, float) else str(value))
-    console.print(table)
+    print_table(table)
 
 
 def _online_row(cfg: Any, lake: Any, ts: Any) -> Any:
@@ -128,18 +139,6 @@ def _online_row(cfg: Any, lake: Any, ts: Any) -> Any:
     return row.select(
         pl.lit(cfg.instrument).alias("instrument"), pl.lit(cfg.granularity).alias("granularity"), pl.all()
     )
-
-
-def _json_value(value: Any) -> Any:
-    """JSON for one cell: times as ISO-8601, NaN/inf as null (JSON has no NaN), the rest as is."""
-    import math
-    from datetime import datetime
-
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 @app.command("docs")
