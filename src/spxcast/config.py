@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,7 +24,7 @@ from pydantic_settings import (
 )
 
 from spxcast.errors import ConfigError, redact, register_secret
-from spxcast.timeutil import bar_length, horizon_bars
+from spxcast.timeutil import bar_minutes, check_granularity, horizon_bars
 
 CONFIG_FILE_ENV = "SPXCAST_CONFIG"
 DEFAULT_CONFIG_FILE = Path("spxcast.toml")
@@ -122,7 +122,9 @@ class QualitySettings(BaseModel):
 class NewsSettings(BaseModel):
     """News ingestion: the source, its range, and the rules applied to every article."""
 
-    source: Literal["synthetic", "gdelt", "rss", "files"] = "synthetic"
+    source: Literal["synthetic", "gdelt", "rss", "files", "none"] = Field(
+        default="synthetic", description="Where news comes from; none: market-only runs ingest no news"
+    )
     start: str | None = Field(
         default=None, description="Range start (UTC) for backfills; default: the synthetic market's range"
     )
@@ -203,6 +205,10 @@ class FeatureSettings(BaseModel):
     label_tolerance_minutes: float = Field(
         default=0.0, ge=0, description="A label exists when a bar starts within this tolerance of ts + H"
     )
+    use_news: bool = Field(
+        default=True,
+        description="Use news features when the lake holds news; false (--no-news): market features only",
+    )
 
 
 class TrainingSettings(BaseModel):
@@ -212,7 +218,19 @@ class TrainingSettings(BaseModel):
     trials_coarse: int = Field(default=20, ge=0)
     trials_fine: int = Field(default=30, ge=0)
     split_fractions: tuple[float, float, float, float] = (0.60, 0.15, 0.15, 0.10)
-    oot2_rows: int = Field(default=10_000, ge=0)
+    oot2_rows: int | None = Field(
+        default=None, ge=0, description="OOT2 = this many most recent labelled rows; unset: oot2_fraction"
+    )
+    oot2_fraction: float = Field(
+        default=0.03, ge=0, lt=0.5, description="OOT2 = this share of the labelled rows (most recent)"
+    )
+    tune_share: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="Share of the validation rows (the first ones) that Optuna and early stopping use; "
+        "selection tests the candidates on the rest, which nothing was tuned on",
+    )
     tune_max_rows: int = Field(default=150_000, ge=1000, description="Tune on the most recent rows of train")
     optuna_storage: str | None = Field(default=None, description="Optuna RDB URL; in-memory when unset")
     cost_bps: float = Field(default=1.0, ge=0, description="Round-trip trading cost in basis points")
@@ -221,7 +239,10 @@ class TrainingSettings(BaseModel):
     early_stopping_rounds: int = Field(default=20, ge=1, description="Rounds without valid improvement")
     ar_max_lags: int = Field(default=6, ge=1, description="Largest AR order tried (lags of H-minute returns)")
     selection_dm_pvalue: float | None = Field(
-        default=0.05, gt=0, lt=1, description="Selection needs DM p <= this against zero on valid; None: off"
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Selection needs DM p <= this against zero on valid (untouched by tuning); None: off",
     )
 
     @field_validator("split_fractions")
@@ -245,7 +266,14 @@ class RegistrySettings(BaseModel):
     experiment: str = "spxcast"
     dm_pvalue: float = Field(default=0.05, gt=0, lt=1)
     max_test_rmse: float | None = Field(
-        default=0.18, description="Absolute gate on test RMSE (percent units)"
+        default=None, description="Absolute gate on test RMSE (percent units); unset: max_test_rmse_ratio"
+    )
+    max_test_rmse_ratio: float | None = Field(
+        default=1.5,
+        gt=0,
+        description="Gate: test RMSE <= this x the zero forecast's test RMSE, a sanity ceiling that scales "
+        "with bar size and horizon (1.5 = the old 0.18 % ceiling for 30-minute returns, whose zero RMSE "
+        "is about 0.12 %); used when max_test_rmse is unset",
     )
     champion_tolerance: float = Field(
         default=0.0,
@@ -348,7 +376,20 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path(".spxcast"), description="Holds the lake, SQLite files and MLflow store")
     instrument: str = "SPX500_USD"
     granularity: str = "M1"
-    horizon_minutes: int = Field(default=30, ge=1)
+    horizon_minutes: int = Field(
+        default=30, ge=1, description="Horizon in minutes (labels by time); derived when horizon_bars is set"
+    )
+    horizon_bars: int | None = Field(
+        default=None,
+        ge=1,
+        description="Horizon in bars: the label is the N-th next bar on the trading calendar (Friday -> "
+        "Monday at D); unset: the horizon is horizon_minutes",
+    )
+    calendar: str = Field(
+        default="auto",
+        description="Trading calendar: auto (FX 24x5 for currency pairs, else the OANDA CFD session), cfd, "
+        "fx, or an exchange code of the exchange_calendars library (XNYS, XLON, ...) with its holidays",
+    )
     seed: int = 42
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     lake: LakeSettings = Field(default_factory=LakeSettings)
@@ -366,8 +407,23 @@ class Settings(BaseSettings):
     @field_validator("granularity")
     @classmethod
     def _known_granularity(cls, value: str) -> str:
-        bar_length(value)
-        return value
+        try:
+            return check_granularity(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _horizon_in_bars(self) -> Settings:
+        """With ``horizon_bars`` the horizon in minutes is derived (N bar lengths, a nominal length)."""
+        if self.horizon_bars is not None:
+            derived = round(self.horizon_bars * bar_minutes(self.granularity))
+            if "horizon_minutes" in self.model_fields_set and self.horizon_minutes != derived:
+                raise ValueError(
+                    f"set horizon_minutes or horizon_bars, not both: {self.horizon_minutes} min is not "
+                    f"{self.horizon_bars} {self.granularity} bars"
+                )
+            self.horizon_minutes = derived
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -385,8 +441,9 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @property
-    def horizon_bars(self) -> int:
-        return horizon_bars(self.horizon_minutes, self.granularity)
+    def horizon_bar_count(self) -> int:
+        """Bars in the horizon (``horizon_bars``, or the whole number of bars in ``horizon_minutes``)."""
+        return self.horizon_bars or horizon_bars(self.horizon_minutes, self.granularity)
 
     def db_url(self) -> str:
         return self.db.url or f"sqlite:///{(self.home / 'spxcast.db').resolve()}"

@@ -14,6 +14,9 @@ from spxcast.errors import ConfigError
 _GRANULARITY = re.compile(r"^(?:(?P<unit>[SMH])(?P<n>\d+)|(?P<fixed>D|W))$")
 _UNIT_SECONDS = {"S": 1, "M": 60, "H": 3600}
 
+#: The bar sizes spxcast builds features, labels and calendars for.
+SUPPORTED_GRANULARITIES: tuple[str, ...] = ("M1", "M5", "M15", "M30", "H1", "H4", "D")
+
 
 def bar_length(granularity: str) -> timedelta:
     """Length of one bar of an OANDA granularity (S5, M1, M5, M15, H1, H4, D, W)."""
@@ -30,6 +33,15 @@ def bar_length(granularity: str) -> timedelta:
     if n <= 0:
         raise ConfigError(f"granularity {granularity!r} must have a positive length")
     return timedelta(seconds=n * _UNIT_SECONDS[match["unit"]])
+
+
+def check_granularity(granularity: str) -> str:
+    """``granularity`` when it is one of :data:`SUPPORTED_GRANULARITIES`; else a ConfigError naming them."""
+    if granularity not in SUPPORTED_GRANULARITIES:
+        raise ConfigError(
+            f"granularity {granularity!r} is not supported; use one of {', '.join(SUPPORTED_GRANULARITIES)}"
+        )
+    return granularity
 
 
 def bar_minutes(granularity: str) -> float:

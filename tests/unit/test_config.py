@@ -57,8 +57,8 @@ def test_bad_settings_are_clear_errors(overrides: dict[str, object], message: st
 
 def test_horizon_must_be_whole_bars() -> None:
     with pytest.raises(ConfigError, match="whole number"):
-        _ = load_settings(granularity="M15", horizon_minutes=20).horizon_bars
-    assert load_settings(granularity="M5", horizon_minutes=30).horizon_bars == 6
+        _ = load_settings(granularity="M15", horizon_minutes=20).horizon_bar_count
+    assert load_settings(granularity="M5", horizon_minutes=30).horizon_bar_count == 6
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:

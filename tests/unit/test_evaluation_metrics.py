@@ -29,6 +29,7 @@ from spxcast.evaluation import (
     turnover,
 )
 from spxcast.evaluation.backtest import non_overlapping_entries
+from spxcast.evaluation.evaluate import ic_period
 
 Y = np.array([1.0, -2.0, 3.0, 0.0])
 PRED = np.array([0.5, -1.0, 1.0, 1.0])
@@ -121,3 +122,30 @@ def test_entries_match_a_naive_loop(steps: list[int], horizon: int) -> None:
             naive.append(i)
             next_allowed = t + horizon
     np.testing.assert_array_equal(non_overlapping_entries(minutes, horizon), naive)
+
+
+def test_icir_groups_by_week_or_month_when_days_hold_few_rows() -> None:
+    """Regression: with one row per day every daily IC was undefined and ICIR was null for daily bars."""
+    rng = np.random.default_rng(3)
+    days = pl.datetime_range(
+        datetime(2022, 1, 3, tzinfo=UTC), datetime(2023, 12, 29, tzinfo=UTC), "1d", eager=True
+    ).filter(pl.Series(np.arange(726) % 7 < 5))
+    y = rng.standard_normal(len(days))
+    pred = y + 2 * rng.standard_normal(len(days))
+    assert ic_period(days) == "month"
+    daily = evaluate_forecast(days, y, pred, horizon_minutes=1440, horizon_bars=1, cost_bps=1.0)
+    assert daily["icir_period"] == "month"
+    monthly = daily_ic(days, y, pred, "month")
+    assert monthly.height == 24 and monthly["rows"].min() >= 19
+    assert daily["icir"] == pytest.approx(information_ratio(monthly["ic"].to_numpy()))
+    assert daily["icir"] > 0
+    hours = pl.Series(
+        [
+            datetime(2024, 1, 1, 14, tzinfo=UTC) + timedelta(days=d, hours=h)
+            for d in range(60)
+            for h in range(7)
+        ]
+    )
+    assert ic_period(hours) == "week", "7 hourly bars a day (an exchange session)"
+    minutes = pl.Series([datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=m) for m in range(3000)])
+    assert ic_period(minutes) == "day"

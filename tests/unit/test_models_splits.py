@@ -82,3 +82,45 @@ def test_splits_hold_only_labelled_rows_of_the_factory() -> None:
     labelled = gold.filter(pl.col("label_ok"))
     assert labelled[TARGET].null_count() == 0
     assert np.isfinite(labelled[TARGET].to_numpy()).all()
+
+
+def test_the_tune_split_takes_the_first_part_of_validation_with_a_purge_gap() -> None:
+    ts = _labelled_ts()
+    plain = make_splits(ts, (0.6, 0.15, 0.15, 0.1), 1500, HORIZON)
+    split = make_splits(ts, (0.6, 0.15, 0.15, 0.1), 1500, HORIZON, tune_share=0.5)
+    assert split.names == ["train", "tune", "valid", "test", "oot", "oot2"]
+    tune, valid = split.range("tune"), split.range("valid")
+    assert tune.start == plain.range("valid").start and valid.end == plain.range("valid").end
+    assert tune.end + timedelta(minutes=HORIZON) < valid.start
+    total = plain.range("valid").rows + plain.range("valid").purged_rows
+    assert tune.rows + tune.purged_rows + valid.rows + valid.purged_rows == total
+    assert abs((tune.rows + tune.purged_rows) - total / 2) <= 1
+    assert SplitBoundaries.from_dict(split.to_dict()) == split
+    with pytest.raises(ModelError, match="tune_share"):
+        make_splits(ts, (0.6, 0.15, 0.15, 0.1), 1500, HORIZON, tune_share=1.0)
+
+
+def test_oot2_defaults_to_a_share_of_the_rows_at_any_bar_size() -> None:
+    """Regression: OOT2 was a fixed 10,000 rows, more than a daily series holds."""
+    from datetime import UTC, datetime
+
+    from spxcast.config import load_settings
+    from spxcast.models.train import TrainingSpec, split_rows
+
+    settings = load_settings(granularity="D", horizon_bars=1)
+    spec = TrainingSpec.from_settings(settings, "ar", ["f0"])
+    days = [datetime(2015, 1, 5, tzinfo=UTC) + timedelta(days=i) for i in range(3500)]
+    weekdays = [d for d in days if d.weekday() < 5]
+    frame = pl.DataFrame(
+        {
+            "instrument": "SPX500_USD",
+            "granularity": "D",
+            "ts": pl.Series(weekdays, dtype=pl.Datetime("us", "UTC")),
+        }
+    )
+    boundaries = split_rows(frame, spec)
+    oot2 = boundaries.range("oot2")
+    assert oot2.rows == round(len(weekdays) * settings.training.oot2_fraction) == 75
+    assert oot2.end == frame["ts"][-1]
+    assert boundaries.purge_bars == 1
+    assert all(r.purged_rows == 1 for r in boundaries.ranges[:-1]), "one bar purged (Friday's reaches Monday)"

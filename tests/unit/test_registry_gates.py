@@ -90,3 +90,16 @@ def test_report_lists_every_gate_and_explains_failures() -> None:
         "passed": True,
         "figure": report.results[0].figure,
     }
+
+
+def test_rmse_ceiling_relative_to_the_zero_forecast_scales_with_the_bar_size() -> None:
+    """Regression: the absolute 0.18 % ceiling failed every daily model (daily returns are ~1 %)."""
+    daily = _metrics(1.05, 1.10, 0.01)  # percent returns of a daily series, with skill
+    assert evaluate_gates(daily, RegistrySettings(), None, None).passed
+    gate = max_rmse_gate(daily, None, 1.5)
+    assert gate.passed
+    assert gate.figure == "test RMSE 1.05000 (need <= 1.5 x zero forecast's 1.10000 = 1.65000)"
+    assert not max_rmse_gate(_metrics(1.7, 1.1, 0.01), None, 1.5).passed
+    assert not max_rmse_gate({"test": {"model": {"rmse": 1.0}}}, None, 1.5).passed
+    assert max_rmse_gate(daily, None, None).figure.startswith("disabled")
+    assert not max_rmse_gate(daily, 0.18, 1.5).passed, "an absolute threshold, when set, wins"

@@ -15,6 +15,7 @@ from spxcast.registry.store import mlflow_client
 def test_one_registered_model_per_instrument_bar_size_and_horizon() -> None:
     assert registered_model_name("SPX500_USD", "M1", 30) == "spxcast-SPX500_USD-30m"
     assert registered_model_name("SPX500_USD", "M5", 60) == "spxcast-SPX500_USD-M5-60m"
+    assert registered_model_name("SPX", "D", 1440, 1) == "spxcast-SPX-D-1b", "labels by bar, not by time"
 
 
 def _closed_port() -> int:

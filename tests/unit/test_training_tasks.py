@@ -71,6 +71,7 @@ def test_train_tasks_write_candidates_and_selection(trained_settings: Settings) 
     assert selection["lake_versions"] == {"gold.features": 0}
     assert [s["name"] for s in selection["split_boundaries"]["splits"]] == [
         "train",
+        "tune",  # Optuna and early stopping; selection's valid rows come after it, untouched
         "valid",
         "test",
         "oot",

@@ -21,7 +21,7 @@ def health(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     from spxcast.lake import Lake
 
     config = settings(ctx)
-    stored = stored_health(Lake.from_settings(config), config.instrument, config.granularity)
+    stored = stored_health(Lake.from_settings(config), config.instrument, config.granularity, config.calendar)
     report = stored.report
     if as_json:
         console.print_json(

@@ -20,7 +20,7 @@ def build(
     news: bool = typer.Option(
         True,
         "--news/--no-news",
-        help="Score news and build news signals first (--no-news: use those in the lake)",
+        help="Score news and build news signals first (--no-news: market features only, no news)",
     ),
 ) -> None:
     """Build silver groups, news scores and signals, gold.market_features and gold.features (with labels)."""

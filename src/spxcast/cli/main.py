@@ -50,7 +50,7 @@ def root(
     ),
     instrument: str | None = typer.Option(None, "--instrument", help="Instrument, e.g. SPX500_USD"),
     granularity: str | None = typer.Option(
-        None, "--granularity", help="Bar size: M1 (default), M5, M15, H1, D"
+        None, "--granularity", help="Bar size: M1 (default), M5, M15, M30, H1, H4, D"
     ),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Log progress at INFO level"),
     debug: bool = typer.Option(False, "--debug", help="Log at DEBUG level and show tracebacks"),

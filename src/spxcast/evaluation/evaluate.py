@@ -18,10 +18,25 @@ from spxcast.evaluation.backtest import backtest
 
 ACTUAL = "actual"
 
+#: ICIR periods, finest first; the first whose periods hold at least IC_MIN_ROWS rows on average is used.
+IC_PERIODS = {"day": "1d", "week": "1w", "month": "1mo"}
+IC_MIN_ROWS = 10
 
-def daily_ic(ts: pl.Series, y: np.ndarray, pred: np.ndarray) -> pl.DataFrame:
-    """Pearson IC per UTC calendar day: columns ``day``, ``rows``, ``ic`` (null when undefined)."""
-    frame = pl.DataFrame({"day": ts.dt.date(), "y": y, "pred": pred})
+
+def ic_period(ts: pl.Series) -> str:
+    """The finest period (day, week, month) whose periods hold >= :data:`IC_MIN_ROWS` rows on average:
+    a day for intraday bars, a week for hourly bars of short sessions, a month for daily bars."""
+    for period, every in IC_PERIODS.items():
+        groups = ts.dt.truncate(every).n_unique() if len(ts) else 0
+        if groups and len(ts) / groups >= IC_MIN_ROWS:
+            return period
+    return "month"
+
+
+def daily_ic(ts: pl.Series, y: np.ndarray, pred: np.ndarray, period: str = "day") -> pl.DataFrame:
+    """Pearson IC per UTC calendar ``period`` (day, week from Monday, month): columns ``day`` (the
+    period's first day), ``rows``, ``ic`` (null when undefined)."""
+    frame = pl.DataFrame({"day": ts.dt.truncate(IC_PERIODS[period]).dt.date(), "y": y, "pred": pred})
     rows = [
         {"day": day, "rows": len(group), "ic": metrics.ic(group["y"].to_numpy(), group["pred"].to_numpy())}
         for (day,), group in frame.group_by("day", maintain_order=True)
@@ -36,7 +51,8 @@ def evaluate_forecast(
     """Accuracy, correlation, Diebold–Mariano vs zero and the cost-aware backtest of one forecast."""
     if len(y) == 0:
         return {"rows": 0}
-    daily = daily_ic(ts, y, pred)["ic"].to_numpy()
+    period = ic_period(ts)
+    daily = daily_ic(ts, y, pred, period)["ic"].to_numpy()
     dm_statistic, dm_pvalue = metrics.diebold_mariano(y, pred, lag=max(0, horizon_bars - 1))
     minutes = ts.cast(pl.Datetime("us", "UTC")).dt.epoch("us").to_numpy() / 60e6
     result = {
@@ -48,6 +64,7 @@ def evaluate_forecast(
         "ic": metrics.ic(y, pred),
         "rank_ic": metrics.rank_ic(y, pred),
         "icir": metrics.information_ratio(daily),
+        "icir_period": period,
         "dm_statistic": dm_statistic,
         "dm_pvalue": dm_pvalue,
         "backtest": backtest(minutes, y, pred, horizon_minutes, cost_bps).summary(),

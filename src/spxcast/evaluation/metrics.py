@@ -50,7 +50,8 @@ def rank_ic(y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def information_ratio(daily: np.ndarray) -> float:
-    """ICIR: mean / standard deviation (ddof=1) of daily ICs, days with an undefined IC left out."""
+    """ICIR: mean / standard deviation (ddof=1) of per-period ICs (daily, or weekly/monthly when days
+    hold too few rows: see ``evaluate.ic_period``), periods with an undefined IC left out."""
     values = daily[np.isfinite(daily)]
     if len(values) < 2 or np.std(values, ddof=1) == 0:
         return math.nan

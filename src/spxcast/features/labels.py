@@ -7,6 +7,12 @@ earliest in ``(ts + H, ts + H + tolerance]`` (forward). Since the tolerance is b
 always starts after ts. When no bar starts within the tolerance (the
 horizon reaches into a weekend, the daily break, a halt or past the data) the label is null and
 ``label_ok`` false. No bar is ever invented. Labels are built only here.
+
+Horizons in bars (``horizon_bars = N``):
+``target_ret_{N}b_pct = 100 * (close[N-th next bar] / close[ts] - 1)`` where the N-th next bar is the bar
+N positions later on the instrument's trading calendar
+(:mod:`spxcast.sources.market.calendar`): at D, Friday's 1-bar label is Monday's close (the Tuesday after a
+Monday holiday on an exchange calendar); it is null only when that bar is missing from the data.
 """
 
 from __future__ import annotations
@@ -18,20 +24,30 @@ import polars as pl
 from spxcast.errors import ConfigError
 from spxcast.features.build import series_of
 from spxcast.lake.tables import BAR_KEY, BAR_KEY_SCHEMA
+from spxcast.sources.market.calendar import bar_positions
+from spxcast.timeutil import bar_length
 
 
-def label_names(horizon_minutes: int) -> tuple[str, str]:
-    """(return label, direction label) names for a horizon in minutes."""
-    return f"target_ret_{horizon_minutes}m_pct", f"target_dir_{horizon_minutes}m"
+def label_names(horizon_minutes: int, horizon_bars: int | None = None) -> tuple[str, str]:
+    """(return label, direction label) names: ``target_ret_30m_pct`` for a horizon in minutes, or
+    ``target_ret_1b_pct`` when the horizon is given in bars (``horizon_bars``, calendar labels)."""
+    tag = f"{horizon_minutes}m" if horizon_bars is None else f"{horizon_bars}b"
+    return f"target_ret_{tag}_pct", f"target_dir_{tag}"
 
 
-def label_schema(horizon_minutes: int) -> dict[str, pl.DataType]:
+def label_schema(horizon_minutes: int, horizon_bars: int | None = None) -> dict[str, pl.DataType]:
     """The label columns of gold.features and their dtypes."""
-    ret, direction = label_names(horizon_minutes)
+    ret, direction = label_names(horizon_minutes, horizon_bars)
     return {ret: pl.Float64(), direction: pl.Int8(), "label_ok": pl.Boolean()}
 
 
-def make_labels(candles: pl.DataFrame, horizon_minutes: int, tolerance_minutes: float) -> pl.DataFrame:
+def make_labels(
+    candles: pl.DataFrame,
+    horizon_minutes: int,
+    tolerance_minutes: float,
+    horizon_bars: int | None = None,
+    calendar: str = "auto",
+) -> pl.DataFrame:
     """Bar key + labels for every bar of ``candles`` (any number of series).
 
     Parameters
@@ -39,7 +55,12 @@ def make_labels(candles: pl.DataFrame, horizon_minutes: int, tolerance_minutes: 
     candles : bar key + close; ts = bar start (UTC).
     horizon_minutes : H; the label compares the close of the bar starting at ts + H with close[ts].
     tolerance_minutes : how far from ts + H the future bar's start may be (must be < H).
+    horizon_bars : N; when given, the label compares the close of the N-th next bar on the instrument's
+        trading calendar with close[ts] instead (``horizon_minutes`` and the tolerance are then unused).
+    calendar : calendar name for bar horizons (``auto``: per instrument, see ``resolve_calendar_name``).
     """
+    if horizon_bars is not None:
+        return _bar_labels(candles, horizon_minutes, horizon_bars, calendar)
     if not 0 <= tolerance_minutes < horizon_minutes:
         raise ConfigError(
             f"label tolerance of {tolerance_minutes} min must be >= 0 and below the horizon "
@@ -77,3 +98,37 @@ def _series_labels(bars: pl.DataFrame, horizon: timedelta, tolerance: timedelta)
         )
     future_close = pl.coalesce("backward", "forward")
     return joined.with_columns((100 * (future_close / pl.col("close") - 1)).alias("value"))
+
+
+def _bar_labels(
+    candles: pl.DataFrame, horizon_minutes: int, horizon_bars: int, calendar: str
+) -> pl.DataFrame:
+    """Labels N bars ahead on each series' trading calendar (see the module docstring)."""
+    if horizon_bars < 1:
+        raise ConfigError(f"horizon_bars must be at least 1, got {horizon_bars}")
+    ret, direction = label_names(horizon_minutes, horizon_bars)
+    frames = []
+    for series in series_of(candles):
+        first = series.row(0, named=True)
+        position = bar_positions(
+            series["ts"].cast(pl.Datetime("us", "UTC")).dt.epoch("us").to_numpy(),
+            first["instrument"],
+            bar_length(first["granularity"]),
+            calendar,
+        )
+        bars = series.select(*BAR_KEY, "close").with_columns(pl.Series("position", position))
+        future = bars.select(
+            (pl.col("position") - horizon_bars).alias("position"), pl.col("close").alias("future_close")
+        ).unique("position", keep="first", maintain_order=True)
+        value = 100 * (pl.col("future_close") / pl.col("close") - 1)
+        frames.append(
+            bars.join(future, on="position", how="left", maintain_order="left").select(
+                *BAR_KEY,
+                value.alias(ret),
+                value.sign().cast(pl.Int8).alias(direction),
+                value.is_not_null().alias("label_ok"),
+            )
+        )
+    if not frames:
+        return pl.DataFrame(schema={**BAR_KEY_SCHEMA, **label_schema(horizon_minutes, horizon_bars)})
+    return pl.concat(frames, how="vertical")

@@ -367,8 +367,9 @@ class StoredHealth:
         return self.quarantined_records / total if total else 0.0
 
 
-def stored_health(lake: Lake, instrument: str, granularity: str) -> StoredHealth:
-    """The data-health report of ``bronze.candles`` for one series (empty when nothing is stored)."""
+def stored_health(lake: Lake, instrument: str, granularity: str, calendar: str = "auto") -> StoredHealth:
+    """The data-health report of ``bronze.candles`` for one series (empty when nothing is stored) on the
+    trading ``calendar`` (``settings.calendar``)."""
     candles = (
         lake.scan("bronze.candles")
         .filter((pl.col("instrument") == instrument) & (pl.col("granularity") == granularity))
@@ -390,5 +391,5 @@ def stored_health(lake: Lake, instrument: str, granularity: str) -> StoredHealth
         if lake.exists("bronze.quarantine")
         else pl.DataFrame(schema={"table": pl.Utf8, "reasons": pl.List(pl.Utf8)})
     )
-    report = candle_health(candles, instrument, granularity, quarantine_counts(quarantine))
+    report = candle_health(candles, instrument, granularity, quarantine_counts(quarantine), calendar)
     return StoredHealth(report, quarantine.height)

@@ -129,6 +129,8 @@ def ingest_news(
         known_titles=known_titles,
     )
     news_version = lake.write(NEWS.name, batch.accepted)
+    if news_version is None:  # nothing accepted (an empty or header-only file): an empty, typed table
+        news_version = lake.ensure(NEWS.name)
     quarantine_version = lake.write(QUARANTINE.name, batch.quarantined)
     source.commit()
     result: dict[str, Any] = {

@@ -122,6 +122,15 @@ class Lake:
         with exclusive(local / "_locks" / f"{name}.lock"):
             yield
 
+    def ensure(self, name: str) -> int:
+        """Create ``name`` empty (with its schema) when it does not exist; returns its version."""
+        spec = table(name)
+        with self._writer_lock(name):
+            version = self.version(name)
+            if version is not None:
+                return version
+            return self._create(spec, conform(spec, pl.DataFrame(schema=spec.schema)))
+
     def _create(self, spec: TableSpec, frame: pl.DataFrame) -> int:
         from deltalake import write_deltalake
 

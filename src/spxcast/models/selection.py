@@ -1,4 +1,9 @@
-"""Model selection on validation data only.
+"""Model selection on validation rows that no tuning saw.
+
+The validation fraction is split in two (:mod:`spxcast.models.splits`): ``tune`` (Optuna's objective, early
+stopping, the AR order) and, after a purge gap of the horizon, ``valid``, which no fit, trial or early stop
+has seen. Selection judges candidates on ``valid`` only, so skill tuned into the noise of the tuning rows
+does not count.
 
 Rule: a candidate is eligible when, on the validation split, its RMSE is below the zero forecast's and
 (when a threshold is configured) its one-sided Diebold–Mariano p-value against zero is at most that
@@ -55,7 +60,9 @@ def select_candidate(
     """
     rule = (
         f"lowest {SELECTION_SPLIT} RMSE among candidates whose {SELECTION_SPLIT} RMSE is below the zero "
-        "forecast's" + (f" with Diebold–Mariano p <= {dm_pvalue:g}" if dm_pvalue is not None else "")
+        "forecast's"
+        + (f" with Diebold–Mariano p <= {dm_pvalue:g}" if dm_pvalue is not None else "")
+        + f" ({SELECTION_SPLIT} rows are untouched by tuning and early stopping)"
     )
     selection = Selection(selected=None, rule=rule)
     scores: dict[str, float] = {}

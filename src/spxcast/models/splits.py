@@ -1,13 +1,18 @@
-"""Chronological train / valid / test / OOT / OOT2 splits with a purge gap.
+"""Chronological train / (tune) / valid / test / OOT / OOT2 splits with a purge gap.
 
 Choice: OOT2 (the most recent ``oot2_rows`` labelled rows) is carved out FIRST from the end, so it is
 always exactly the latest data, whatever the fractions; the remaining rows are then split chronologically
-by the fractions (default 60/15/15/10) into train, valid, test and OOT.
+by the fractions (default 60/15/15/10) into train, valid, test and OOT. With ``tune_share`` > 0 the first
+part of the validation fraction becomes the ``tune`` split (Optuna's objective and early stopping) and
+the rest stays ``valid``: rows no fit, trial or early stop has seen, on which selection tests the
+candidates against the zero forecast.
 
 Purge: each split ends strictly more than ``purge_minutes`` (>= the horizon, plus the label tolerance)
 before the next split begins, so the label window ``[ts, ts + H]`` of every row lies before the first row
-of every later split. Rows are purged from the END of the earlier split (its label windows are what would
-reach forward); the later split keeps its first rows. Counts of purged rows are recorded.
+of every later split. For a horizon of N bars on a trading calendar (``positions`` given) a row is kept
+only when its N-th next bar lies before the next split's first bar (position + N < that bar's position).
+Rows are purged from the END of the earlier split (its label windows are what would reach forward); the
+later split keeps its first rows. Counts of purged rows are recorded.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import polars as pl
 from spxcast.errors import DataQualityError, ModelError
 
 SPLIT_NAMES = ("train", "valid", "test", "oot", "oot2")
+TUNE = "tune"
 EVALUATION_SPLITS = ("valid", "test", "oot", "oot2")
 
 
@@ -47,6 +53,7 @@ class SplitBoundaries:
     horizon_minutes: int
     purge_minutes: float
     ranges: tuple[SplitRange, ...]
+    purge_bars: int | None = None
 
     @property
     def names(self) -> list[str]:
@@ -64,11 +71,14 @@ class SplitBoundaries:
         return frame.filter(pl.col("ts").is_between(r.start, r.end, closed="both"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "horizon_minutes": self.horizon_minutes,
             "purge_minutes": self.purge_minutes,
             "splits": [r.to_dict() for r in self.ranges],
         }
+        if self.purge_bars is not None:
+            document["purge_bars"] = self.purge_bars
+        return document
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SplitBoundaries:
@@ -82,7 +92,13 @@ class SplitBoundaries:
             )
             for r in data["splits"]
         )
-        return cls(int(data["horizon_minutes"]), float(data["purge_minutes"]), ranges)
+        bars = data.get("purge_bars")
+        return cls(
+            int(data["horizon_minutes"]),
+            float(data["purge_minutes"]),
+            ranges,
+            None if bars is None else int(bars),
+        )
 
 
 def make_splits(
@@ -91,6 +107,9 @@ def make_splits(
     oot2_rows: int,
     horizon_minutes: int,
     label_tolerance_minutes: float = 0.0,
+    tune_share: float = 0.0,
+    positions: np.ndarray | None = None,
+    horizon_bars: int | None = None,
 ) -> SplitBoundaries:
     """Split labelled rows by time.
 
@@ -100,6 +119,9 @@ def make_splits(
     fractions : train, valid, test, OOT fractions of the rows left after OOT2 (sum 1).
     oot2_rows : size of OOT2, the most recent rows (0: no OOT2).
     horizon_minutes : H; the purge gap is H plus ``label_tolerance_minutes``.
+    tune_share : share of the validation rows that form the ``tune`` split before ``valid`` (0: none).
+    positions, horizon_bars : for a horizon in bars, each row's trading-calendar position and N; the
+        purge then keeps a row only when position + N is below the next split's first position.
     """
     if len(fractions) != 4 or abs(sum(fractions) - 1) > 1e-9 or min(fractions) <= 0:
         raise ModelError(f"split fractions must be 4 positive numbers summing to 1; got {list(fractions)}")
@@ -112,19 +134,31 @@ def make_splits(
         raise DataQualityError(
             f"too few labelled rows to split: {n} rows, {oot2_rows} reserved for OOT2; need at least 50 more"
         )
+    if not 0 <= tune_share < 1:
+        raise ModelError(f"tune_share must be in [0, 1); got {tune_share}")
     cuts = [0, *(round(rest * c) for c in np.cumsum(fractions)[:-1]), rest]
     bounds = [(cuts[i], cuts[i + 1]) for i in range(4)]
     names = list(SPLIT_NAMES[:4])
+    if tune_share > 0:
+        valid_start, valid_end = bounds[1]
+        middle = valid_start + round((valid_end - valid_start) * tune_share)
+        bounds[1:2] = [(valid_start, middle), (middle, valid_end)]
+        names.insert(1, TUNE)
     if oot2_rows > 0:
         bounds.append((rest, n))
         names.append("oot2")
     purge_minutes = float(horizon_minutes) + float(label_tolerance_minutes)
     purge = np.timedelta64(round(purge_minutes * 60_000_000), "us")
+    by_bars = positions is not None and horizon_bars is not None
     ranges: list[SplitRange] = []
     series = ts.cast(pl.Datetime("us", "UTC"))
     for i, (name, (start, end)) in enumerate(zip(names, bounds, strict=True)):
         kept_end = end
-        if i + 1 < len(bounds):
+        if i + 1 < len(bounds) and by_bars:
+            assert positions is not None and horizon_bars is not None
+            first_next = positions[bounds[i + 1][0]] - horizon_bars
+            kept_end = max(start, min(end, int(np.searchsorted(positions, first_next, side="left"))))
+        elif i + 1 < len(bounds):
             first_next = values[bounds[i + 1][0]]
             kept_end = max(start, min(end, int(np.searchsorted(values, first_next - purge, side="left"))))
         if kept_end <= start:
@@ -133,7 +167,7 @@ def make_splits(
                 f"it had {end - start} rows: add data or lower oot2_rows"
             )
         ranges.append(SplitRange(name, series[start], series[kept_end - 1], kept_end - start, end - kept_end))
-    return SplitBoundaries(horizon_minutes, purge_minutes, tuple(ranges))
+    return SplitBoundaries(horizon_minutes, purge_minutes, tuple(ranges), horizon_bars if by_bars else None)
 
 
 def purge_gap(boundaries: SplitBoundaries) -> timedelta:

@@ -17,14 +17,17 @@ import polars as pl
 from spxcast.config import Settings
 from spxcast.errors import DataQualityError, ModelError
 from spxcast.evaluation.evaluate import ACTUAL, evaluate_predictions
+from spxcast.features.labels import label_names
 from spxcast.models.ar import ARForecaster
 from spxcast.models.base import Forecaster
 from spxcast.models.baselines import MeanForecaster, PersistenceForecaster, ZeroForecaster
 from spxcast.models.boosting import BoostingForecaster
 from spxcast.models.io import model_class
 from spxcast.models.lags import add_horizon_lags, lag_column
-from spxcast.models.splits import EVALUATION_SPLITS, SplitBoundaries, make_splits
+from spxcast.models.splits import EVALUATION_SPLITS, TUNE, SplitBoundaries, make_splits
 from spxcast.models.tuning import TuningConfig, tune_two_stage
+from spxcast.sources.market.calendar import bar_positions
+from spxcast.timeutil import bar_length
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +35,9 @@ CANDIDATES = ("lightgbm", "xgboost", "ar")
 BASELINES = ("zero", "mean", "persistence")
 
 
-def target_column(horizon_minutes: int) -> str:
-    return f"target_ret_{horizon_minutes}m_pct"
+def target_column(horizon_minutes: int, horizon_bars: int | None = None) -> str:
+    """The return label a model is trained on (see :func:`spxcast.features.labels.label_names`)."""
+    return label_names(horizon_minutes, horizon_bars)[0]
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,10 @@ class TrainingSpec:
     """Everything that determines one candidate's training, explicitly.
 
     ``features`` are the gold feature columns the boosting models read; ``news_features`` (a subset) are
-    the AR model's exogenous regressors; ``ar_lags`` is the largest AR order tried.
+    the AR model's exogenous regressors; ``ar_lags`` is the largest AR order tried. ``labels_in_bars``:
+    the label is ``horizon_bars`` bars ahead on the ``calendar`` (else ``horizon_minutes`` ahead by time).
+    OOT2 is ``oot2_rows`` rows when set, else ``oot2_fraction`` of the labelled rows. ``tune_share`` of
+    the validation rows form the ``tune`` split (Optuna and early stopping); selection uses the rest.
     """
 
     model: str
@@ -51,7 +58,11 @@ class TrainingSpec:
     news_features: tuple[str, ...] = ()
     ar_lags: int = 6
     fractions: tuple[float, float, float, float] = (0.60, 0.15, 0.15, 0.10)
-    oot2_rows: int = 10_000
+    oot2_rows: int | None = None
+    oot2_fraction: float = 0.03
+    tune_share: float = 0.5
+    labels_in_bars: bool = False
+    calendar: str = "auto"
     label_tolerance_minutes: float = 0.0
     cost_bps: float = 1.0
     tuning: TuningConfig = field(default_factory=TuningConfig)
@@ -72,10 +83,14 @@ class TrainingSpec:
             features=tuple(features),
             news_features=tuple(news_features),
             horizon_minutes=settings.horizon_minutes,
-            horizon_bars=settings.horizon_bars,
+            horizon_bars=settings.horizon_bar_count,
+            labels_in_bars=settings.horizon_bars is not None,
             ar_lags=t.ar_max_lags,
             fractions=t.split_fractions,
             oot2_rows=t.oot2_rows,
+            oot2_fraction=t.oot2_fraction,
+            tune_share=t.tune_share,
+            calendar=settings.calendar,
             label_tolerance_minutes=settings.features.label_tolerance_minutes,
             cost_bps=t.cost_bps,
             tuning=TuningConfig(
@@ -93,7 +108,7 @@ class TrainingSpec:
 
     @property
     def target(self) -> str:
-        return target_column(self.horizon_minutes)
+        return target_column(self.horizon_minutes, self.horizon_bars if self.labels_in_bars else None)
 
     @property
     def lag_features(self) -> tuple[str, ...]:
@@ -113,6 +128,19 @@ class CandidateRun:
     tuning: dict[str, Any] | None
     fit_seconds: float
     importance: dict[str, float]
+
+
+def without_absent_news(
+    gold: pl.DataFrame, features: Sequence[str], news_features: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Market-only: ``features`` without the news ones, and no news features, when gold holds no news
+    signal at all (every news column null: no news in the lake, or gold built without news); else as given.
+    """
+    if news_features and all(gold[n].null_count() == gold.height for n in news_features):
+        log.info("market-only: gold holds no news signals; training on market features alone")
+        dropped = set(news_features)
+        return [f for f in features if f not in dropped], []
+    return list(features), list(news_features)
 
 
 def labelled_frame(gold: pl.DataFrame, spec: TrainingSpec) -> pl.DataFrame:
@@ -198,20 +226,44 @@ def predictions_frame(
     return pl.concat(parts)
 
 
+def split_rows(frame: pl.DataFrame, spec: TrainingSpec) -> SplitBoundaries:
+    """The split boundaries of a labelled frame (sorted by ts) as ``spec`` describes them."""
+    oot2 = spec.oot2_rows if spec.oot2_rows is not None else round(frame.height * spec.oot2_fraction)
+    positions = None
+    if spec.labels_in_bars and frame.height:
+        first = frame.row(0, named=True)
+        positions = bar_positions(
+            frame["ts"].cast(pl.Datetime("us", "UTC")).dt.epoch("us").to_numpy(),
+            first["instrument"],
+            bar_length(first["granularity"]),
+            spec.calendar,
+        )
+    return make_splits(
+        frame["ts"],
+        spec.fractions,
+        oot2,
+        spec.horizon_minutes,
+        spec.label_tolerance_minutes,
+        tune_share=spec.tune_share,
+        positions=positions,
+        horizon_bars=spec.horizon_bars if spec.labels_in_bars else None,
+    )
+
+
 def train_candidate(gold: pl.DataFrame, spec: TrainingSpec) -> CandidateRun:
-    """Split ``gold``, fit the candidate and the baselines on train, evaluate all on every later split."""
+    """Split ``gold``, fit the candidate and the baselines on train (tuning and early stopping on the
+    tune split), evaluate all on every evaluation split (valid, test, OOT, OOT2: rows none of them saw)."""
     if spec.model not in CANDIDATES:
         raise ModelError(f"unknown candidate {spec.model!r}; candidates are {', '.join(CANDIDATES)}")
     frame = labelled_frame(gold, spec)
-    boundaries = make_splits(
-        frame["ts"], spec.fractions, spec.oot2_rows, spec.horizon_minutes, spec.label_tolerance_minutes
-    )
-    train, valid = boundaries.select(frame, "train"), boundaries.select(frame, "valid")
+    boundaries = split_rows(frame, spec)
+    train = boundaries.select(frame, "train")
+    tune = boundaries.select(frame, TUNE if TUNE in boundaries.names else "valid")
     started = time.perf_counter()
-    model, tuning = fit_candidate(spec, train, valid)
+    model, tuning = fit_candidate(spec, train, tune)
     fit_seconds = time.perf_counter() - started
     log.info("%s fitted in %.1fs", spec.model, fit_seconds)
-    baselines = fit_baselines(spec, train, valid)
+    baselines = fit_baselines(spec, train, tune)
     models = {spec.model: model, **baselines}
     predictions = predictions_frame(frame, boundaries, spec.target, models)
     evaluation = evaluate_predictions(

@@ -3,7 +3,8 @@
 Stage 1 ("coarse") searches the model's wide ranges; stage 2 ("fine") searches ranges narrowed around
 the stage-1 optimum (:func:`spxcast.models.space.narrow`: inside the stage-1 ranges, containing the
 optimum) and starts from the stage-1 optimum itself. Each trial trains with early stopping on the
-validation split and reports its validation RMSE every ``report_every`` rounds to a median pruner.
+rows it is given as validation — the ``tune`` split in training, never the ``valid`` rows selection judges
+on — and reports that RMSE every ``report_every`` rounds to a median pruner.
 Sampling is seeded (TPE). The library datasets are built once and reused by every trial; when the
 training split is large, tuning uses its most recent ``tune_max_rows`` rows, and the winner is then
 refitted on the whole training split with its early-stopped number of rounds.

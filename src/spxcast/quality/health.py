@@ -9,14 +9,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from spxcast.sources.market.calendar import (
-    CALENDAR_ANCHOR,
-    SESSION_MINUTES,
-    TRADING_MINUTES_PER_WEEK,
-    WEEK_MINUTES,
-    trading_minutes_before,
-)
-from spxcast.timeutil import bar_minutes
+from spxcast.sources.market.calendar import bar_positions
+from spxcast.timeutil import bar_length
 
 #: Unscheduled gaps are bucketed by the number of missing bars (upper bound inclusive).
 GAP_BUCKETS: tuple[tuple[str, float], ...] = (
@@ -33,8 +27,9 @@ class HealthReport:
     """Health of one (instrument, granularity) series.
 
     ``gaps`` maps a size bucket to ``{"count", "missing_bars"}`` for holes in trading time; the scheduled
-    closures (daily 21:00-22:00 UTC break, weekend) are counted apart in ``scheduled``. ``coverage`` is
-    rows divided by the bars the calendar expects between the first and the last bar.
+    closures are counted apart in ``scheduled``: ``daily_break`` (shorter than a day, e.g. the CFD's
+    21:00-22:00 UTC break) and ``weekend`` (a day or more: weekends and exchange holidays). ``coverage``
+    is rows divided by the bars the calendar expects between the first and the last bar.
     """
 
     instrument: str
@@ -66,55 +61,43 @@ class HealthReport:
         }
 
 
-def _minutes(ts_us: np.ndarray) -> np.ndarray:
-    return (ts_us - CALENDAR_ANCHOR.timestamp() * 1e6) / 60e6
-
-
-def _trading_minutes_per_bar(step: float) -> float:
-    """Trading minutes one bar covers: its length below a day, a session for D, five sessions for W."""
-    if step < 1440:
-        return step
-    return (
-        SESSION_MINUTES * step / 1440
-        if step < WEEK_MINUTES
-        else TRADING_MINUTES_PER_WEEK * step / WEEK_MINUTES
-    )
-
-
 def candle_health(
-    candles: pl.DataFrame, instrument: str, granularity: str, quarantine: dict[str, int] | None = None
+    candles: pl.DataFrame,
+    instrument: str,
+    granularity: str,
+    quarantine: dict[str, int] | None = None,
+    calendar: str = "auto",
 ) -> HealthReport:
     """Rows, time range, gaps by size, scheduled closures and quarantine counts of one series.
 
-    ``candles`` may hold several series; only ``(instrument, granularity)`` is looked at. A gap is the
-    time between one bar's close and the next bar's start; its size is the trading minutes (per the
-    OANDA CFD calendar) it covers, in bars. Gaps that cover no trading minute are scheduled closures.
+    ``candles`` may hold several series; only ``(instrument, granularity)`` is looked at. Bars are placed
+    on the instrument's trading calendar (``calendar``, ``auto``: see ``resolve_calendar_name``) by their
+    position (session ordinal for daily bars, so 00:00 UTC stamps are understood; bar slot otherwise). A
+    gap between two consecutive bars is the number of calendar bars between them; a pause that skips no
+    calendar bar is a scheduled closure.
     """
     series = candles.filter((pl.col("instrument") == instrument) & (pl.col("granularity") == granularity))
     duplicates = series.height - series.select(pl.col("ts").n_unique()).item() if series.height else 0
     series = series.select("ts").unique().sort("ts")
-    step = bar_minutes(granularity)
     if series.height == 0:
         return HealthReport(instrument, granularity, 0, None, None, 0, 0.0, quarantine=dict(quarantine or {}))
-    start = _minutes(series["ts"].dt.epoch("us").to_numpy().astype(np.float64))
-    closes = start[:-1] + step
-    trading_missing = trading_minutes_before(start[1:]) - trading_minutes_before(closes)
-    elapsed = start[1:] - closes
+    ts = series["ts"].cast(pl.Datetime("us", "UTC"))
+    start = ts.dt.epoch("us").to_numpy().astype(np.int64)
+    bar = bar_length(granularity)
+    position = bar_positions(start, instrument, bar, calendar)
+    missing = np.diff(position) - 1
+    elapsed = (np.diff(start) - bar.total_seconds() * 1e6) / 60e6  # minutes between close and next start
     hole = elapsed > 1e-9
-    scheduled = hole & (trading_missing < 1e-9)
-    unscheduled_bars = trading_missing[hole & ~scheduled] / step
+    unscheduled_bars = missing[missing > 0].astype(np.float64)
+    scheduled = hole & (missing <= 0)
     gaps: dict[str, dict[str, int]] = {}
     lower = 0.0
     for label, upper in GAP_BUCKETS:
         inside = (unscheduled_bars > lower) & (unscheduled_bars <= upper)
-        gaps[label] = {
-            "count": int(inside.sum()),
-            "missing_bars": int(np.ceil(unscheduled_bars[inside]).sum()),
-        }
+        gaps[label] = {"count": int(inside.sum()), "missing_bars": int(unscheduled_bars[inside].sum())}
         lower = upper
     weekend = scheduled & (elapsed >= 24 * 60)
-    expected_trading = trading_minutes_before(start[-1:] + step) - trading_minutes_before(start[:1])
-    expected = round(float(expected_trading[0]) / _trading_minutes_per_bar(step))
+    expected = int(position[-1] - position[0] + 1)
     return HealthReport(
         instrument=instrument,
         granularity=granularity,

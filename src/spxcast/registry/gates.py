@@ -4,7 +4,8 @@ Gates (configured by :class:`spxcast.config.RegistrySettings`):
 
 - ``beats_zero_<split>`` for test and OOT: the model's RMSE is below the zero forecast's on that split AND
   the Diebold–Mariano test against the zero forecast gives p < ``dm_pvalue``.
-- ``max_test_rmse``: test RMSE (percent units) <= the absolute threshold (skipped when unset).
+- ``max_test_rmse``: test RMSE <= ``max_test_rmse_ratio`` x the zero forecast's test RMSE (a limit that
+  scales with the bar size and horizon), or <= the absolute ``max_test_rmse`` (percent) when that is set.
 - ``not_worse_than_champion``: on the shared most recent window (the same rows for both), the challenger's
   RMSE <= champion RMSE x (1 + ``champion_tolerance``); passes when there is no champion yet.
 - ``manual_approval``: when required, someone approved the version (``spxcast models approve``).
@@ -82,13 +83,25 @@ def beats_zero_gate(metrics: Metrics, split: str, max_pvalue: float) -> GateResu
     )
 
 
-def max_rmse_gate(metrics: Metrics, threshold: float | None) -> GateResult:
+def max_rmse_gate(metrics: Metrics, threshold: float | None, ratio: float | None = None) -> GateResult:
+    """Test RMSE against the absolute ``threshold`` when set, else against ``ratio`` x zero's test RMSE."""
+    name = "max_test_rmse"
     rmse = _metric(metrics, "test", MODEL, "rmse")
-    if threshold is None:
-        return GateResult("max_test_rmse", True, "disabled (registry.max_test_rmse unset)")
+    if threshold is None and ratio is None:
+        return GateResult(name, True, "disabled (registry.max_test_rmse and max_test_rmse_ratio unset)")
     if rmse is None:
-        return GateResult("max_test_rmse", False, "missing test RMSE")
-    return GateResult("max_test_rmse", rmse <= threshold, f"test RMSE {rmse:.5f} (need <= {threshold})")
+        return GateResult(name, False, "missing test RMSE")
+    if threshold is not None:
+        return GateResult(name, rmse <= threshold, f"test RMSE {rmse:.5f} (need <= {threshold})")
+    zero = _metric(metrics, "test", "zero", "rmse")
+    if zero is None:
+        return GateResult(name, False, f"test RMSE {rmse:.5f}; missing the zero forecast's test RMSE")
+    limit = zero * float(ratio or 0.0)
+    return GateResult(
+        name,
+        rmse <= limit,
+        f"test RMSE {rmse:.5f} (need <= {ratio:g} x zero forecast's {zero:.5f} = {limit:.5f})",
+    )
 
 
 def champion_gate(comparison: ChampionComparison | None, tolerance: float) -> GateResult:
@@ -124,7 +137,7 @@ def evaluate_gates(
         (
             beats_zero_gate(metrics, "test", config.dm_pvalue),
             beats_zero_gate(metrics, "oot", config.dm_pvalue),
-            max_rmse_gate(metrics, config.max_test_rmse),
+            max_rmse_gate(metrics, config.max_test_rmse, config.max_test_rmse_ratio),
             champion_gate(comparison, config.champion_tolerance),
             approval_gate(config.require_manual_approval, approved_by),
         )

@@ -161,4 +161,13 @@ def read_candidate(run_dir: Path, name: str) -> Candidate:
     )
 
 
-_PARAM_KEYS = ("target", "horizon_minutes", "horizon_bars", "cost_bps", "catalog_hash", "seed", "tuning")
+_PARAM_KEYS = (
+    "target",
+    "horizon_minutes",
+    "horizon_bars",
+    "cost_bps",
+    "catalog_hash",
+    "feature_families",
+    "seed",
+    "tuning",
+)

@@ -262,7 +262,7 @@ class ModelRegistry:
     def compare_on_shared_window(self, challenger: int, champion: int) -> ChampionComparison:
         """RMSE of both versions on the most recent labelled rows of gold.features (the same rows)."""
         lake = Lake.from_settings(self.settings)
-        target = target_column(self.settings.horizon_minutes)
+        target = target_column(self.settings.horizon_minutes, self.settings.horizon_bars)
         with tempfile.TemporaryDirectory() as scratch:
             models = {v: self.load(v, Path(scratch)) for v in (challenger, champion)}
         features = sorted({name for model in models.values() for name in model.feature_names})

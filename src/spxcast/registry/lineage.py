@@ -94,6 +94,8 @@ def training_config(settings: Settings) -> dict[str, Any]:
         "instrument": settings.instrument,
         "granularity": settings.granularity,
         "horizon_minutes": settings.horizon_minutes,
+        "horizon_bars": settings.horizon_bars,
+        "calendar": settings.calendar,
         "seed": settings.seed,
         "training": settings.training.model_dump(mode="json", exclude={"optuna_storage"}),
         "features": settings.features.model_dump(mode="json"),

@@ -44,6 +44,8 @@ def lineage_settings(settings: Settings, lineage: Lineage) -> Settings:
             "instrument": lineage.instrument,
             "granularity": lineage.granularity,
             "horizon_minutes": lineage.horizon_minutes,
+            "horizon_bars": config.get("horizon_bars"),
+            "calendar": config.get("calendar", "auto"),
             "seed": int(lineage.seeds.get("seed", config.get("seed", settings.seed))),
             "training": TrainingSettings.model_validate(config["training"]),
             "features": FeatureSettings.model_validate(config["features"]),
@@ -57,7 +59,7 @@ def reproduce_version(registry: ModelRegistry, version: int) -> Reproduction:
     Raises :class:`RegistryError` when the lineage is missing or names lake versions that no longer load.
     """
     from spxcast.features.catalog import FeatureContext, default_catalog
-    from spxcast.models.train import TrainingSpec, labelled_frame, train_candidate
+    from spxcast.models.train import TrainingSpec, labelled_frame, train_candidate, without_absent_news
 
     lineage = registry.get(version).lineage
     if lineage is None:
@@ -77,11 +79,12 @@ def reproduce_version(registry: ModelRegistry, version: int) -> Reproduction:
         .collect()
     )
     catalog = default_catalog(FeatureContext(settings.granularity, settings.horizon_minutes))
+    features, news_features = without_absent_news(gold, catalog.names(), catalog.names("news"))
     spec = TrainingSpec.from_settings(
         settings,
         lineage.candidate,
-        catalog.names(),
-        catalog.names("news"),
+        features,
+        news_features,
         study_prefix=f"reproduce-{uuid.uuid4().hex}",
     )
     retrained = train_candidate(gold, spec).model

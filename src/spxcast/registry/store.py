@@ -37,15 +37,20 @@ class Stage(StrEnum):
     ARCHIVED = "Archived"
 
 
-def registered_model_name(instrument: str, granularity: str, horizon_minutes: int) -> str:
+def registered_model_name(
+    instrument: str, granularity: str, horizon_minutes: int, horizon_bars: int | None = None
+) -> str:
     """One registered model per instrument, bar size and horizon: ``spxcast-SPX500_USD-30m`` for M1 bars,
-    ``spxcast-SPX500_USD-M5-30m`` for other bar sizes."""
+    ``spxcast-SPX500_USD-M5-30m`` for other bar sizes, ``spxcast-SPX-D-1b`` for a horizon in bars."""
     bars = "" if granularity == "M1" else f"-{granularity}"
-    return f"spxcast-{instrument}{bars}-{horizon_minutes}m"
+    horizon = f"{horizon_minutes}m" if horizon_bars is None else f"{horizon_bars}b"
+    return f"spxcast-{instrument}{bars}-{horizon}"
 
 
 def model_name_of(settings: Settings) -> str:
-    return registered_model_name(settings.instrument, settings.granularity, settings.horizon_minutes)
+    return registered_model_name(
+        settings.instrument, settings.granularity, settings.horizon_minutes, settings.horizon_bars
+    )
 
 
 def _prepare_local_store(uri: str) -> None:

@@ -37,8 +37,10 @@ def default_loader() -> ModelLoader:
     return cast(ModelLoader, load_model)
 
 
-def target_column(horizon_minutes: int) -> str:
-    return f"target_ret_{horizon_minutes}m_pct"
+def target_column(horizon_minutes: int, horizon_bars: int | None = None) -> str:
+    from spxcast.features.labels import label_names
+
+    return label_names(horizon_minutes, horizon_bars)[0]
 
 
 def recent_window(settings: Settings, lake: Lake, rows: int, features: Sequence[str]) -> pl.DataFrame:
@@ -49,7 +51,7 @@ def recent_window(settings: Settings, lake: Lake, rows: int, features: Sequence[
     baseline read; they are added over the whole history first (as training does) so the window's first
     rows have their lags.
     """
-    target = target_column(settings.horizon_minutes)
+    target = target_column(settings.horizon_minutes, settings.horizon_bars)
     frame = (
         lake.scan("gold.features")
         .filter(

@@ -17,6 +17,7 @@ from spxcast.errors import LakeError
 from spxcast.features.catalog import default_catalog
 from spxcast.lake import Lake
 from spxcast.lake.tables import BAR_KEY
+from spxcast.pipeline.context import TaskContext
 from spxcast.pipeline.tasks.features import FEATURE_TASKS, build_features, feature_context
 
 
@@ -36,12 +37,9 @@ def lake_with_candles(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> La
 def test_tasks_build_gold_features_that_match_the_catalog(
     settings: Settings, lake_with_candles: Lake
 ) -> None:
-    steps: list[str] = []
-    results = build_features(
-        settings, "test-run", on_step=lambda task, result: steps.append(task), include_news=False
-    )
-    assert list(results) == list(FEATURE_TASKS)
-    assert steps == [name for name in FEATURE_TASKS for _ in range(2)]
+    # The tasks in DAG order with news signals in the lake: gold joins them.
+    results = {name: task(TaskContext(settings, "test-run", name)) for name, task in FEATURE_TASKS.items()}
+    assert "market_only" not in results["gold_labels"]
     gold = lake_with_candles.read("gold.features")
     catalog = default_catalog(feature_context(settings))
     assert gold.columns == [*BAR_KEY, *catalog.names(), "target_ret_30m_pct", "target_dir_30m", "label_ok"]
@@ -57,9 +55,25 @@ def test_tasks_build_gold_features_that_match_the_catalog(
     }
     assert gold[NEWS_TEST_FEATURES[0]].null_count() == 0
     # A rebuild overwrites atomically: a new version with the same content.
-    again = build_features(settings, "test-run-2", include_news=False)
+    again = {name: task(TaskContext(settings, "test-run-2", name)) for name, task in FEATURE_TASKS.items()}
     assert again["gold_labels"]["version"] == results["gold_labels"]["version"] + 1
     assert lake_with_candles.read("gold.features").equals(gold)
+
+
+def test_no_news_builds_market_features_only(settings: Settings, lake_with_candles: Lake) -> None:
+    """--no-news means "without news features", even when news signals exist: they are not joined."""
+    steps: list[str] = []
+    results = build_features(
+        settings, "test-run", on_step=lambda task, result: steps.append(task), include_news=False
+    )
+    assert list(results) == list(FEATURE_TASKS)
+    assert steps == [name for name in FEATURE_TASKS for _ in range(2)]
+    assert results["gold_labels"]["market_only"] is True
+    assert "turned off" in results["gold_labels"]["news"]
+    gold = lake_with_candles.read("gold.features")
+    assert gold.height == 2100
+    assert gold[NEWS_TEST_FEATURES[0]].null_count() == 2100
+    assert gold["vol_parkinson_w20"].null_count() < 100
 
 
 def test_cli_verbs(settings: Settings, lake_with_candles: Lake, tmp_path: Path) -> None:
@@ -103,7 +117,11 @@ def test_clear_errors_when_inputs_are_missing(settings: Settings, monkeypatch: p
         pl.lit("test").alias("source"), pl.lit(datetime(2024, 2, 1, tzinfo=UTC)).alias("ingested_at")
     )
     lake.write("bronze.candles", candles)
-    with pytest.raises(LakeError, match=r"gold\.news_signals does not exist yet"):
-        build_features(settings, "no-news", include_news=False)
-    assert lake.read("gold.market_features").height == 300  # everything before gold_labels was built
-    assert not lake.exists("gold.features")
+    # No news at all: market-only, said once in the output of gold_labels (regression: this raised
+    # "lake table gold.news_signals does not exist yet").
+    results = build_features(settings, "no-news")
+    assert results["silver_news_sentiment"]["market_only"] is True
+    assert results["gold_news_signals"]["skipped"].startswith("market-only: bronze.news does not exist")
+    assert results["gold_labels"]["market_only"] is True
+    assert lake.read("gold.features").height == 300
+    assert not lake.exists("gold.news_signals")

@@ -8,6 +8,7 @@ horizon); every instrument of that granularity is built.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,8 @@ from spxcast.features.labels import label_schema, make_labels
 from spxcast.lake import Lake
 from spxcast.lake.tables import BAR_KEY
 from spxcast.pipeline.context import TaskContext
+
+log = logging.getLogger(__name__)
 
 CANDLES = "bronze.candles"
 GOLD_MARKET = "gold.market_features"
@@ -90,31 +93,54 @@ def gold_market_features(ctx: TaskContext) -> dict[str, Any]:
     return _written(lake, GOLD_MARKET, gold, silver_versions=lake.versions(list(SILVER_FAMILIES)))
 
 
-def build_gold_features(settings: Settings, lake: Lake, catalog: Catalog) -> pl.DataFrame:
-    """gold.market_features LEFT JOIN gold.news_signals on the bar key, plus labels from bronze.candles."""
+def build_gold_features(
+    settings: Settings, lake: Lake, catalog: Catalog, news_absent: str | None = None
+) -> pl.DataFrame:
+    """gold.market_features LEFT JOIN gold.news_signals on the bar key, plus labels from bronze.candles.
+
+    ``news_absent`` (why there is no news, see :func:`spxcast.pipeline.tasks.news.signals_absence`): the
+    market-only mode; the news columns are then null on every bar and gold.news_signals is not read.
+    """
     market = lake.read(GOLD_MARKET)
-    news_columns = [s.name for s in catalog if s.expr is None]
-    news = (
-        lake.scan(NEWS_SIGNALS).select(*BAR_KEY, *news_columns).collect()
-        if news_columns
-        else market.select(BAR_KEY)
-    )
+    news_specs = [s for s in catalog if s.expr is None]
+    if news_absent is not None or not news_specs:
+        news = market.select(BAR_KEY).with_columns(
+            pl.lit(None, dtype=s.dtype).alias(s.name) for s in news_specs
+        )
+    else:
+        news = lake.scan(NEWS_SIGNALS).select(*BAR_KEY, *(s.name for s in news_specs)).collect()
     labels = make_labels(
-        _candles(settings, lake), settings.horizon_minutes, settings.features.label_tolerance_minutes
+        _candles(settings, lake),
+        settings.horizon_minutes,
+        settings.features.label_tolerance_minutes,
+        settings.horizon_bars,
+        settings.calendar,
     )
-    return gold_features_frame(market, news, labels, catalog, label_schema(settings.horizon_minutes))
+    schema = label_schema(settings.horizon_minutes, settings.horizon_bars)
+    return gold_features_frame(market, news, labels, catalog, schema)
 
 
 def gold_labels(ctx: TaskContext) -> dict[str, Any]:
-    """gold.market_features + gold.news_signals + labels -> gold.features (the training table)."""
+    """gold.market_features + gold.news_signals + labels -> gold.features (the training table).
+
+    With no news to use, gold holds the market features and null news columns, and the output says so.
+    """
+    from spxcast.pipeline.tasks.news import MARKET_ONLY, signals_absence
+
     lake = ctx.lake
-    gold = build_gold_features(ctx.settings, lake, default_catalog(feature_context(ctx.settings)))
+    absent = signals_absence(ctx.settings, lake)
+    if absent is not None:
+        log.warning("market-only: %s; gold.features gets market features only (news columns null)", absent)
+    gold = build_gold_features(ctx.settings, lake, default_catalog(feature_context(ctx.settings)), absent)
+    inputs = [GOLD_MARKET, CANDLES] if absent is not None else [GOLD_MARKET, NEWS_SIGNALS, CANDLES]
+    extra: dict[str, Any] = {MARKET_ONLY: True, "news": f"none: {absent}"} if absent is not None else {}
     return _written(
         lake,
         GOLD,
         gold,
         labelled=int(gold["label_ok"].sum()),
-        inputs=lake.versions([GOLD_MARKET, NEWS_SIGNALS, CANDLES]),
+        inputs=lake.versions(inputs),
+        **extra,
     )
 
 
@@ -137,12 +163,12 @@ def build_features(
     """Run every feature task in dependency order in this process (``spxcast features build``).
 
     With ``include_news`` the news tasks (score unscored articles, then news signals as of each bar's
-    close) run before ``gold_labels``, so gold holds every catalog feature; without it, ``gold_labels``
-    joins the ``gold.news_signals`` already in the lake. ``on_step(task, None)`` is called before a task and
-    ``on_step(task, result)`` after it.
+    close) run before ``gold_labels``; with no news in the lake they report market-only and gold holds the
+    market features alone. Without ``include_news`` (``--no-news``) gold is built without news features.
+    ``on_step(task, None)`` is called before a task and ``on_step(task, result)`` after it.
     """
     steps = dict(FEATURE_TASKS)
-    if include_news:
+    if include_news and settings.features.use_news:
         from spxcast.pipeline.tasks import news
 
         labels = steps.pop("gold_labels")
@@ -151,6 +177,10 @@ def build_features(
             "gold_news_signals": news.gold_news_signals,
             "gold_labels": labels,
         }
+    else:
+        settings = settings.model_copy(
+            update={"features": settings.features.model_copy(update={"use_news": False})}
+        )
     results: dict[str, dict[str, Any]] = {}
     for name, task in steps.items():
         if on_step:

@@ -26,7 +26,7 @@ def validate_market(ctx: TaskContext) -> dict[str, Any]:
     instrument, granularity = settings.instrument, settings.granularity
     if not lake.exists("bronze.candles"):
         raise DataQualityError("bronze.candles does not exist; run `spxcast ingest market` first")
-    health = stored_health(lake, instrument, granularity)
+    health = stored_health(lake, instrument, granularity, settings.calendar)
     report = health.report
     if report.rows == 0:
         raise DataQualityError(f"bronze.candles has no {instrument} {granularity} bars; ingest them first")

@@ -17,6 +17,7 @@ the previous complete directory or none.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -32,8 +33,16 @@ from spxcast.evaluation.evaluate import evaluate_predictions
 from spxcast.evaluation.report import write_report
 from spxcast.models.io import catalog_hash, save_model
 from spxcast.models.selection import select_candidate
-from spxcast.models.train import BASELINES, CandidateRun, TrainingSpec, train_candidate
+from spxcast.models.train import (
+    BASELINES,
+    CandidateRun,
+    TrainingSpec,
+    train_candidate,
+    without_absent_news,
+)
 from spxcast.pipeline.context import TaskContext
+
+log = logging.getLogger(__name__)
 
 GOLD = "gold.features"
 CANDIDATES_DIR = "candidates"
@@ -80,6 +89,23 @@ def feature_set(settings: Settings, gold_columns: list[str]) -> tuple[list[str],
     return names, catalog.names("news"), catalog_fingerprint(catalog)
 
 
+def used_features(
+    settings: Settings, gold: pl.DataFrame, features: list[str], news_features: list[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """The features a model reads, the news ones among them, and their families in catalog order.
+
+    Market-only (:func:`spxcast.models.train.without_absent_news`): when gold holds no news signal the
+    news features are left out, and this is logged.
+    """
+    from spxcast.features.catalog import FeatureContext, default_catalog
+
+    features, news_features = without_absent_news(gold, features, news_features)
+    catalog = default_catalog(FeatureContext(settings.granularity, settings.horizon_minutes))
+    used = set(features)
+    families = list(dict.fromkeys(s.group for s in catalog if s.name in used))
+    return features, news_features, families
+
+
 def read_gold(ctx: TaskContext) -> tuple[pl.DataFrame, int]:
     """This instrument's and granularity's rows of gold.features, and the table version read."""
     lake = ctx.lake
@@ -104,7 +130,12 @@ def candidate_dir(run_dir: Path, model: str) -> Path:
 
 
 def write_candidate(
-    directory: Path, run: CandidateRun, spec: TrainingSpec, lineage: dict[str, Any], catalog: str
+    directory: Path,
+    run: CandidateRun,
+    spec: TrainingSpec,
+    lineage: dict[str, Any],
+    catalog: str,
+    families: list[str],
 ) -> None:
     """Write one candidate's model, evaluation, predictions and report; atomically replaces ``directory``."""
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -123,6 +154,7 @@ def write_candidate(
             "tuning": run.tuning,
             "target": spec.target,
             "horizon_minutes": spec.horizon_minutes,
+            "feature_families": list(families),
         }
         save_model(run.model, staging / MODEL_DIR, catalog_hash=catalog, metadata=metadata)
         run.predictions.write_parquet(staging / PREDICTIONS_FILE)
@@ -137,6 +169,7 @@ def write_candidate(
             "report": f"{REPORT_DIR}/index.html",
             "split_boundaries": boundaries,
             "catalog_hash": catalog,
+            "feature_families": list(families),
             **lineage,
             "fit_seconds": run.fit_seconds,
             "tuning": run.tuning,
@@ -167,6 +200,7 @@ def train_model(ctx: TaskContext, model: str) -> dict[str, Any]:
     settings = ctx.settings
     gold, version = read_gold(ctx)
     features, news_features, catalog = feature_set(settings, gold.columns)
+    features, news_features, families = used_features(settings, gold, features, news_features)
     spec = TrainingSpec.from_settings(settings, model, features, news_features, study_prefix=ctx.run_id)
     run = train_candidate(gold, spec)
     lineage = {
@@ -177,10 +211,12 @@ def train_model(ctx: TaskContext, model: str) -> dict[str, Any]:
         "seed": settings.seed,
     }
     directory = candidate_dir(ctx.run_dir, model)
-    write_candidate(directory, run, spec, lineage, catalog)
+    write_candidate(directory, run, spec, lineage, catalog, families)
     valid = run.evaluation[model].get("valid", {})
     return {
         "candidate": str(directory),
+        "feature_families": families,
+        "market_only": "news" not in families,
         "gold_version": version,
         "valid_rmse": valid.get("rmse"),
         "valid_r2_oos": valid.get("r2_oos"),
