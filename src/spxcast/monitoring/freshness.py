@@ -1,34 +1,48 @@
 """Data quality and freshness (pure functions; the clock is passed in).
 
 Ages are counted in *trading* minutes of the instrument's calendar
-(:mod:`spxcast.sources.market.calendar`), so the weekend and the daily break add nothing: a bar that closed
-at Friday's close is 0 minutes old all weekend and starts ageing when Sunday's session opens.
+(:func:`spxcast.sources.market.calendar.trading_calendar`: the CFD session, FX 24x5 or an exchange with its
+holidays), so weekends, holidays and the daily break add nothing: a bar that closed at Friday's close is
+0 minutes old all weekend and starts ageing when the next session opens.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
 
-from spxcast.sources.market.calendar import minutes_since_anchor, trading_minutes_before
+from spxcast.sources.market.calendar import resolve_calendar_name, trading_calendar
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def trading_age_minutes(since: datetime | None, now: datetime) -> float:
-    """Trading minutes between ``since`` and ``now`` (0 if ``since`` is later; inf if it is None)."""
+def _us(moment: datetime) -> int:
+    return int((moment - _EPOCH) / timedelta(microseconds=1))
+
+
+def trading_age_minutes(since: datetime | None, now: datetime, instrument: str, calendar: str = "auto") -> float:
+    """Trading minutes of ``instrument``'s calendar between ``since`` and ``now`` (0 if ``since`` is later;
+    inf if it is None)."""
     if since is None:
         return math.inf
-    edges = trading_minutes_before(np.array([minutes_since_anchor(since), minutes_since_anchor(now)]))
-    return float(max(edges[1] - edges[0], 0.0))
+    if since >= now:
+        return 0.0
+    sessions = trading_calendar(resolve_calendar_name(instrument, calendar), since, now)
+    start, end = _us(since), _us(now)
+    overlap = np.minimum(sessions.closes, end) - np.maximum(sessions.opens, start)
+    return float(np.clip(overlap, 0, None).sum() / 60e6)
 
 
-def bar_age_minutes(last_bar_ts: datetime | None, bar: timedelta, now: datetime) -> float:
+def bar_age_minutes(
+    last_bar_ts: datetime | None, bar: timedelta, now: datetime, instrument: str, calendar: str = "auto"
+) -> float:
     """Trading minutes since the newest stored bar (start ``last_bar_ts``) closed; its close is when the
     next bar could first be stored, so a feed that keeps up shows an age below one bar."""
-    return trading_age_minutes(None if last_bar_ts is None else last_bar_ts + bar, now)
+    return trading_age_minutes(None if last_bar_ts is None else last_bar_ts + bar, now, instrument, calendar)
 
 
 def missing_share(frame: pl.DataFrame, features: Sequence[str]) -> pl.DataFrame:
