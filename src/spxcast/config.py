@@ -294,20 +294,23 @@ class DriftSettings(BaseModel):
 
     window_bars: int = Field(default=240, ge=10, description="Current window: the last N served bars")
     method: Literal["wasserstein", "psi"] = Field(
-        default="wasserstein", description="Effect size: normalised Wasserstein-1 or PSI over reference deciles"
+        default="wasserstein",
+        description="Effect size: normalised Wasserstein-1 or PSI over reference deciles",
     )
     per_feature_method: dict[str, Literal["wasserstein", "psi"]] = Field(default_factory=dict)
     alpha: float = Field(
         default=0.0005,
         gt=0,
         lt=0.5,
-        description="Per-feature false-alarm probability of one check on stationary data (sets the threshold)",
+        description="False-alarm probability of one check of one feature on stationary data",
     )
     per_feature_threshold: dict[str, float] = Field(
         default_factory=dict, description="Fixed thresholds that replace the calibrated one for a feature"
     )
     bootstrap_samples: int = Field(default=300, ge=50, description="Null windows drawn for the calibration")
-    reference_rows: int = Field(default=50_000, ge=100, description="Most recent train rows used as reference")
+    reference_rows: int = Field(
+        default=50_000, ge=100, description="Most recent train rows used as reference"
+    )
     report_rows: int = Field(default=5_000, ge=100, description="Reference rows sampled for the HTML report")
 
 

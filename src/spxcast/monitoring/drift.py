@@ -127,7 +127,7 @@ def calibrate(
     per_feature_method: Mapping[str, Method] | None = None,
     fixed: Mapping[str, float] | None = None,
 ) -> list[Threshold]:
-    """Thresholds per feature such that one check of a stationary window exceeds it with probability ``alpha``.
+    """Per-feature thresholds that one check of a stationary window exceeds with probability ``alpha``.
 
     ``reference``: reference rows in time order (one row per bar). The null distribution of the effect size
     of an ``window_bars`` window is sampled with a moving-block bootstrap of the reference (block = twice
@@ -185,8 +185,9 @@ def feature_drift(
 ) -> pl.DataFrame:
     """One row per feature: effect size of ``current`` against ``reference``, its threshold, drifted.
 
-    ``references``: from :func:`references` of the reference rows. Missing values are left out of both sides (the missing-value check reports them); a feature with fewer
-    than 10 finite current values gets a null statistic and is not called drifted.
+    ``references``: from :func:`references` of the reference rows. Missing values are left out of both
+    sides (the missing-value check reports them); a feature with fewer than 10 finite current values gets
+    a null statistic and is not called drifted.
     """
     rows = []
     for t in thresholds:

@@ -24,7 +24,9 @@ def _us(moment: datetime) -> int:
     return int((moment - _EPOCH) / timedelta(microseconds=1))
 
 
-def trading_age_minutes(since: datetime | None, now: datetime, instrument: str, calendar: str = "auto") -> float:
+def trading_age_minutes(
+    since: datetime | None, now: datetime, instrument: str, calendar: str = "auto"
+) -> float:
     """Trading minutes of ``instrument``'s calendar between ``since`` and ``now`` (0 if ``since`` is later;
     inf if it is None)."""
     if since is None:
@@ -56,7 +58,11 @@ def missing_share(frame: pl.DataFrame, features: Sequence[str]) -> pl.DataFrame:
         [(pl.col(f).cast(pl.Float64).fill_nan(None).is_null().mean()).alias(f) for f in features]
     ).row(0)
     return pl.DataFrame(
-        {"feature": list(features), "missing_share": [float(s) for s in shares], "rows": [frame.height] * len(features)},
+        {
+            "feature": list(features),
+            "missing_share": [float(s) for s in shares],
+            "rows": [frame.height] * len(features),
+        },
         schema={"feature": pl.String, "missing_share": pl.Float64, "rows": pl.Int64},
     )
 

@@ -38,7 +38,9 @@ class Notification:
     attachment: Path | None
 
 
-def compose(opened: Sequence[NewAlert], run_id: str, report: Path | None, extra: Sequence[str] = ()) -> Notification:
+def compose(
+    opened: Sequence[NewAlert], run_id: str, report: Path | None, extra: Sequence[str] = ()
+) -> Notification:
     """The message for ``opened`` alerts (most severe first); ``extra`` lines (e.g. a retrain suggestion)."""
     ordered = sorted(opened, key=lambda a: -SEVERITY_ORDER[a.severity])
     worst = ordered[0].severity if ordered else "info"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import math
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -65,7 +64,11 @@ LIMITS = retrain.PromotionLimits(min_rows=500, p_value=0.05, max_p99_latency_ms=
 
 def decide(paired: Paired, latency: float = 50.0, errors: float = 0.0, **kw: object) -> retrain.Promotion:
     return retrain.promotion_decision(
-        paired, challenger_p99_latency_ms=latency, challenger_error_rate=errors, limits=LIMITS, **kw  # type: ignore[arg-type]
+        paired,
+        challenger_p99_latency_ms=latency,
+        challenger_error_rate=errors,
+        limits=LIMITS,
+        **kw,  # type: ignore[arg-type]
     )
 
 

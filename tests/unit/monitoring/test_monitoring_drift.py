@@ -104,7 +104,9 @@ def test_stationary_ar1_over_twenty_days_raises_at_most_one_alert_per_feature() 
         ]
     per_feature = [sum(a.key == f"drift:f{i}" for a in known) for i in range(features)]
     false_alarm_rate = breaches / checks
-    print(f"AR(1) phi=0.9: {checks} feature-checks, per-check false-alarm rate {false_alarm_rate:.5f}, "
-          f"alerts per feature {per_feature}")
+    print(
+        f"AR(1) phi=0.9: {checks} feature-checks, per-check false-alarm rate {false_alarm_rate:.5f}, "
+        f"alerts per feature {per_feature}"
+    )
     assert max(per_feature) <= 1
     assert false_alarm_rate < 0.005

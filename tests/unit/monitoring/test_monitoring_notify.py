@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import json
-import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -67,7 +66,7 @@ def hook() -> Iterator[tuple[list[tuple[str, dict[str, Any]]], int]]:
     received: list[tuple[str, dict[str, Any]]] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append((self.path, json.loads(body)))
             self.send_response(200)
@@ -102,7 +101,9 @@ def opened() -> list[alerts.NewAlert]:
 
 
 def test_alert_reaches_smtp_with_report_and_webhook_without_leaking_credentials(
-    smtp: tuple[Inbox, int], hook: tuple[list[tuple[str, dict[str, Any]]], int], tmp_path: Path,
+    smtp: tuple[Inbox, int],
+    hook: tuple[list[tuple[str, dict[str, Any]]], int],
+    tmp_path: Path,
     logs: pytest.LogCaptureFixture,
 ) -> None:
     inbox, smtp_port = smtp
@@ -110,8 +111,12 @@ def test_alert_reaches_smtp_with_report_and_webhook_without_leaking_credentials(
     report = tmp_path / "drift_report.html"
     report.write_text("<html>drift report</html>")
     settings = MonitoringSettings(
-        smtp_host="127.0.0.1", smtp_port=smtp_port, smtp_user="alerts", smtp_password=SecretStr(PASSWORD),
-        email_to=["oncall@example.org"], webhook_url=SecretStr(f"http://127.0.0.1:{hook_port}/{HOOK_SECRET}"),
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_port,
+        smtp_user="alerts",
+        smtp_password=SecretStr(PASSWORD),
+        email_to=["oncall@example.org"],
+        webhook_url=SecretStr(f"http://127.0.0.1:{hook_port}/{HOOK_SECRET}"),
     )
     note = notify.compose(opened(), "monitor-1", report)
     assert notify.notify(settings, note) == {"email": "sent", "webhook": "sent"}
@@ -124,7 +129,7 @@ def test_alert_reaches_smtp_with_report_and_webhook_without_leaking_credentials(
     attachments = [p for p in message.walk() if p.get_filename() == "drift_report.html"]
     assert attachments and attachments[0].get_payload(decode=True) == b"<html>drift report</html>"
 
-    (path, payload), = received
+    ((path, payload),) = received
     assert path == f"/{HOOK_SECRET}"
     assert payload["text"].startswith("[spxcast critical]") and payload["blocks"]
     assert [a["key"] for a in payload["alerts"]] == ["decay:model", "bar_age:bars"]
@@ -134,8 +139,12 @@ def test_alert_reaches_smtp_with_report_and_webhook_without_leaking_credentials(
 def test_failing_channels_are_reported_redacted(logs: pytest.LogCaptureFixture) -> None:
     dead = free_port()
     settings = MonitoringSettings(
-        smtp_host="127.0.0.1", smtp_port=dead, smtp_user="alerts", smtp_password=SecretStr(PASSWORD),
-        email_to=["oncall@example.org"], webhook_url=SecretStr(f"http://127.0.0.1:{dead}/{HOOK_SECRET}"),
+        smtp_host="127.0.0.1",
+        smtp_port=dead,
+        smtp_user="alerts",
+        smtp_password=SecretStr(PASSWORD),
+        email_to=["oncall@example.org"],
+        webhook_url=SecretStr(f"http://127.0.0.1:{dead}/{HOOK_SECRET}"),
     )
     results = notify.notify(settings, notify.compose(opened(), "monitor-2", None))
     assert results["email"].startswith("failed: ConnectionRefusedError")

@@ -55,9 +55,7 @@ def test_noise_just_above_the_margin_is_not_called_decay() -> None:
     y = overlapping(rng, 400)
     pred = np.zeros(400)
     rmse = float(np.sqrt(np.mean(y**2)))
-    verdict = performance.decay_test(
-        y, pred, rmse / 1.21, margin=0.2, p_value=0.01, lag=H - 1, min_rows=200
-    )
+    verdict = performance.decay_test(y, pred, rmse / 1.21, margin=0.2, p_value=0.01, lag=H - 1, min_rows=200)
     assert verdict.ratio > 1.2 and not verdict.decayed  # above the margin, not significantly
 
 
@@ -111,10 +109,16 @@ def test_paired_rows_and_test_prefer_the_better_challenger() -> None:
     rows = performance.paired_rows(log)
     assert rows.height == n
     result = performance.paired_test(
-        rows["realised_pct"].to_numpy(), rows["champion_pct"].to_numpy(), rows["challenger_pct"].to_numpy(), H - 1
+        rows["realised_pct"].to_numpy(),
+        rows["champion_pct"].to_numpy(),
+        rows["challenger_pct"].to_numpy(),
+        H - 1,
     )
     assert result.p_value < 0.01 and result.challenger_rmse < result.champion_rmse
     reverse = performance.paired_test(
-        rows["realised_pct"].to_numpy(), rows["challenger_pct"].to_numpy(), rows["champion_pct"].to_numpy(), H - 1
+        rows["realised_pct"].to_numpy(),
+        rows["challenger_pct"].to_numpy(),
+        rows["champion_pct"].to_numpy(),
+        H - 1,
     )
     assert reverse.p_value > 0.5

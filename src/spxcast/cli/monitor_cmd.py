@@ -1,0 +1,153 @@
+"""``spxcast monitor``: drift, realised performance, freshness and alerts of the served champion.
+
+Verbs: run (one monitoring run: checks, report, alerts, channels, retrain policy), report (the newest run's
+summary), alerts [ack|resolve ID] (the alerts table).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from spxcast.cli._common import console, fail, handle_errors, settings
+
+app = typer.Typer(
+    help="Monitoring: drift, decay on realised outcomes, freshness, alerts.", no_args_is_help=True
+)
+alerts_app = typer.Typer(help="Alerts: list (default), ack ID, resolve ID.", invoke_without_command=True)
+app.add_typer(alerts_app, name="alerts")
+
+JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table")
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    realised = summary.get("realised") or {}
+    lines = [
+        f"run {summary['run_id']} at {summary['at']}: champion v{summary['champion']['version']}",
+        f"drift: {summary['drift_share']:.0%} of features "
+        f"({', '.join(summary['drifted_features'][:8]) or 'none'})",
+        f"realised: {summary['realised_rows']} rows, RMSE {realised.get('rmse', float('nan')):.4g} "
+        f"(champion test {summary['reference_rmse']}), IC {realised.get('ic', float('nan')):+.3f}, "
+        f"hit rate {realised.get('hit_rate', float('nan')):.3f}",
+        f"freshness: bars {summary['bar_age_minutes']:.0f} / news {summary['article_age_minutes']:.0f} "
+        f"trading minutes old; quarantine {summary['quarantine_rate']:.2%}",
+        f"alerts: opened {summary['alerts_opened'] or 'none'}, resolved {summary['alerts_resolved']}, "
+        f"suppressed by cooldown {len(summary['alerts_suppressed'])}; "
+        f"channels {summary['channels'] or 'none'}",
+        f"retrain: {summary['retrain']['action']} (policy {summary['retrain']['policy']})",
+        f"report: {summary['report']}",
+    ]
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+@app.command("run")
+@handle_errors
+def run(
+    ctx: typer.Context,
+    send: bool = typer.Option(True, "--send/--no-send", help="Notify the configured channels"),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML drift report"),
+    as_json: bool = JsonOption,
+) -> None:
+    """One monitoring run now."""
+    from spxcast.monitoring.service import retrain_now, run_monitoring
+
+    summary = run_monitoring(settings(ctx), send=send, report=report, trainer=retrain_now)
+    if as_json:
+        typer.echo(json.dumps(summary, default=str))
+    else:
+        _print_summary(summary)
+
+
+@app.command("report")
+@handle_errors
+def report(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """The newest monitoring run's summary."""
+    from spxcast.monitoring.service import latest
+
+    summary = latest(settings(ctx))
+    if summary is None:
+        raise fail("no monitoring run yet: run spxcast monitor run")
+    if as_json:
+        typer.echo(json.dumps(summary, default=str))
+    else:
+        _print_summary(summary)
+
+
+def _engine(ctx: typer.Context) -> Any:
+    from spxcast.db import connect
+
+    current = settings(ctx)
+    return connect(current.db_url(), current.db.sqlite_busy_timeout_ms)
+
+
+@alerts_app.callback()
+@handle_errors
+def list_alerts(
+    ctx: typer.Context,
+    status: str | None = typer.Option(None, "--status", help="open, acknowledged or resolved"),
+    limit: int = typer.Option(50, "--limit", min=1),
+    as_json: bool = JsonOption,
+) -> None:
+    """List alerts, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from spxcast.monitoring.service import list_alerts as query
+
+    rows = query(_engine(ctx), status, limit)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table(box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    for column in ("id", "status", "severity", "alert", "raised", "seen", "message"):
+        table.add_column(column, no_wrap=column != "message")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["status"],
+            row["severity"],
+            row["key"],
+            row["raised_at"][:16],
+            str(row["count"]),
+            row["message"],
+        )
+    console.print(table if rows else "no alerts")
+
+
+def _set(ctx: typer.Context, alert_id: int, status: str, actor: str | None) -> None:
+    from spxcast.monitoring.service import set_status
+
+    row = set_status(_engine(ctx), alert_id, status, actor or getpass.getuser(), datetime.now(UTC))
+    console.print(f"alert {row['id']} ({row['key']}) {row['status']}", highlight=False)
+
+
+@alerts_app.command("ack")
+@handle_errors
+def ack(
+    ctx: typer.Context,
+    alert_id: int = typer.Argument(..., metavar="ID"),
+    actor: str | None = typer.Option(None, "--by", help="Who (default the OS user)"),
+) -> None:
+    """Acknowledge an alert (it stays active; no new alert for its condition while it does)."""
+    _set(ctx, alert_id, "acknowledged", actor)
+
+
+@alerts_app.command("resolve")
+@handle_errors
+def resolve(
+    ctx: typer.Context,
+    alert_id: int = typer.Argument(..., metavar="ID"),
+    actor: str | None = typer.Option(None, "--by", help="Who (default the OS user)"),
+) -> None:
+    """Resolve an alert by hand."""
+    _set(ctx, alert_id, "resolved", actor)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="monitor")

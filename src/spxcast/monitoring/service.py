@@ -1,0 +1,503 @@
+"""The I/O edge of monitoring: read the prediction log, lake and registry; write the run, alerts and messages.
+
+One monitoring run (``spxcast monitor run``, the ``monitoring`` DAG, the API reads its result):
+
+1. the champion's reference (gold rows of its training window, its predictions on them, its test RMSE) and
+   the drift calibration of that reference (cached per champion version and drift settings);
+2. the served rows of the last ``drift.window_bars`` bars and the realised rows of the performance window
+   from the ``predictions`` table; the newest bar, article and the quarantine rate from the lake;
+3. :func:`spxcast.monitoring.checks.evaluate`; the run folder ``<artifacts>/monitoring/<run id>/`` gets
+   ``summary.json``, ``drift.csv``, ``skill_daily.csv``, ``skill_weekly.csv`` and ``report.html``
+   (Evidently's drift report); ``<artifacts>/monitoring/latest.json`` points at it;
+4. alerts planned against the ``alerts`` table (dedup, cooldown), channels notified of the new ones;
+5. the retrain policy: ``suggest`` names the suggestion in the message and summary, ``automatic`` runs the
+   ``training`` DAG (its gates register a challenger) and hands the new version to serving's shadow slot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
+
+from spxcast.config import Settings
+from spxcast.db import AlertRecord, connect
+from spxcast.errors import SpxcastError
+from spxcast.monitoring import alerts, checks, drift, notify, performance, retrain
+from spxcast.timeutil import bar_length
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("open", "acknowledged", "resolved")
+_PLANNING_DAYS = 30
+
+
+class MonitoringError(SpxcastError):
+    """A monitoring run or an alert command cannot proceed (what is missing and what to do)."""
+
+
+@dataclass(frozen=True)
+class ChampionReference:
+    """The champion as monitoring needs it: ``reference`` = its training rows (features in time order) with
+    a ``prediction`` column (its forecast on those rows, percent); ``test_rmse`` in percent."""
+
+    model_name: str
+    version: int
+    features: tuple[str, ...]
+    reference: pl.DataFrame
+    test_rmse: float | None
+
+
+ChampionLoader = Callable[[Settings], ChampionReference]
+
+
+def monitoring_dir(settings: Settings) -> Path:
+    return settings.artifacts_dir() / "monitoring"
+
+
+# ----- the champion and its calibration
+
+
+def load_champion(settings: Settings) -> ChampionReference:
+    """The registry's champion, its training window from gold.features and its test RMSE."""
+    import tempfile
+
+    from spxcast.features.labels import label_names
+    from spxcast.lake import Lake
+    from spxcast.models.io import read_metadata
+    from spxcast.registry.lifecycle import ModelRegistry
+    from spxcast.registry.store import CHAMPION
+
+    registry = ModelRegistry(settings)
+    info = registry.by_alias(CHAMPION) if registry.exists() else None
+    if info is None:
+        raise MonitoringError(
+            "no champion model to monitor: train and promote one (spxcast train run; spxcast models promote)"
+        )
+    with tempfile.TemporaryDirectory(prefix="spxcast-monitor-") as scratch:
+        directory = registry.download(info.version, Path(scratch))
+        metadata = read_metadata(directory)
+        model = registry.load(info.version, Path(scratch))
+    window = metadata.get("training_window") or {}
+    if "start" not in window or "end" not in window:
+        raise MonitoringError(f"champion v{info.version} records no training window in its metadata")
+    start, end = (datetime.fromisoformat(window[k]) for k in ("start", "end"))
+    target = label_names(settings.horizon_minutes, settings.horizon_bars)[0]
+    rows = (
+        Lake.from_settings(settings)
+        .scan("gold.features")
+        .filter(
+            (pl.col("instrument") == settings.instrument)
+            & (pl.col("granularity") == settings.granularity)
+            & pl.col("ts").is_between(start, end, closed="both")
+        )
+        .sort("ts")
+        .collect()
+        .tail(settings.monitoring.drift.reference_rows)
+    )
+    if rows.is_empty():
+        raise MonitoringError(
+            f"gold.features has no rows in champion v{info.version}'s training window {start} to {end}"
+        )
+    features = tuple(model.feature_names)
+    reference = rows.select(features).with_columns(
+        pl.Series(checks.PREDICTION, np.asarray(model.predict(rows), dtype=np.float64))
+    )
+    metrics = registry.metrics(info.version)
+    test_rmse = metrics.get("test", {}).get("model", {}).get("rmse")
+    del target
+    return ChampionReference(registry.name, info.version, features, reference, test_rmse)
+
+
+def calibration(settings: Settings, champion: ChampionReference) -> list[drift.Threshold]:
+    """Drift thresholds of the champion's reference, cached under the monitoring folder per champion
+    version and drift settings (recomputed when either changes)."""
+    config = settings.monitoring.drift
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [
+                champion.model_name,
+                champion.version,
+                champion.reference.height,
+                config.model_dump(),
+                settings.seed,
+            ],
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:16]
+    cache = monitoring_dir(settings) / "calibration" / f"v{champion.version}-{fingerprint}.json"
+    if cache.exists():
+        return [drift.Threshold(**t) for t in json.loads(cache.read_text())]
+    thresholds = drift.calibrate(
+        champion.reference,
+        [*champion.features, checks.PREDICTION],
+        window_bars=config.window_bars,
+        alpha=config.alpha,
+        samples=config.bootstrap_samples,
+        seed=settings.seed,
+        method=config.method,
+        per_feature_method=config.per_feature_method,
+        fixed=config.per_feature_threshold,
+    )
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps([asdict(t) for t in thresholds], default=_json_default))
+    return thresholds
+
+
+# ----- the prediction log and the lake
+
+
+def read_log(engine: Engine, instrument: str, granularity: str, since: datetime) -> pl.DataFrame:
+    """Rows of ``predictions`` for the series with ``bar_ts >= since``: bar_ts, created_at, role,
+    model_version, predicted_pct, realised_pct, features (JSON text)."""
+    query = text(
+        "SELECT bar_ts, created_at, role, model_version, predicted_pct, realised_pct, features "
+        "FROM predictions WHERE instrument = :instrument AND granularity = :granularity "
+        "AND bar_ts >= :since ORDER BY bar_ts"
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(
+            query, {"instrument": instrument, "granularity": granularity, "since": since}
+        ).all()
+    frame = pl.DataFrame(
+        [tuple(row) for row in rows],
+        schema={
+            "bar_ts": pl.Object,
+            "created_at": pl.Object,
+            "role": pl.String,
+            "model_version": pl.Int64,
+            "predicted_pct": pl.Float64,
+            "realised_pct": pl.Float64,
+            "features": pl.String,
+        },
+        orient="row",
+    )
+    return frame.with_columns(
+        pl.Series(name, [_utc(v) for v in frame[name]], dtype=pl.Datetime("us", "UTC"))
+        for name in ("bar_ts", "created_at")
+    )
+
+
+def served_features(log_rows: pl.DataFrame, features: Sequence[str], window_bars: int) -> pl.DataFrame:
+    """The last ``window_bars`` served rows with their feature vectors as Float64 columns (missing = null)."""
+    served = log_rows.filter(pl.col("role") == "served").unique("bar_ts", keep="last").sort("bar_ts")
+    served = served.tail(window_bars)
+    dtype = pl.Struct({name: pl.Float64 for name in features})
+    decoded = served["features"].str.json_decode(dtype) if served.height else pl.Series("features", [], dtype)
+    return served.select("bar_ts", "predicted_pct").with_columns(decoded.alias("f")).unnest("f")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def lake_freshness(settings: Settings, now: datetime) -> tuple[datetime | None, datetime | None, int, int]:
+    """(newest bar start, newest article received_at, bars accepted and quarantined in the last day)."""
+    from spxcast.lake import Lake
+
+    lake = Lake.from_settings(settings)
+    since = now - timedelta(days=1)
+    last_bar = last_article = None
+    accepted = quarantined = 0
+    if lake.exists("bronze.candles"):
+        candles = lake.scan("bronze.candles").filter(
+            (pl.col("instrument") == settings.instrument) & (pl.col("granularity") == settings.granularity)
+        )
+        row = candles.select(
+            pl.col("ts").max().alias("last"), (pl.col("ingested_at") >= since).sum().alias("recent")
+        ).collect()
+        last_bar, accepted = row["last"][0], int(row["recent"][0] or 0)
+    if lake.exists("bronze.news"):
+        last_article = lake.scan("bronze.news").select(pl.col("received_at").max()).collect().item()
+    if lake.exists("bronze.quarantine"):
+        quarantined = int(
+            lake.scan("bronze.quarantine")
+            .filter((pl.col("table") == "bronze.candles") & (pl.col("ingested_at") >= since))
+            .select(pl.len())
+            .collect()
+            .item()
+        )
+    return last_bar, last_article, accepted, quarantined
+
+
+# ----- alerts in the app database
+
+
+def known_alerts(engine: Engine, now: datetime) -> list[alerts.KnownAlert]:
+    """Alerts still active, and those raised in the last 30 days (for cooldowns)."""
+    since = now - timedelta(days=_PLANNING_DAYS)
+    with Session(engine) as session:
+        records = session.scalars(
+            select(AlertRecord).where((AlertRecord.status != "resolved") | (AlertRecord.raised_at >= since))
+        ).all()
+        return [alerts.KnownAlert(r.id, r.key, r.status, _utc(r.raised_at)) for r in records]
+
+
+def apply_plan(engine: Engine, plan: alerts.Plan, run_id: str, now: datetime) -> list[int]:
+    """Write ``plan`` in one transaction; returns the ids of the opened alerts (in ``plan.open`` order)."""
+    with Session(engine) as session, session.begin():
+        opened = []
+        for new in plan.open:
+            f = new.finding
+            record = AlertRecord(
+                key=f.key,
+                check=f.check,
+                subject=f.subject,
+                severity=new.severity,
+                status="open",
+                message=f.message,
+                value=_finite(f.value),
+                threshold=_finite(f.threshold),
+                raised_at=now,
+                last_seen=now,
+                count=1,
+                run_id=run_id,
+            )
+            session.add(record)
+            opened.append(record)
+        for alert_id, finding in plan.refresh:
+            record = session.get_one(AlertRecord, alert_id)
+            record.last_seen, record.count = now, record.count + 1
+            record.value, record.message = _finite(finding.value), finding.message
+        for alert_id in plan.resolve:
+            record = session.get_one(AlertRecord, alert_id)
+            record.status, record.resolved_at, record.resolved_by = "resolved", now, "monitoring"
+        session.flush()
+        return [r.id for r in opened]
+
+
+def record_notified(engine: Engine, ids: Sequence[int], results: dict[str, str]) -> None:
+    with Session(engine) as session, session.begin():
+        for alert_id in ids:
+            session.get_one(AlertRecord, alert_id).notified = json.dumps(results)
+
+
+def list_alerts(engine: Engine, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Newest first; ``status`` one of open, acknowledged, resolved (None: all)."""
+    if status is not None and status not in STATUSES:
+        raise MonitoringError(f"unknown alert status {status!r}; use one of {', '.join(STATUSES)}")
+    query = select(AlertRecord).order_by(AlertRecord.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(AlertRecord.status == status)
+    with Session(engine) as session:
+        return [_alert_dict(r) for r in session.scalars(query).all()]
+
+
+def set_status(engine: Engine, alert_id: int, status: str, actor: str, now: datetime) -> dict[str, Any]:
+    """Acknowledge or resolve alert ``alert_id`` (a resolved alert stays resolved)."""
+    if status not in ("acknowledged", "resolved"):
+        raise MonitoringError(f"an alert can be acknowledged or resolved, not {status!r}")
+    with Session(engine) as session, session.begin():
+        record = session.get(AlertRecord, alert_id)
+        if record is None:
+            raise MonitoringError(f"no alert with id {alert_id}; list them with: spxcast monitor alerts")
+        if record.status == "resolved":
+            raise MonitoringError(f"alert {alert_id} is already resolved")
+        record.status = status
+        if status == "acknowledged":
+            record.acknowledged_by, record.acknowledged_at = actor, now
+        else:
+            record.resolved_by, record.resolved_at = actor, now
+        session.flush()
+        return _alert_dict(record)
+
+
+def _alert_dict(record: AlertRecord) -> dict[str, Any]:
+    out = {c.name: getattr(record, c.name) for c in AlertRecord.__table__.columns}
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in out.items()}
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+# ----- the run
+
+
+def write_report(
+    path: Path,
+    reference: pl.DataFrame,
+    current: pl.DataFrame,
+    drift_frame: pl.DataFrame,
+    rows: int,
+    seed: int,
+) -> None:
+    """Evidently's drift report of the drifted features (else the 10 largest effects) and the prediction,
+    with the calibrated thresholds; the reference is sampled to ``rows`` rows."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    judged = drift_frame.filter(pl.col("statistic").is_not_null()).sort("statistic", descending=True)
+    chosen = judged.filter(pl.col("drifted") | (pl.col("feature") == checks.PREDICTION))
+    if chosen.height < 10:
+        chosen = pl.concat([chosen, judged.filter(~pl.col("drifted"))]).unique("feature", keep="first")
+    chosen = chosen.sort("statistic", descending=True).head(20)
+    columns = chosen["feature"].to_list()
+    if not columns:
+        path.write_text("<html><body>No drift statistics this run (no served rows).</body></html>")
+        return
+    sample = reference.select(columns).sample(min(rows, reference.height), seed=seed)
+    definition = DataDefinition(numerical_columns=columns)
+    preset = DataDriftPreset(
+        columns=columns,
+        per_column_method=dict(zip(columns, chosen["method"].to_list(), strict=True)),
+        per_column_threshold=dict(zip(columns, chosen["threshold"].to_list(), strict=True)),
+    )
+    snapshot = Report([preset]).run(
+        Dataset.from_pandas(current.select(columns).to_pandas(), data_definition=definition),
+        Dataset.from_pandas(sample.to_pandas(), data_definition=definition),
+    )
+    snapshot.save_html(str(path))
+
+
+def run_monitoring(
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    send: bool = True,
+    report: bool = True,
+    champion_loader: ChampionLoader = load_champion,
+    engine: Engine | None = None,
+    trainer: Callable[[Settings], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One monitoring run (see the module docstring); returns its summary (also in ``summary.json``).
+
+    ``trainer``: what an ``automatic`` retrain calls (:func:`retrain_now` from the CLI); None records the
+    request as deferred (inside a pipeline run, which holds the home's lock).
+    """
+    now = now or datetime.now(UTC)
+    config = settings.monitoring
+    engine = engine or connect(settings.db_url(), settings.db.sqlite_busy_timeout_ms)
+    champion = champion_loader(settings)
+    thresholds = calibration(settings, champion)
+    references = drift.references(champion.reference, [*champion.features, checks.PREDICTION])
+    bar = bar_length(settings.granularity)
+    horizon = settings.horizon_bars or max(1, round(settings.horizon_minutes / (bar.total_seconds() / 60)))
+    lookback = max(config.drift.window_bars, config.performance_window_bars + horizon) * 4 * bar
+    since = now - max(lookback, timedelta(days=7))
+    log_rows = read_log(engine, settings.instrument, settings.granularity, since)
+    served = served_features(log_rows, champion.features, config.drift.window_bars)
+    realised = (
+        log_rows.filter((pl.col("role") == "served") & pl.col("realised_pct").is_not_null())
+        .unique("bar_ts", keep="last")
+        .select("bar_ts", "predicted_pct", "realised_pct")
+    )
+    last_bar, last_article, accepted, quarantined = lake_freshness(settings, now)
+    inputs = checks.Inputs(
+        instrument=settings.instrument,
+        calendar=settings.calendar,
+        bar=bar,
+        horizon_bars=horizon,
+        features=champion.features,
+        served=served,
+        realised=realised,
+        paired=performance.paired_rows(log_rows),
+        references=references,
+        thresholds=thresholds,
+        reference_rmse=champion.test_rmse,
+        last_bar_ts=last_bar,
+        last_article_at=last_article,
+        accepted=accepted,
+        quarantined=quarantined,
+    )
+    outcome = checks.evaluate(inputs, config, now)
+
+    run_id = f"monitor-{now:%Y%m%dT%H%M%S}"
+    folder = monitoring_dir(settings) / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    outcome.drift.write_csv(folder / "drift.csv")
+    for name, frame in (("skill_daily", outcome.daily), ("skill_weekly", outcome.weekly)):
+        if frame.height:
+            frame.write_csv(folder / f"{name}.csv")
+    report_path = folder / "report.html" if report else None
+    if report_path is not None:
+        write_report(
+            report_path,
+            champion.reference,
+            served.rename({"predicted_pct": checks.PREDICTION}),
+            outcome.drift,
+            config.drift.report_rows,
+            settings.seed,
+        )
+
+    plan = alerts.plan(outcome.findings, known_alerts(engine, now), config.rules, now)
+    opened_ids = apply_plan(engine, plan, run_id, now)
+    action, reasons = retrain.retrain_action(config.retrain_policy, plan.open)
+    extra = []
+    if action == "suggest":
+        extra.append(f"Retraining suggested ({', '.join(reasons)}): run spxcast pipeline run training")
+    delivered: dict[str, str] = {}
+    if plan.open and send:
+        delivered = notify.notify(config, notify.compose(plan.open, run_id, report_path, extra))
+        record_notified(engine, opened_ids, delivered)
+    retrained: dict[str, Any] | None = None
+    if action == "train":
+        retrained = trainer(settings) if trainer is not None else {"status": "deferred"}
+
+    summary = {
+        **outcome.summary,
+        "run_id": run_id,
+        "champion": {"model": champion.model_name, "version": champion.version},
+        "report": str(report_path) if report_path else None,
+        "alerts_opened": [f.finding.key for f in plan.open],
+        "alerts_open_refreshed": len(plan.refresh),
+        "alerts_resolved": len(plan.resolve),
+        "alerts_suppressed": [f.key for f in plan.suppressed],
+        "channels": delivered,
+        "retrain": {
+            "policy": config.retrain_policy,
+            "action": action,
+            "reasons": reasons,
+            "result": retrained,
+        },
+    }
+    text_summary = json.dumps(summary, default=_json_default, indent=2)
+    (folder / "summary.json").write_text(text_summary)
+    (monitoring_dir(settings) / "latest.json").write_text(text_summary)
+    return summary
+
+
+def latest(settings: Settings) -> dict[str, Any] | None:
+    """The summary of the newest monitoring run, or None when none ran."""
+    path = monitoring_dir(settings) / "latest.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def retrain_now(settings: Settings) -> dict[str, Any]:
+    """Run the ``training`` DAG (validate, features, train, gates, register a challenger) and deploy the
+    new challenger to serving's idle slot in shadow when the serving package offers it."""
+    from spxcast.pipeline.runner import run_dag
+
+    summary = run_dag(settings, "training")
+    result: dict[str, Any] = {"training_run": summary.run_id, "status": summary.status}
+    if summary.status == "succeeded":
+        result["shadow"] = deploy_shadow(settings)
+    return result
+
+
+def deploy_shadow(settings: Settings) -> str:
+    """Deploy the registry's challenger to the idle serving slot with shadow on (serving's service layer)."""
+    try:
+        from spxcast.serving import admin
+    except ImportError:
+        return "serving not installed: deploy the challenger with spxcast serve deploy VERSION --reason R"
+    return str(admin.deploy_challenger_shadow(settings, reason="monitoring: automatic retrain"))
