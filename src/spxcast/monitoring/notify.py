@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 import smtplib
 import ssl
 from collections.abc import Sequence
@@ -71,8 +72,8 @@ def compose(
                 "check": a.finding.check,
                 "subject": a.finding.subject,
                 "severity": a.severity,
-                "value": a.finding.value,
-                "threshold": a.finding.threshold,
+                "value": a.finding.value if math.isfinite(a.finding.value) else None,
+                "threshold": a.finding.threshold if math.isfinite(a.finding.threshold) else None,
                 "message": a.finding.message,
             }
             for a in ordered

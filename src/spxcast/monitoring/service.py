@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sqlalchemy import Engine, select, text
+from sqlalchemy import DateTime, Engine, Float, Integer, String, Text, column, select
+from sqlalchemy import table as sa_table
 from sqlalchemy.orm import Session
 
 from spxcast.config import Settings
@@ -158,18 +159,36 @@ def calibration(settings: Settings, champion: ChampionReference) -> list[drift.T
 # ----- the prediction log and the lake
 
 
+# The columns of serving's ``predictions`` table that monitoring reads (typed, so every dialect returns
+# datetimes and floats).
+_LOG = sa_table(
+    "predictions",
+    column("bar_ts", DateTime(timezone=True)),
+    column("created_at", DateTime(timezone=True)),
+    column("role", String),
+    column("model_version", Integer),
+    column("predicted_pct", Float),
+    column("realised_pct", Float),
+    column("features", Text),
+    column("instrument", String),
+    column("granularity", String),
+)
+
+
 def read_log(engine: Engine, instrument: str, granularity: str, since: datetime) -> pl.DataFrame:
     """Rows of ``predictions`` for the series with ``bar_ts >= since``: bar_ts, created_at, role,
     model_version, predicted_pct, realised_pct, features (JSON text)."""
-    query = text(
-        "SELECT bar_ts, created_at, role, model_version, predicted_pct, realised_pct, features "
-        "FROM predictions WHERE instrument = :instrument AND granularity = :granularity "
-        "AND bar_ts >= :since ORDER BY bar_ts"
+    query = (
+        select(*_LOG.c)
+        .where(
+            (_LOG.c.instrument == instrument)
+            & (_LOG.c.granularity == granularity)
+            & (_LOG.c.bar_ts >= since)
+        )
+        .order_by(_LOG.c.bar_ts)
     )
     with engine.connect() as connection:
-        rows = connection.execute(
-            query, {"instrument": instrument, "granularity": granularity, "since": since}
-        ).all()
+        rows = connection.execute(query).all()
     frame = pl.DataFrame(
         [tuple(row) for row in rows],
         schema={
@@ -180,6 +199,8 @@ def read_log(engine: Engine, instrument: str, granularity: str, since: datetime)
             "predicted_pct": pl.Float64,
             "realised_pct": pl.Float64,
             "features": pl.String,
+            "instrument": pl.String,
+            "granularity": pl.String,
         },
         orient="row",
     )
@@ -320,6 +341,23 @@ def _alert_dict(record: AlertRecord) -> dict[str, Any]:
 
 def _finite(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
+
+
+def clean(value: Any) -> Any:
+    """A JSON-able copy: non-finite floats become None, datetimes ISO text (JSON has no NaN or inf)."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def _json_default(value: Any) -> Any:
@@ -470,7 +508,8 @@ def run_monitoring(
             "result": retrained,
         },
     }
-    text_summary = json.dumps(summary, default=_json_default, indent=2)
+    summary = clean(summary)
+    text_summary = json.dumps(summary, indent=2, allow_nan=False)
     (folder / "summary.json").write_text(text_summary)
     (monitoring_dir(settings) / "latest.json").write_text(text_summary)
     return summary
