@@ -80,6 +80,31 @@ def report(ctx: typer.Context, as_json: bool = JsonOption) -> None:
         _print_summary(summary)
 
 
+@app.command("promote")
+@handle_errors
+def promote(
+    ctx: typer.Context,
+    force: bool = typer.Option(
+        False, "--force", help="Promote even if the live comparison does not allow it"
+    ),
+    reason: str | None = typer.Option(None, "--reason", help="Why (required with --force; audited)"),
+    actor: str | None = typer.Option(None, "--by", help="Who acts (default registry.actor or the OS user)"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Promote the shadow challenger if it beats the champion on the same live rows (paired test, minimum
+    rows, latency and error limits), or with --force --reason."""
+    from spxcast.monitoring.service import promote_challenger
+
+    result = promote_challenger(settings(ctx), force=force, reason=reason, actor=actor)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    verdict = "promoted" if result.get("promoted") else "not promoted"
+    console.print(f"challenger {verdict}: {'; '.join(result['decision']['reasons'])}", highlight=False)
+    if not result.get("promoted"):
+        raise typer.Exit(1)
+
+
 def _engine(ctx: typer.Context) -> Any:
     from spxcast.db import connect
 

@@ -165,6 +165,7 @@ _LOG = sa_table(
     "predictions",
     column("bar_ts", DateTime(timezone=True)),
     column("created_at", DateTime(timezone=True)),
+    column("feature_as_of", DateTime(timezone=True)),
     column("role", String),
     column("model_version", Integer),
     column("predicted_pct", Float),
@@ -175,48 +176,67 @@ _LOG = sa_table(
 )
 
 
+_SCALARS = ("bar_ts", "created_at", "feature_as_of", "role", "model_version", "predicted_pct", "realised_pct")
+
+
 def read_log(engine: Engine, instrument: str, granularity: str, since: datetime) -> pl.DataFrame:
-    """Rows of ``predictions`` for the series with ``bar_ts >= since``: bar_ts, created_at, role,
-    model_version, predicted_pct, realised_pct, features (JSON text)."""
+    """Rows of ``predictions`` for the series with ``bar_ts >= since``, without the feature vectors:
+    bar_ts, created_at (UTC), role, model_version, predicted_pct, realised_pct."""
     query = (
-        select(*_LOG.c)
+        select(*(_LOG.c[name] for name in _SCALARS))
         .where(
-            (_LOG.c.instrument == instrument)
-            & (_LOG.c.granularity == granularity)
-            & (_LOG.c.bar_ts >= since)
+            (_LOG.c.instrument == instrument) & (_LOG.c.granularity == granularity) & (_LOG.c.bar_ts >= since)
         )
         .order_by(_LOG.c.bar_ts)
     )
     with engine.connect() as connection:
         rows = connection.execute(query).all()
-    frame = pl.DataFrame(
-        [tuple(row) for row in rows],
-        schema={
-            "bar_ts": pl.Object,
-            "created_at": pl.Object,
-            "role": pl.String,
-            "model_version": pl.Int64,
-            "predicted_pct": pl.Float64,
-            "realised_pct": pl.Float64,
-            "features": pl.String,
-            "instrument": pl.String,
-            "granularity": pl.String,
-        },
-        orient="row",
-    )
-    return frame.with_columns(
-        pl.Series(name, [_utc(v) for v in frame[name]], dtype=pl.Datetime("us", "UTC"))
-        for name in ("bar_ts", "created_at")
-    )
+    return _frame(rows, [*_SCALARS])
 
 
-def served_features(log_rows: pl.DataFrame, features: Sequence[str], window_bars: int) -> pl.DataFrame:
-    """The last ``window_bars`` served rows with their feature vectors as Float64 columns (missing = null)."""
-    served = log_rows.filter(pl.col("role") == "served").unique("bar_ts", keep="last").sort("bar_ts")
-    served = served.tail(window_bars)
+def read_served_features(
+    engine: Engine, instrument: str, granularity: str, features: Sequence[str], window_bars: int
+) -> pl.DataFrame:
+    """The last ``window_bars`` served bars: ``bar_ts``, ``predicted_pct`` and each feature as a Float64
+    column (null when the model read a missing value), in time order."""
+    query = (
+        select(_LOG.c.bar_ts, _LOG.c.predicted_pct, _LOG.c.features)
+        .where(
+            (_LOG.c.instrument == instrument)
+            & (_LOG.c.granularity == granularity)
+            & (_LOG.c.role == "served")
+        )
+        .order_by(_LOG.c.bar_ts.desc())
+        .limit(2 * window_bars)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    served = _frame(rows, ["bar_ts", "predicted_pct", "features"]).unique("bar_ts", keep="first")
+    served = served.sort("bar_ts").tail(window_bars)
     dtype = pl.Struct({name: pl.Float64 for name in features})
     decoded = served["features"].str.json_decode(dtype) if served.height else pl.Series("features", [], dtype)
     return served.select("bar_ts", "predicted_pct").with_columns(decoded.alias("f")).unnest("f")
+
+
+_DTYPES: dict[str, Any] = {
+    "bar_ts": pl.Object,
+    "created_at": pl.Object,
+    "feature_as_of": pl.Object,
+    "role": pl.String,
+    "model_version": pl.Int64,
+    "predicted_pct": pl.Float64,
+    "realised_pct": pl.Float64,
+    "features": pl.String,
+}
+
+
+def _frame(rows: Sequence[Any], names: list[str]) -> pl.DataFrame:
+    frame = pl.DataFrame([tuple(r) for r in rows], schema={n: _DTYPES[n] for n in names}, orient="row")
+    return frame.with_columns(
+        pl.Series(name, [None if v is None else _utc(v) for v in frame[name]], dtype=pl.Datetime("us", "UTC"))
+        for name in ("bar_ts", "created_at", "feature_as_of")
+        if name in names
+    )
 
 
 def _utc(value: datetime) -> datetime:
@@ -433,7 +453,9 @@ def run_monitoring(
     lookback = max(config.drift.window_bars, config.performance_window_bars + horizon) * 4 * bar
     since = now - max(lookback, timedelta(days=7))
     log_rows = read_log(engine, settings.instrument, settings.granularity, since)
-    served = served_features(log_rows, champion.features, config.drift.window_bars)
+    served = read_served_features(
+        engine, settings.instrument, settings.granularity, champion.features, config.drift.window_bars
+    )
     realised = (
         log_rows.filter((pl.col("role") == "served") & pl.col("realised_pct").is_not_null())
         .unique("bar_ts", keep="last")
@@ -531,6 +553,75 @@ def retrain_now(settings: Settings) -> dict[str, Any]:
     if summary.status == "succeeded":
         result["shadow"] = deploy_shadow(settings)
     return result
+
+
+def shadow_health(log_rows: pl.DataFrame) -> tuple[float, float]:
+    """(p99 latency in ms, error rate) of the shadow model from the prediction log.
+
+    Latency: ``created_at - feature_as_of`` of its rows (from the moment its inputs were known to the
+    logged prediction, serving's own time included). Error rate: served bars without a shadow row (a
+    shadow prediction that failed is not logged) over served bars. Both inf/1.0 when it logged nothing.
+    """
+    served = log_rows.filter(pl.col("role") == "served")["bar_ts"].n_unique()
+    shadow = log_rows.filter(pl.col("role") == "shadow")
+    if served == 0 or shadow.is_empty():
+        return math.inf, 1.0
+    delay = (shadow["created_at"] - shadow["feature_as_of"]).dt.total_milliseconds().drop_nulls()
+    p99 = float(delay.quantile(0.99) or 0.0) if delay.len() else math.inf
+    return p99, max(0.0, 1.0 - shadow["bar_ts"].n_unique() / served)
+
+
+def promotion_check(
+    settings: Settings, engine: Engine, now: datetime, force: bool = False, reason: str | None = None
+) -> tuple[retrain.Promotion, performance.Paired, dict[str, float]]:
+    """Whether the shadow challenger may replace the champion on the live rows of the last 30 days."""
+    config = settings.monitoring
+    log_rows = read_log(
+        engine, settings.instrument, settings.granularity, now - timedelta(days=_PLANNING_DAYS)
+    )
+    rows = performance.paired_rows(log_rows)
+    bar = bar_length(settings.granularity)
+    horizon = settings.horizon_bars or max(1, round(settings.horizon_minutes / (bar.total_seconds() / 60)))
+    paired = performance.paired_test(
+        rows["realised_pct"].to_numpy().astype(np.float64),
+        rows["champion_pct"].to_numpy().astype(np.float64),
+        rows["challenger_pct"].to_numpy().astype(np.float64),
+        max(horizon - 1, 0),
+    )
+    latency, errors = shadow_health(log_rows)
+    limits = retrain.PromotionLimits(
+        config.promote_min_rows,
+        config.promote_pvalue,
+        config.promote_max_p99_latency_ms,
+        config.promote_max_error_rate,
+    )
+    decision = retrain.promotion_decision(
+        paired,
+        challenger_p99_latency_ms=latency,
+        challenger_error_rate=errors,
+        limits=limits,
+        force=force,
+        reason=reason,
+    )
+    return decision, paired, {"p99_latency_ms": latency, "error_rate": errors}
+
+
+def promote_challenger(
+    settings: Settings, *, force: bool = False, reason: str | None = None, actor: str | None = None
+) -> dict[str, Any]:
+    """Promote the registry's challenger when :func:`promotion_check` allows it (or a person forces it
+    with a reason); the registry's gates and audit trail apply as for ``spxcast models promote``."""
+    from spxcast.registry.lifecycle import ModelRegistry
+
+    engine = connect(settings.db_url(), settings.db.sqlite_busy_timeout_ms)
+    decision, paired, health = promotion_check(settings, engine, datetime.now(UTC), force, reason)
+    result: dict[str, Any] = {"decision": asdict(decision), "paired": asdict(paired), "health": health}
+    if not decision.promote:
+        return clean(result)
+    why = "; ".join(decision.reasons)
+    promoted = ModelRegistry(settings).promote(force=force, reason=why, actor=actor)
+    result["promoted"] = str(promoted)
+    return clean(result)
 
 
 def deploy_shadow(settings: Settings) -> str:
