@@ -29,7 +29,12 @@ JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table")
 def _print_summary(summary: dict[str, Any]) -> None:
     realised = summary.get("realised") or {}
     lines = [
-        f"run {summary['run_id']} at {summary['at']}: champion v{summary['champion']['version']}",
+        f"run {summary['run_id']} at {summary['at']}: "
+        + (
+            f"champion v{summary['champion']['version']}"
+            if summary["champion"]
+            else "no champion (freshness only)"
+        ),
         f"drift: {summary['drift_share']:.0%} of features "
         f"({', '.join(summary['drifted_features'][:8]) or 'none'})",
         f"realised: {summary['realised_rows']} rows, RMSE {realised.get('rmse', float('nan')):.4g} "

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sqlalchemy import DateTime, Engine, Float, Integer, String, Text, column, select
+from sqlalchemy import DateTime, Engine, Float, Integer, String, Text, column, inspect, select
 from sqlalchemy import table as sa_table
 from sqlalchemy.orm import Session
 
@@ -46,6 +46,10 @@ _PLANNING_DAYS = 30
 
 class MonitoringError(SpxcastError):
     """A monitoring run or an alert command cannot proceed (what is missing and what to do)."""
+
+
+class NoChampion(MonitoringError):
+    """The registry has no champion yet: a run checks freshness and data quality only."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def load_champion(settings: Settings) -> ChampionReference:
     registry = ModelRegistry(settings)
     info = registry.by_alias(CHAMPION) if registry.exists() else None
     if info is None:
-        raise MonitoringError(
+        raise NoChampion(
             "no champion model to monitor: train and promote one (spxcast train run; spxcast models promote)"
         )
     with tempfile.TemporaryDirectory(prefix="spxcast-monitor-") as scratch:
@@ -189,9 +193,7 @@ def read_log(engine: Engine, instrument: str, granularity: str, since: datetime)
         )
         .order_by(_LOG.c.bar_ts)
     )
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    return _frame(rows, [*_SCALARS])
+    return _frame(_rows(engine, query), [*_SCALARS])
 
 
 def read_served_features(
@@ -209,13 +211,20 @@ def read_served_features(
         .order_by(_LOG.c.bar_ts.desc())
         .limit(2 * window_bars)
     )
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    served = _frame(rows, ["bar_ts", "predicted_pct", "features"]).unique("bar_ts", keep="first")
-    served = served.sort("bar_ts").tail(window_bars)
+    served = _frame(_rows(engine, query), ["bar_ts", "predicted_pct", "features"])
+    served = served.unique("bar_ts", keep="first").sort("bar_ts").tail(window_bars)
     dtype = pl.Struct({name: pl.Float64 for name in features})
     decoded = served["features"].str.json_decode(dtype) if served.height else pl.Series("features", [], dtype)
     return served.select("bar_ts", "predicted_pct").with_columns(decoded.alias("f")).unnest("f")
+
+
+def _rows(engine: Engine, query: Any) -> Sequence[Any]:
+    """The query's rows; none when serving has not created its ``predictions`` table in this database."""
+    if not inspect(engine).has_table("predictions"):
+        log.warning("the app database has no predictions table (serving never ran here): no served rows")
+        return []
+    with engine.connect() as connection:
+        return connection.execute(query).all()
 
 
 _DTYPES: dict[str, Any] = {
@@ -445,16 +454,23 @@ def run_monitoring(
     now = now or datetime.now(UTC)
     config = settings.monitoring
     engine = engine or connect(settings.db_url(), settings.db.sqlite_busy_timeout_ms)
-    champion = champion_loader(settings)
-    thresholds = calibration(settings, champion)
-    references = drift.references(champion.reference, [*champion.features, checks.PREDICTION])
+    try:
+        champion: ChampionReference | None = champion_loader(settings)
+    except NoChampion as exc:
+        log.warning("%s; checking freshness only", exc)
+        champion = None
+    features = champion.features if champion is not None else ()
+    thresholds = calibration(settings, champion) if champion is not None else []
+    references = (
+        drift.references(champion.reference, [*features, checks.PREDICTION]) if champion is not None else {}
+    )
     bar = bar_length(settings.granularity)
     horizon = settings.horizon_bars or max(1, round(settings.horizon_minutes / (bar.total_seconds() / 60)))
     lookback = max(config.drift.window_bars, config.performance_window_bars + horizon) * 4 * bar
     since = now - max(lookback, timedelta(days=7))
     log_rows = read_log(engine, settings.instrument, settings.granularity, since)
     served = read_served_features(
-        engine, settings.instrument, settings.granularity, champion.features, config.drift.window_bars
+        engine, settings.instrument, settings.granularity, features, config.drift.window_bars
     )
     realised = (
         log_rows.filter((pl.col("role") == "served") & pl.col("realised_pct").is_not_null())
@@ -467,13 +483,13 @@ def run_monitoring(
         calendar=settings.calendar,
         bar=bar,
         horizon_bars=horizon,
-        features=champion.features,
+        features=features,
         served=served,
         realised=realised,
         paired=performance.paired_rows(log_rows),
         references=references,
         thresholds=thresholds,
-        reference_rmse=champion.test_rmse,
+        reference_rmse=champion.test_rmse if champion is not None else None,
         last_bar_ts=last_bar,
         last_article_at=last_article,
         accepted=accepted,
@@ -488,8 +504,8 @@ def run_monitoring(
     for name, frame in (("skill_daily", outcome.daily), ("skill_weekly", outcome.weekly)):
         if frame.height:
             frame.write_csv(folder / f"{name}.csv")
-    report_path = folder / "report.html" if report else None
-    if report_path is not None:
+    report_path = folder / "report.html" if report and champion is not None else None
+    if report_path is not None and champion is not None:
         write_report(
             report_path,
             champion.reference,
@@ -516,7 +532,7 @@ def run_monitoring(
     summary = {
         **outcome.summary,
         "run_id": run_id,
-        "champion": {"model": champion.model_name, "version": champion.version},
+        "champion": None if champion is None else {"model": champion.model_name, "version": champion.version},
         "report": str(report_path) if report_path else None,
         "alerts_opened": [f.finding.key for f in plan.open],
         "alerts_open_refreshed": len(plan.refresh),
