@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sqlalchemy import DateTime, Engine, Float, Integer, String, Text, column, inspect, select
-from sqlalchemy import table as sa_table
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import Session
 
 from spxcast.config import Settings
@@ -125,9 +124,11 @@ def load_champion(settings: Settings) -> ChampionReference:
     return ChampionReference(registry.name, info.version, features, reference, test_rmse)
 
 
-def calibration(settings: Settings, champion: ChampionReference) -> list[drift.Threshold]:
-    """Drift thresholds of the champion's reference, cached under the monitoring folder per champion
-    version and drift settings (recomputed when either changes)."""
+def calibration(
+    settings: Settings, champion: ChampionReference
+) -> tuple[list[drift.Threshold], dict[str, drift.Reference]]:
+    """Drift thresholds and reference summaries of the champion's reference, cached under the monitoring
+    folder per champion version and drift settings (recomputed when either changes)."""
     config = settings.monitoring.drift
     fingerprint = hashlib.sha256(
         json.dumps(
@@ -143,10 +144,23 @@ def calibration(settings: Settings, champion: ChampionReference) -> list[drift.T
     ).hexdigest()[:16]
     cache = monitoring_dir(settings) / "calibration" / f"v{champion.version}-{fingerprint}.json"
     if cache.exists():
-        return [drift.Threshold(**t) for t in json.loads(cache.read_text())]
+        document = json.loads(cache.read_text())
+        return (
+            [drift.Threshold(**t) for t in document["thresholds"]],
+            {
+                k: drift.Reference(
+                    quantiles=np.asarray(r["quantiles"]),
+                    sd=float(r["sd"]),
+                    edges=np.asarray(r["edges"]),
+                    shares=np.asarray(r["shares"]),
+                )
+                for k, r in document["references"].items()
+            },
+        )
+    names = [*champion.features, checks.PREDICTION]
     thresholds = drift.calibrate(
         champion.reference,
-        [*champion.features, checks.PREDICTION],
+        names,
         window_bars=config.window_bars,
         alpha=config.alpha,
         samples=config.bootstrap_samples,
@@ -155,45 +169,36 @@ def calibration(settings: Settings, champion: ChampionReference) -> list[drift.T
         per_feature_method=config.per_feature_method,
         fixed=config.per_feature_threshold,
     )
+    references = drift.references(champion.reference, names)
+    document = {
+        "thresholds": [asdict(t) for t in thresholds],
+        "references": {k: {f: _listed(v) for f, v in asdict(r).items()} for k, r in references.items()},
+    }
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps([asdict(t) for t in thresholds], default=_json_default))
-    return thresholds
+    cache.write_text(json.dumps(document, default=_json_default))
+    return thresholds, references
+
+
+def _listed(value: Any) -> Any:
+    return value.tolist() if isinstance(value, np.ndarray) else value
 
 
 # ----- the prediction log and the lake
 
 
-# The columns of serving's ``predictions`` table that monitoring reads (typed, so every dialect returns
-# datetimes and floats).
-_LOG = sa_table(
-    "predictions",
-    column("bar_ts", DateTime(timezone=True)),
-    column("created_at", DateTime(timezone=True)),
-    column("feature_as_of", DateTime(timezone=True)),
-    column("role", String),
-    column("model_version", Integer),
-    column("predicted_pct", Float),
-    column("realised_pct", Float),
-    column("features", Text),
-    column("instrument", String),
-    column("granularity", String),
-)
-
-
 _SCALARS = ("bar_ts", "created_at", "feature_as_of", "role", "model_version", "predicted_pct", "realised_pct")
+_SERIES = "instrument = :instrument AND granularity = :granularity"
 
 
 def read_log(engine: Engine, instrument: str, granularity: str, since: datetime) -> pl.DataFrame:
-    """Rows of ``predictions`` for the series with ``bar_ts >= since``, without the feature vectors:
-    bar_ts, created_at (UTC), role, model_version, predicted_pct, realised_pct."""
-    query = (
-        select(*(_LOG.c[name] for name in _SCALARS))
-        .where(
-            (_LOG.c.instrument == instrument) & (_LOG.c.granularity == granularity) & (_LOG.c.bar_ts >= since)
-        )
-        .order_by(_LOG.c.bar_ts)
+    """Rows of serving's ``predictions`` table for the series with ``bar_ts >= since``, without the
+    feature vectors: bar_ts, created_at, feature_as_of (UTC), role, model_version, predicted_pct,
+    realised_pct; in bar order."""
+    sql = (
+        f"SELECT {', '.join(_SCALARS)} FROM predictions WHERE {_SERIES} AND bar_ts >= :since ORDER BY bar_ts"
     )
-    return _frame(_rows(engine, query), [*_SCALARS])
+    params = {"instrument": instrument, "granularity": granularity, "since": _stored(engine, since)}
+    return _frame(_rows(engine, sql, params), [*_SCALARS])
 
 
 def read_served_features(
@@ -201,51 +206,66 @@ def read_served_features(
 ) -> pl.DataFrame:
     """The last ``window_bars`` served bars: ``bar_ts``, ``predicted_pct`` and each feature as a Float64
     column (null when the model read a missing value), in time order."""
-    query = (
-        select(_LOG.c.bar_ts, _LOG.c.predicted_pct, _LOG.c.features)
-        .where(
-            (_LOG.c.instrument == instrument)
-            & (_LOG.c.granularity == granularity)
-            & (_LOG.c.role == "served")
-        )
-        .order_by(_LOG.c.bar_ts.desc())
-        .limit(2 * window_bars)
+    sql = (
+        f"SELECT bar_ts, predicted_pct, features FROM predictions WHERE {_SERIES} AND role = 'served' "
+        "ORDER BY bar_ts DESC LIMIT :rows"
     )
-    served = _frame(_rows(engine, query), ["bar_ts", "predicted_pct", "features"])
+    params = {"instrument": instrument, "granularity": granularity, "rows": 2 * window_bars}
+    served = _frame(_rows(engine, sql, params), ["bar_ts", "predicted_pct", "features"])
     served = served.unique("bar_ts", keep="first").sort("bar_ts").tail(window_bars)
     dtype = pl.Struct({name: pl.Float64 for name in features})
     decoded = served["features"].str.json_decode(dtype) if served.height else pl.Series("features", [], dtype)
     return served.select("bar_ts", "predicted_pct").with_columns(decoded.alias("f")).unnest("f")
 
 
-def _rows(engine: Engine, query: Any) -> Sequence[Any]:
-    """The query's rows; none when serving has not created its ``predictions`` table in this database."""
+def _stored(engine: Engine, moment: datetime) -> Any:
+    """``moment`` as the dialect stores a UTC timestamp (SQLite: SQLAlchemy's naive text form)."""
+    if engine.dialect.name == "sqlite":
+        return moment.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment
+
+
+def _rows(engine: Engine, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Raw rows (no per-value result processing: SQLite gives timestamps as text); none when serving has
+    not created its ``predictions`` table in this database."""
     if not inspect(engine).has_table("predictions"):
         log.warning("the app database has no predictions table (serving never ran here): no served rows")
         return []
     with engine.connect() as connection:
-        return connection.execute(query).all()
+        return [tuple(row) for row in connection.execute(text(sql), params).all()]
 
 
 _DTYPES: dict[str, Any] = {
-    "bar_ts": pl.Object,
-    "created_at": pl.Object,
-    "feature_as_of": pl.Object,
     "role": pl.String,
     "model_version": pl.Int64,
     "predicted_pct": pl.Float64,
     "realised_pct": pl.Float64,
     "features": pl.String,
 }
+_TIMES = ("bar_ts", "created_at", "feature_as_of")
 
 
-def _frame(rows: Sequence[Any], names: list[str]) -> pl.DataFrame:
-    frame = pl.DataFrame([tuple(r) for r in rows], schema={n: _DTYPES[n] for n in names}, orient="row")
-    return frame.with_columns(
-        pl.Series(name, [None if v is None else _utc(v) for v in frame[name]], dtype=pl.Datetime("us", "UTC"))
-        for name in ("bar_ts", "created_at", "feature_as_of")
-        if name in names
+def _frame(rows: Sequence[tuple[Any, ...]], names: list[str]) -> pl.DataFrame:
+    """Columns from raw rows; timestamps (text on SQLite, datetimes elsewhere) as UTC datetimes."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    return pl.DataFrame(
+        [
+            _utc_series(name, list(values))
+            if name in _TIMES
+            else pl.Series(name, list(values), _DTYPES[name])
+            for name, values in zip(names, columns, strict=True)
+        ]
     )
+
+
+def _utc_series(name: str, values: list[Any]) -> pl.Series:
+    raw = pl.Series(name, values, strict=False)
+    if raw.dtype == pl.String:
+        return raw.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+    if isinstance(raw.dtype, pl.Datetime):
+        zone = raw.dtype.time_zone
+        return raw.dt.replace_time_zone("UTC") if zone is None else raw.dt.convert_time_zone("UTC")
+    return raw.cast(pl.Datetime("us", "UTC"))
 
 
 def _utc(value: datetime) -> datetime:
@@ -460,10 +480,7 @@ def run_monitoring(
         log.warning("%s; checking freshness only", exc)
         champion = None
     features = champion.features if champion is not None else ()
-    thresholds = calibration(settings, champion) if champion is not None else []
-    references = (
-        drift.references(champion.reference, [*features, checks.PREDICTION]) if champion is not None else {}
-    )
+    thresholds, references = calibration(settings, champion) if champion is not None else ([], {})
     bar = bar_length(settings.granularity)
     horizon = settings.horizon_bars or max(1, round(settings.horizon_minutes / (bar.total_seconds() / 60)))
     lookback = max(config.drift.window_bars, config.performance_window_bars + horizon) * 4 * bar
