@@ -26,22 +26,25 @@ app.add_typer(alerts_app, name="alerts")
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table")
 
 
+def _num(value: Any, spec: str) -> str:
+    """``value`` formatted, or "n/a" when a run could not measure it (null in the summary)."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     realised = summary.get("realised") or {}
+    champion = summary["champion"]
     lines = [
         f"run {summary['run_id']} at {summary['at']}: "
-        + (
-            f"champion v{summary['champion']['version']}"
-            if summary["champion"]
-            else "no champion (freshness only)"
-        ),
-        f"drift: {summary['drift_share']:.0%} of features "
+        + (f"champion v{champion['version']}" if champion else "no champion (freshness only)"),
+        f"drift: {_num(summary['drift_share'], '.0%')} of features "
         f"({', '.join(summary['drifted_features'][:8]) or 'none'})",
-        f"realised: {summary['realised_rows']} rows, RMSE {realised.get('rmse', float('nan')):.4g} "
-        f"(champion test {summary['reference_rmse']}), IC {realised.get('ic', float('nan')):+.3f}, "
-        f"hit rate {realised.get('hit_rate', float('nan')):.3f}",
-        f"freshness: bars {summary['bar_age_minutes']:.0f} / news {summary['article_age_minutes']:.0f} "
-        f"trading minutes old; quarantine {summary['quarantine_rate']:.2%}",
+        f"realised: {summary['realised_rows']} rows, RMSE {_num(realised.get('rmse'), '.4g')} "
+        f"(champion test {_num(summary['reference_rmse'], '.4g')}), IC {_num(realised.get('ic'), '+.3f')}, "
+        f"hit rate {_num(realised.get('hit_rate'), '.3f')}",
+        f"freshness: bars {_num(summary['bar_age_minutes'], '.0f')} / news "
+        f"{_num(summary['article_age_minutes'], '.0f')} trading minutes old (n/a: none stored); "
+        f"quarantine {_num(summary['quarantine_rate'], '.2%')}",
         f"alerts: opened {summary['alerts_opened'] or 'none'}, resolved {summary['alerts_resolved']}, "
         f"suppressed by cooldown {len(summary['alerts_suppressed'])}; "
         f"channels {summary['channels'] or 'none'}",

@@ -137,7 +137,7 @@ def evaluate(inputs: Inputs, settings: MonitoringSettings, now: datetime) -> Out
             article_age,
             article_limit,
             article_age > article_limit,
-            f"newest article {article_age:.0f} trading minutes old",
+            _age_message("article", article_age),
         )
     )
     rate = freshness.quarantine_rate(inputs.accepted, inputs.quarantined)
@@ -220,3 +220,9 @@ def evaluate(inputs: Inputs, settings: MonitoringSettings, now: datetime) -> Out
         "paired": None if paired is None else paired.__dict__,
     }
     return Outcome(findings, drift_frame, missing, daily, weekly, decay, paired, summary)
+
+
+def _age_message(what: str, minutes: float) -> str:
+    if not math.isfinite(minutes):
+        return f"no {what} stored for this instrument"
+    return f"newest {what} {minutes:.0f} trading minutes old"
