@@ -7,7 +7,6 @@ summary), alerts [ack|resolve ID] (the alerts table).
 from __future__ import annotations
 
 import getpass
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +15,7 @@ from rich import box
 from rich.table import Table
 
 from spxcast.cli._common import console, fail, handle_errors, settings
+from spxcast.cli.render import print_json, print_table
 
 app = typer.Typer(
     help="Monitoring: drift, decay on realised outcomes, freshness, alerts.", no_args_is_help=True
@@ -68,7 +68,7 @@ def run(
 
     summary = run_monitoring(settings(ctx), send=send, report=report, trainer=retrain_now)
     if as_json:
-        typer.echo(json.dumps(summary, default=str))
+        print_json(summary)
     else:
         _print_summary(summary)
 
@@ -83,7 +83,7 @@ def report(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     if summary is None:
         raise fail("no monitoring run yet: run spxcast monitor run")
     if as_json:
-        typer.echo(json.dumps(summary, default=str))
+        print_json(summary)
     else:
         _print_summary(summary)
 
@@ -105,7 +105,7 @@ def promote(
 
     result = promote_challenger(settings(ctx), force=force, reason=reason, actor=actor)
     if as_json:
-        typer.echo(json.dumps(result))
+        print_json(result)
         return
     verdict = "promoted" if result.get("promoted") else "not promoted"
     console.print(f"challenger {verdict}: {'; '.join(result['decision']['reasons'])}", highlight=False)
@@ -135,7 +135,7 @@ def list_alerts(
 
     rows = query(_engine(ctx), status, limit)
     if as_json:
-        typer.echo(json.dumps(rows))
+        print_json(rows)
         return
     table = Table(box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
     for column in ("id", "status", "severity", "alert", "raised", "seen", "message"):
@@ -150,7 +150,10 @@ def list_alerts(
             str(row["count"]),
             row["message"],
         )
-    console.print(table if rows else "no alerts")
+    if rows:
+        print_table(table)
+    else:
+        console.print("no alerts")
 
 
 def _set(ctx: typer.Context, alert_id: int, status: str, actor: str | None) -> None:

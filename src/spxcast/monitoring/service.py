@@ -77,7 +77,6 @@ def load_champion(settings: Settings) -> ChampionReference:
     """The registry's champion, its training window from gold.features and its test RMSE."""
     import tempfile
 
-    from spxcast.features.labels import label_names
     from spxcast.lake import Lake
     from spxcast.models.io import read_metadata
     from spxcast.registry.lifecycle import ModelRegistry
@@ -97,7 +96,6 @@ def load_champion(settings: Settings) -> ChampionReference:
     if "start" not in window or "end" not in window:
         raise MonitoringError(f"champion v{info.version} records no training window in its metadata")
     start, end = (datetime.fromisoformat(window[k]) for k in ("start", "end"))
-    target = label_names(settings.horizon_minutes, settings.horizon_bars)[0]
     rows = (
         Lake.from_settings(settings)
         .scan("gold.features")
@@ -120,7 +118,6 @@ def load_champion(settings: Settings) -> ChampionReference:
     )
     metrics = registry.metrics(info.version)
     test_rmse = metrics.get("test", {}).get("model", {}).get("rmse")
-    del target
     return ChampionReference(registry.name, info.version, features, reference, test_rmse)
 
 
@@ -482,7 +479,7 @@ def run_monitoring(
     features = champion.features if champion is not None else ()
     thresholds, references = calibration(settings, champion) if champion is not None else ([], {})
     bar = bar_length(settings.granularity)
-    horizon = settings.horizon_bars or max(1, round(settings.horizon_minutes / (bar.total_seconds() / 60)))
+    horizon = settings.horizon_bar_count
     lookback = max(config.drift.window_bars, config.performance_window_bars + horizon) * 4 * bar
     since = now - max(lookback, timedelta(days=7))
     log_rows = read_log(engine, settings.instrument, settings.granularity, since)
@@ -613,8 +610,7 @@ def promotion_check(
         engine, settings.instrument, settings.granularity, now - timedelta(days=_PLANNING_DAYS)
     )
     rows = performance.paired_rows(log_rows)
-    bar = bar_length(settings.granularity)
-    horizon = settings.horizon_bars or max(1, round(settings.horizon_minutes / (bar.total_seconds() / 60)))
+    horizon = settings.horizon_bar_count
     paired = performance.paired_test(
         rows["realised_pct"].to_numpy().astype(np.float64),
         rows["champion_pct"].to_numpy().astype(np.float64),
