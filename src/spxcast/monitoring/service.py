@@ -575,14 +575,41 @@ def latest(settings: Settings) -> dict[str, Any] | None:
 
 def retrain_now(settings: Settings) -> dict[str, Any]:
     """Run the ``training`` DAG (validate, features, train, gates, register a challenger) and deploy the
-    new challenger to serving's idle slot in shadow when the serving package offers it."""
+    new challenger to serving's idle slot with shadow on."""
     from spxcast.pipeline.runner import run_dag
+    from spxcast.registry.lifecycle import ModelRegistry
+    from spxcast.registry.store import CHALLENGER
 
     summary = run_dag(settings, "training")
     result: dict[str, Any] = {"training_run": summary.run_id, "status": summary.status}
-    if summary.status == "succeeded":
-        result["shadow"] = deploy_shadow(settings)
+    if summary.status != "succeeded":
+        return result
+    challenger = ModelRegistry(settings).by_alias(CHALLENGER)
+    if challenger is None:
+        result["shadow"] = "no challenger registered (the candidate did not beat the zero forecast)"
+        return result
+    result["challenger"] = challenger.version
+    result["shadow"] = deploy_to_serving(
+        settings, challenger.version, f"monitoring retrain {summary.run_id}", swap=False
+    )
     return result
+
+
+def deploy_to_serving(settings: Settings, version: int, reason: str, *, swap: bool) -> dict[str, Any]:
+    """Load ``version`` into serving's idle slot (its fingerprint and replay checks apply) through serving's
+    service layer (audited slot changes that running servers pick up): ``swap`` makes it live, otherwise it
+    scores in shadow."""
+    from spxcast.serving.app import build_service
+
+    service = build_service(settings)
+    service.start(background=False)
+    try:
+        state = service.deploy(version, actor="monitoring", reason=reason, swap=swap)
+        if not swap:
+            state = service.set_shadow(True, actor="monitoring", reason=reason)
+    finally:
+        service.close()
+    return {"version": version, "live": state.live, "shadow": state.shadow}
 
 
 def shadow_health(log_rows: pl.DataFrame) -> tuple[float, float]:
@@ -648,15 +675,10 @@ def promote_challenger(
     if not decision.promote:
         return clean(result)
     why = "; ".join(decision.reasons)
-    promoted = ModelRegistry(settings).promote(force=force, reason=why, actor=actor)
+    registry = ModelRegistry(settings)
+    challenger = registry.by_alias("challenger")
+    promoted = registry.promote(force=force, reason=why, actor=actor)
     result["promoted"] = str(promoted)
+    if challenger is not None:
+        result["serving"] = deploy_to_serving(settings, challenger.version, f"promoted: {why}", swap=True)
     return clean(result)
-
-
-def deploy_shadow(settings: Settings) -> str:
-    """Deploy the registry's challenger to the idle serving slot with shadow on (serving's service layer)."""
-    try:
-        from spxcast.serving import admin
-    except ImportError:
-        return "serving not installed: deploy the challenger with spxcast serve deploy VERSION --reason R"
-    return str(admin.deploy_challenger_shadow(settings, reason="monitoring: automatic retrain"))
