@@ -23,6 +23,7 @@ _GROUPS = (
     "train_cmd",
     "models_cmd",
     "monitor_cmd",
+    "serve_cmd",
 )
 
 app = typer.Typer(

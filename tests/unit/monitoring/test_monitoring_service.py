@@ -1,8 +1,8 @@
 """A monitoring run end to end over a written prediction log: decay after a planted regime change, drift,
 alerts in the table, an email with the report and a webhook on loopback, cooldown, the retrain policy.
 
-The live loop (issue 12) is not there yet: the prediction rows are written straight into the
-``predictions`` table, as the serving prediction log writes them.
+The live loop (issue 12) is not there yet: the prediction rows are written with the serving prediction log's
+own insert (``serving.predlog``), realised returns attached as serving's ``attach_realised`` does.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ import pytest
 from monitoring_support import smtp_server, webhook_receiver
 from pydantic import SecretStr
 from scipy.signal import lfilter
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from spxcast.config import Settings
 from spxcast.db.engine import connect
 from spxcast.monitoring import service
 from spxcast.monitoring.checks import PREDICTION
+from spxcast.serving.predlog import LogEntry, insert_ignoring_duplicates
 
 FEATURES = tuple(f"f{i}" for i in range(6))
 H = 30
@@ -56,29 +57,31 @@ def write_log(engine: Engine, rng: np.random.Generator, switch_at: int, n: int) 
     for i in range(n):
         bar = start + timedelta(minutes=i)
         for role, predicted in (("served", signal[i]), ("shadow", 0.0)):
-            rows.append(
-                {
-                    "prediction_id": f"{role}-{i}",
-                    "created_at": bar + timedelta(minutes=1),
-                    "instrument": "SPX500_USD",
-                    "granularity": "M1",
-                    "horizon_minutes": H,
-                    "bar_ts": bar,
-                    "feature_as_of": bar + timedelta(minutes=1),
-                    "model_name": "spx-test",
-                    "model_version": 3,
-                    "slot": "blue",
-                    "role": role,
-                    "predicted_pct": float(predicted),
-                    "features": json.dumps(dict(zip(FEATURES, map(float, values[i]), strict=True))),
-                    "realised_pct": float(realised[i]),
-                    "realised_at": bar + timedelta(minutes=H + 1),
-                }
+            entry = LogEntry(
+                prediction_id=f"{role}-{i}",
+                created_at=bar + timedelta(minutes=1),
+                instrument="SPX500_USD",
+                granularity="M1",
+                horizon_minutes=H,
+                bar_ts=bar,
+                feature_as_of=bar + timedelta(minutes=1),
+                model_name="spx-test",
+                model_version=3 if role == "served" else 4,
+                slot="blue" if role == "served" else "green",
+                role=role,
+                predicted_pct=float(predicted),
+                lower_pct=None,
+                upper_pct=None,
+                price=None,
+                names=FEATURES,
+                values=values[i],
             )
-    columns = list(rows[0])
-    names, values = ", ".join(columns), ", ".join(":" + c for c in columns)
-    with engine.begin() as connection:
-        connection.execute(text(f"INSERT INTO predictions ({names}) VALUES ({values})"), rows)
+            # the outcome as serving's attach_realised records it once the horizon has passed
+            rows.append(
+                entry.row()
+                | {"realised_pct": float(realised[i]), "realised_at": bar + timedelta(minutes=H + 1)}
+            )
+    insert_ignoring_duplicates(engine, rows)
 
 
 @pytest.fixture
@@ -200,3 +203,20 @@ def test_monitoring_dag_without_champion_checks_freshness(settings: Settings, en
     assert latest is not None and latest["champion"] is None
     assert {"bar_age:bars", "article_age:news"} <= set(latest["alerts_opened"])
     assert [r["key"] for r in service.list_alerts(engine, "open")] == ["article_age:news", "bar_age:bars"]
+
+
+def test_api_serves_the_latest_run_its_report_and_the_alerts(settings: Settings, engine: Engine) -> None:
+    from fastapi.testclient import TestClient
+
+    from spxcast.serving import create_app
+
+    with TestClient(create_app(settings)) as api:
+        assert api.get("/monitoring/latest").status_code == 404
+        assert api.get("/alerts").json() == []
+        summary = service.run_monitoring(settings, now=NOW, send=False)  # no champion: freshness only
+        latest = api.get("/monitoring/latest").json()
+        assert latest["run_id"] == summary["run_id"] and latest["report_url"] is None
+        assert api.get("/monitoring/report").status_code == 404
+        keys = [a["key"] for a in api.get("/alerts", params={"status": "open"}).json()]
+        assert keys == ["article_age:news", "bar_age:bars"]
+        assert api.get("/alerts", params={"status": "bogus"}).status_code == 422
