@@ -663,21 +663,32 @@ def promotion_check(
 
 
 def promote_challenger(
-    settings: Settings, *, force: bool = False, reason: str | None = None, actor: str | None = None
+    settings: Settings,
+    *,
+    force: bool = False,
+    reason: str | None = None,
+    actor: str | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Promote the registry's challenger when :func:`promotion_check` allows it (or a person forces it
     with a reason); the registry's gates and audit trail apply as for ``spxcast models promote``."""
-    from spxcast.registry.lifecycle import ModelRegistry
+    from spxcast.registry.lifecycle import ModelRegistry, PromotionRefused
 
     engine = connect(settings.db_url(), settings.db.sqlite_busy_timeout_ms)
-    decision, paired, health = promotion_check(settings, engine, datetime.now(UTC), force, reason)
+    decision, paired, health = promotion_check(settings, engine, now or datetime.now(UTC), force, reason)
     result: dict[str, Any] = {"decision": asdict(decision), "paired": asdict(paired), "health": health}
     if not decision.promote:
         return clean(result)
     why = "; ".join(decision.reasons)
     registry = ModelRegistry(settings)
     challenger = registry.by_alias("challenger")
-    promoted = registry.promote(force=force, reason=why, actor=actor)
+    try:
+        promoted = registry.promote(force=force, reason=why, actor=actor)
+    except PromotionRefused as exc:
+        # Live evidence does not override the registry's offline gates; a person can (--force --reason).
+        result["decision"]["promote"] = False
+        result["decision"]["reasons"].append(f"registry gates refused: {exc}")
+        return clean(result)
     result["promoted"] = str(promoted)
     if challenger is not None:
         result["serving"] = deploy_to_serving(settings, challenger.version, f"promoted: {why}", swap=True)
