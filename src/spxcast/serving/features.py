@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 GOLD = "gold.features"
 CANDLES = "bronze.candles"
 _NOT_FEATURES = {"instrument", "granularity", "ts", "label_ok"}
+# The tables the online row reads: a new version of any of them recomputes it (articles scored later count).
+_ONLINE_INPUTS = (CANDLES, "bronze.news", "silver.news_scores")
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class FeatureSource:
         self._names: tuple[str, ...] = ()
         self._series: _Series | None = None
         self._latest: FeatureRow | None = None
-        self._latest_key: tuple[int | None, int | None, tuple[str, ...]] | None = None
+        self._latest_key: tuple[object, ...] | None = None
         self._lock = threading.Lock()
 
     # ----- loading (off the request path)
@@ -107,15 +109,15 @@ class FeatureSource:
 
     def refresh(self, force: bool = False) -> bool:
         """Reload gold rows when ``gold.features`` has a new version, and recompute the online row of the
-        newest bronze bar when bronze.candles, gold or the required names changed; returns whether
-        anything was reloaded."""
+        newest bronze bar when gold, bronze.candles, the news or its scores, or the required names
+        changed; returns whether anything was reloaded."""
         with self._lock:
             version = self.lake.version(GOLD)
             reloaded = force or self._series is None or self._series.version != version
             if reloaded:
                 self._series = self._load(version)
                 log.info("feature source: %d rows of %s (gold v%s)", len(self._series.ts_us), GOLD, version)
-            key = (version, self.lake.version(CANDLES), self._names)
+            key = (version, *self.lake.versions(_ONLINE_INPUTS).values(), self._names)
             if reloaded or key != self._latest_key:
                 self._latest = self._online(self._series)  # type: ignore[arg-type]
                 self._latest_key = key
