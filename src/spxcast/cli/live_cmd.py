@@ -79,6 +79,7 @@ def live(
         parse_utc(replay[0]), parse_utc(replay[1]), parse_speed(speed)
     )
     service = build_live_service(cfg).start(background=False)
+    loop: LiveLoop | None = None
     try:
         lake = service.source.lake
         bars = bar_source(cfg, lake, chosen)
@@ -122,6 +123,8 @@ def live(
         if report is not None and not report.ok:
             raise typer.Exit(1)
     finally:
+        if loop is not None and loop.sink is not None:
+            loop.sink.close()
         service.close()
 
 

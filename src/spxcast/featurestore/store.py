@@ -154,20 +154,21 @@ class FeatureStoreClient:
         return {"rows": rows, "materialized": True, "online_store": self.settings.live.feature_store}
 
     # ----- online: the live loop's pushes, reads back
-    def push(self, instrument: str, granularity: str, bar_ts: datetime, vector: pl.DataFrame) -> None:
-        """One bar's vector (``ts`` + features, any subset of the catalog) to the online store."""
-        row: dict[str, Any] = {
-            ENTITY: [series_key(instrument, granularity)],
-            BAR_TS: [bar_ts],
-            EVENT_TS: [bar_ts + bar_length(granularity)],
-        }
-        for name in self.columns.all:
-            value = vector[name][0] if name in vector.columns else None
-            row[name] = np.array([np.nan if value is None else value], np.float32)
-        import pandas as pd
+    def push(self, instrument: str, granularity: str, vectors: pl.DataFrame) -> None:
+        """Bars' vectors (``ts`` + features, any subset of the catalog; one row per bar) to the online
+        store; features not given are pushed as null."""
         from feast.data_source import PushMode
 
-        self.store.push(PUSH_SOURCE, pd.DataFrame(row), to=PushMode.ONLINE)
+        frame = vectors.select(
+            pl.lit(series_key(instrument, granularity)).alias(ENTITY),
+            pl.col("ts").alias(BAR_TS),
+            (pl.col("ts") + bar_length(granularity)).alias(EVENT_TS),
+            *[
+                (pl.col(n) if n in vectors.columns else pl.lit(None)).cast(pl.Float32).fill_null(np.nan).alias(n)
+                for n in self.columns.all
+            ],
+        )
+        self.store.push(PUSH_SOURCE, frame.to_pandas(), to=PushMode.ONLINE)
 
     def online_vector(
         self, instrument: str, granularity: str, names: Sequence[str] | None = None

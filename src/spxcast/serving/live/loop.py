@@ -64,9 +64,53 @@ class ArticleFeed(Protocol):
 
 
 class VectorSink(Protocol):
-    """Where each bar's vector goes besides the in-memory source (the Feast online store)."""
+    """Where the bars' vectors go besides the in-memory source (the Feast online store)."""
 
-    def push(self, instrument: str, granularity: str, bar_ts: datetime, vector: pl.DataFrame) -> None: ...
+    def push(self, instrument: str, granularity: str, vectors: pl.DataFrame) -> None:
+        """``vectors``: ``ts`` + features, one row per bar, oldest first."""
+        ...
+
+
+class BackgroundSink:
+    """A :class:`VectorSink` written by its own thread: the loop hands batches over and goes on.
+
+    The online store is a cache of gold and of the loop's vectors (replicas read it only on start), so a
+    batch lost in a crash is rebuilt by the next push or ``materialize``; nothing the log needs waits here.
+    """
+
+    def __init__(self, target: VectorSink) -> None:
+        import queue
+
+        self.target = target
+        self.errors = 0
+        self._queue: queue.SimpleQueue[tuple[str, str, pl.DataFrame] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="feature-store-push", daemon=True)
+        self._thread.start()
+
+    def push(self, instrument: str, granularity: str, vectors: pl.DataFrame) -> None:
+        self._queue.put((instrument, granularity, vectors))
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Push what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get())
+            stopping = None in batch
+            items = [b for b in batch if b is not None]
+            if not items:
+                continue
+            instrument, granularity, _ = items[0]
+            try:
+                self.target.push(instrument, granularity, pl.concat([b[2] for b in items]))
+            except Exception as exc:  # Feast raises many types; the loop must not stop for a cache
+                self.errors += 1
+                log.warning("feature store push failed (%s): %s", type(exc).__name__, exc)
 
 
 @dataclass
@@ -103,7 +147,7 @@ class LiveLoop:
         *,
         lake: Lake | None = None,
         articles: ArticleFeed | None = None,
-        sink: VectorSink | None = None,
+        sink: BackgroundSink | None = None,
         on_bar: Callable[[dict[str, Any]], None] | None = None,
         publish_vectors: bool = False,
     ) -> None:
@@ -222,7 +266,8 @@ class LiveLoop:
         first = self._window.height
         rows: list[dict[str, Any]] = []
         frames: list[dict[str, Any]] = []
-        vectors: list[tuple[datetime, float, np.ndarray, pl.DataFrame]] = []
+        vectors: list[tuple[datetime, float, np.ndarray]] = []
+        computed: list[pl.DataFrame] = []
         for index in range(first, full.height):
             bars = self._need.keep_bars(full.slice(0, index + 1))
             bar = bars.row(bars.height - 1, named=True)
@@ -234,22 +279,22 @@ class LiveLoop:
             price = float(bar["close"])
             made = self._predict(snapshot, ts, close_at, price, values, rows)
             self._pending[ts] = made
-            vectors.append((ts, price, values, vector))
+            vectors.append((ts, price, values))
+            computed.append(vector)
             frames.append(self._bar_frame(bar, close_at, price, made, arrived))
         last = full["ts"][-1]
         position.commit_bars(self.service.engine, self.instrument, self.granularity, last, new.height, rows, now)
         self.position = last
         self._window = full.tail(self._keep_bars())
-        for ts, price, values, vector in vectors:
+        for (ts, price, values), frame in zip(vectors, frames, strict=True):
             self.features.push(ts, price, self._names, values)
-            if self.sink is not None:
-                self.sink.push(self.instrument, self.granularity, ts, vector)
             if self.publish_vectors:
                 self.publisher.publish(self._vector_frame(ts, price, values))
-        for frame in frames:
             self.publisher.publish(frame)
             if self.on_bar is not None:
                 self.on_bar(frame)
+        if self.sink is not None:
+            self.sink.push(self.instrument, self.granularity, pl.concat(computed))
         self.stats.bars += new.height
         self.stats.predictions += len(rows)
         self._realise(full)

@@ -19,7 +19,7 @@ from spxcast.errors import ConfigError, SpxcastError
 from spxcast.lake import Lake
 from spxcast.serving.live.features import LiveFeatureSource
 from spxcast.serving.live.hub import Fanout, Publisher, RedisPublisher, RedisRelay, StreamHub
-from spxcast.serving.live.loop import ArticleFeed, LiveLoop, LoopStats, VectorSink
+from spxcast.serving.live.loop import ArticleFeed, BackgroundSink, LiveLoop, LoopStats
 from spxcast.serving.live.news import PolledNews, StoredArticles
 from spxcast.serving.live.sources import BarSource, DirectorySource, OandaPolling, ReplaySource
 from spxcast.serving.service import ServingService
@@ -89,13 +89,13 @@ def article_feed(settings: Settings, lake: Lake, source: BarSource) -> ArticleFe
     return PolledNews(settings, lake, source.now() - timedelta(days=30)).start()
 
 
-def feature_sink(settings: Settings) -> VectorSink | None:
+def feature_sink(settings: Settings) -> BackgroundSink | None:
     """The Feast online store the loop pushes to (``live.feature_store``), or None."""
     if settings.live.feature_store == "none":
         return None
     from spxcast.featurestore import FeatureStoreClient
 
-    return FeatureStoreClient(settings)
+    return BackgroundSink(FeatureStoreClient(settings))
 
 
 def publisher(settings: Settings, hub: StreamHub) -> Publisher:
@@ -160,6 +160,8 @@ def embed_loop(app: FastAPI, settings: Settings, service: ServingService, replay
                 yield state
             finally:
                 runner.stop()
+                if loop.sink is not None:
+                    loop.sink.close()
 
     app.router.lifespan_context = lifespan
 

@@ -9,7 +9,7 @@ predicts the gold rows of those bars in one batch.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from spxcast.lake import Lake
 from spxcast.lake.tables import GOLD_FEATURES
 from spxcast.serving.features import FeatureSource
 from spxcast.serving.loading import REPLAY_RTOL, VersionLoader
+from spxcast.timeutil import bar_length
 
 
 @dataclass
@@ -49,7 +50,8 @@ class ParityReport:
     realised: int = 0
     realised_equal: int = 0
     realised_pending: int = 0
-    """Logged predictions whose gold label exists but no realised return was attached yet."""
+    """Logged predictions whose gold label the loop had seen (horizon passed within the range) but no
+    realised return was attached."""
     first_realised_difference: str | None = None
 
     @property
@@ -129,8 +131,13 @@ def verify_live(settings: Settings, engine: Engine, start: datetime, end: dateti
     equal = attached.filter(pl.col("realised") == pl.col("label"))
     report.realised = attached.height
     report.realised_equal = equal.height
+    # a bar's label is known to the loop once the bar at its horizon (+ tolerance) was replayed
+    bar = bar_length(settings.granularity)
+    known_by = end - bar - timedelta(
+        minutes=settings.horizon_minutes + settings.features.label_tolerance_minutes
+    )
     report.realised_pending = labelled.filter(
-        pl.col("realised").is_null() & pl.col("label").is_not_null()
+        pl.col("realised").is_null() & pl.col("label").is_not_null() & (pl.col("ts") <= known_by)
     ).height
     if equal.height < attached.height:
         first = attached.filter(pl.col("realised") != pl.col("label").fill_null(np.nan)).row(0, named=True)
