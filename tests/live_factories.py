@@ -66,7 +66,6 @@ def build_live_home(root: Path) -> LiveHome:
     from spxcast.models.train import TrainingSpec, train_candidate
     from spxcast.pipeline.tasks.training import write_candidate
     from spxcast.registry import register_run
-    from spxcast.serving.loading import running_fingerprint
 
     settings = gold_home(
         root,
@@ -95,7 +94,9 @@ def build_live_home(root: Path) -> LiveHome:
         "lake_versions": {GOLD_FEATURES.name: lake.version(GOLD_FEATURES.name)},
         "seed": settings.seed,
     }
-    write_candidate(run_dir / "candidates" / "lightgbm", run, training, lineage, running_fingerprint(settings))
+    catalog = feature_catalog(settings)
+    families = sorted({catalog.get(n).group for n in names})
+    write_candidate(run_dir / "candidates" / "lightgbm", run, training, lineage, catalog, families)
     selection = {
         "selected": "lightgbm",
         "candidates": {"lightgbm": {}},
@@ -106,4 +107,7 @@ def build_live_home(root: Path) -> LiveHome:
     (run_dir / "selection.json").write_text(json.dumps(selection, default=str))
     result = register_run(settings, run_dir, run_id, actor="tests")
     assert result.version is not None, result.message
+    from spxcast.registry import ModelRegistry
+
+    ModelRegistry(settings).promote(result.version, force=True, reason="live tests", actor="tests")
     return LiveHome(settings, gold, result.version, tuple(names), replay_start, replay_end)

@@ -103,7 +103,9 @@ def verify_live(settings: Settings, engine: Engine, start: datetime, end: dateti
         },
     )
     report = ParityReport(start, end, gold.height)
-    loader = VersionLoader(settings, FeatureSource(settings, lake))
+    source = FeatureSource(settings, lake)
+    source.refresh()
+    loader = VersionLoader(settings, source)
     for version in sorted(live["version"].unique().to_list()):
         model = loader.load(version)
         mine = live.filter(pl.col("version") == version).join(gold, on="ts", how="left")
