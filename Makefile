@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_REQS := deploy/airflow/requirements.txt deploy/airflow/constraints-py3.11.txt
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell cat $(AIRFLOW_REQS) | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean airflow-venv system-deps
 
 # The CPU build of torch must be installed by this exact pin before anything that needs torch.
 $(STAMP): pyproject.toml
@@ -17,6 +20,25 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Airflow 3 in its own environment (it pins an older FastAPI than spxcast), at the tested exact versions of
+# its constraints file; the real Airflow DAG tests run it (tests/integration/test_airflow_dags.py).
+$(AIRFLOW_STAMP): $(AIRFLOW_REQS)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else \
+		"airflow-venv: deploy/airflow/constraints-py3.11.txt was tested on Python 3.11; set PYTHON=python3.11")'
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install -q --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install -q -r deploy/airflow/requirements.txt \
+		-c deploy/airflow/constraints-py3.11.txt
+	rm -f $(AIRFLOW_VENV)/.installed-*
+	touch $(AIRFLOW_STAMP)
+
+airflow-venv: $(AIRFLOW_STAMP)
+
+# Debian packages the tests need (as root, as CI runs): docker-compose lints deploy/compose.yaml.
+system-deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose
 
 # The whole offline pipeline on the embedded default: a synthetic year of candles and news with the planted
 # signal, ingest -> features -> news -> train -> select -> register, then promotion through the gates.

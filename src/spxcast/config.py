@@ -289,11 +289,26 @@ class RegistrySettings(BaseModel):
     http_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of a request to an MLflow server")
 
 
+#: Airflow schedules of the DAGs that have one unless configured otherwise (UTC cron or Airflow presets).
+DEFAULT_SCHEDULES = {"training": "@daily", "ingest": "*/15 * * * *"}
+
+
 class PipelineSettings(BaseModel):
-    """The local DAG runner."""
+    """The local DAG runner and the Airflow DAG files generated from the same spec."""
 
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
     default_retries: int = Field(default=1, ge=0)
+    schedules: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_SCHEDULES),
+        description="Airflow schedule per DAG name (cron or a preset such as @daily), merged over the "
+        "defaults; '' or a DAG not named here: runs only when triggered",
+    )
+
+    @field_validator("schedules")
+    @classmethod
+    def _over_default_schedules(cls, value: dict[str, str]) -> dict[str, str]:
+        # A source (toml, env) setting one DAG's schedule must not drop the other DAGs' defaults.
+        return {**DEFAULT_SCHEDULES, **value}
 
 
 class LiveSettings(BaseModel):

@@ -129,20 +129,23 @@ def dags() -> None:
 @handle_errors
 def airflow(
     ctx: typer.Context,
-    out: Path = typer.Option(Path("deploy/airflow/dags/spxcast_training.py"), "--out", help="File to write"),
-    dag: str = typer.Option("training", "--dag", help="DAG name: ingest, training or full"),
-    command: str = typer.Option("spxcast", "--command", help="spxcast executable as Airflow workers see it"),
-    schedule: str | None = typer.Option(None, "--schedule", help="e.g. @daily or a cron; default: manual"),
+    out: Path = typer.Option(Path("deploy/airflow/dags"), "--out", help="Folder of the DAG files"),
+    command: str | None = typer.Option(
+        None, "--command", help="spxcast executable on the workers; default $SPXCAST_BIN or spxcast"
+    ),
 ) -> None:
-    """Generate the Airflow DAG file from the pipeline spec (one BashOperator per task)."""
-    from spxcast.pipeline.airflow import render_airflow_dag
-    from spxcast.pipeline.spec import get_dag
+    """Generate one Airflow DAG file per DAG of the pipeline spec (one BashOperator per task).
 
-    chosen = get_dag(dag)
-    retries = settings(ctx).pipeline.default_retries
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_airflow_dag(chosen, command=command, default_retries=retries, schedule=schedule))
-    console.print(f"wrote Airflow DAG spxcast_{dag} ({len(chosen.tasks)} tasks) to {out}")
+    Schedules come from `pipeline.schedules` in the settings; a file whose DAG left the spec is removed.
+    """
+    from spxcast.pipeline.airflow import render_airflow_dags, write_airflow_dags
+
+    files = render_airflow_dags(settings(ctx).pipeline, command=command)
+    removed = write_airflow_dags(out, files)
+    for name in files:
+        console.print(f"wrote {out / name}")
+    for path in removed:
+        console.print(f"removed {path} (its DAG is no longer in the spec)")
 
 
 def register(root: typer.Typer) -> None:

@@ -37,11 +37,16 @@ class Task:
 
 @dataclass(frozen=True)
 class DAG:
-    """A named, validated set of tasks in dependency order."""
+    """A named, validated set of tasks in dependency order.
+
+    ``local_only``: the DAG exists for the local runner and gets no Airflow DAG file (``full`` chains
+    ``ingest`` and ``training``, which Airflow schedules separately).
+    """
 
     name: str
     tasks: tuple[Task, ...]
     description: str = ""
+    local_only: bool = False
     _index: dict[str, Task] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -189,9 +194,9 @@ def _graph_tasks() -> tuple[Task, ...]:
     )
 
 
-def _select(name: str, names: Iterable[str], description: str) -> DAG:
+def _select(name: str, names: Iterable[str], description: str, *, local_only: bool = False) -> DAG:
     wanted = set(names)
-    return DAG(name, tuple(t for t in _graph_tasks() if t.name in wanted), description)
+    return DAG(name, tuple(t for t in _graph_tasks() if t.name in wanted), description, local_only)
 
 
 _ALL = tuple(t.name for t in _graph_tasks())
@@ -204,7 +209,7 @@ DAGS: dict[str, DAG] = {
         _select(
             "training", [n for n in _ALL if n not in _INGEST], "Validate -> features -> train -> register"
         ),
-        _select("full", _ALL, "Ingest, then the whole training DAG"),
+        _select("full", _ALL, "Ingest, then the whole training DAG", local_only=True),
     )
 }
 
