@@ -186,3 +186,18 @@ def relay_from_redis(app: FastAPI, settings: Settings, service: ServingService) 
 
     app.router.lifespan_context = lifespan
 
+
+
+def live_app(settings: Settings, embedded: bool, replay: tuple[str, str] | None, speed: str) -> FastAPI:
+    """The API with the live stream: the loop embedded (``embedded``), else relayed from Redis."""
+    from spxcast.serving.app import create_app
+    from spxcast.timeutil import parse_utc
+
+    service = build_live_service(settings)
+    app = create_app(settings, service)
+    if embedded:
+        chosen = None if not replay else Replay(parse_utc(replay[0]), parse_utc(replay[1]), parse_speed(speed))
+        embed_loop(app, settings, service, chosen)
+    else:
+        relay_from_redis(app, settings, service)
+    return app
