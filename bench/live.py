@@ -68,9 +68,9 @@ def _server(app: Any) -> tuple[Any, int]:
 
 def run_once(home: Any, store: str, pacing: str, days: int, tmp: Path) -> dict[str, Any]:
     import polars as pl
+    from spxcast.serving.app import create_app
 
     from spxcast.sentiment import scorer_id
-    from spxcast.serving.app import create_app
     from spxcast.serving.live.hub import RedisPublisher, RedisRelay
     from spxcast.serving.live.loop import LiveLoop
     from spxcast.serving.live.news import StoredArticles
@@ -137,7 +137,9 @@ def run_once(home: Any, store: str, pacing: str, days: int, tmp: Path) -> dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--stores", default="sqlite,redis")

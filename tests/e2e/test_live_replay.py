@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -81,16 +80,16 @@ def test_replay_equals_batch_and_realised_equals_labels(home: LiveHome, tmp_path
 
 def test_websocket_client_receives_every_bar_in_order(home: LiveHome, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
-
     from spxcast.serving.app import create_app
 
     settings = home.app_settings(tmp_path)
     service = build_live_service(settings)
     app = create_app(settings, service)
     expected = [t.isoformat() for t in _replayed(home)["ts"]]
-    with TestClient(app) as client, client.websocket_connect(
-        f"/ws/market-stream?instruments={settings.instrument}"
-    ) as ws:
+    with (
+        TestClient(app) as client,
+        client.websocket_connect(f"/ws/market-stream?instruments={settings.instrument}") as ws,
+    ):
         assert json.loads(ws.receive_text())["type"] == "subscribed"
         runner = LoopThread(_loop(home, settings, service, app.state.hub), until_finished=True).start()
         bars, outcomes = [], []
@@ -121,8 +120,8 @@ def _position(db: Path) -> tuple[str | None, int]:
 
 
 @pytest.fixture
-def live_env(home: LiveHome, tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = {
+def live_env(home: LiveHome, tmp_path: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "SPXCAST_HOME": str(home.settings.home),
         "SPXCAST_DB__URL": f"sqlite:///{tmp_path / 'app.db'}",
@@ -132,7 +131,6 @@ def live_env(home: LiveHome, tmp_path: Path) -> Iterator[dict[str, str]]:
         "SPXCAST_MARKET__END": "2024-01-13",
         "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
     }
-    yield env
 
 
 def test_kill_9_mid_replay_then_restart_skips_nothing_and_predicts_nothing_twice(
@@ -144,7 +142,9 @@ def test_kill_9_mid_replay_then_restart_skips_nothing_and_predicts_nothing_twice
     ]  # fmt: skip
     db = tmp_path / "app.db"
     bars = _replayed(home).height
-    victim = subprocess.Popen([*command, "--no-verify"], env=live_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    victim = subprocess.Popen(
+        [*command, "--no-verify"], env=live_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 120
     while _position(db)[1] < bars // 3:
         assert victim.poll() is None, victim.communicate()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from spxcast.serving.live.sources import OandaPolling
 from test_market_oanda import START, FakeOanda, client, oanda_candles, server  # noqa: F401  (fixture)
+
+from spxcast.serving.live.sources import OandaPolling
 
 
 def _time(candle: dict[str, object]) -> datetime:
@@ -38,4 +39,6 @@ def test_polling_takes_a_candle_only_once_it_is_complete_and_retries_failures(
     assert len(sleeps) == 3, "429, 503 and 500 were each retried"
     asked = [r for r in state.requests if r["query"].get("from")][-1]
     resumed = datetime.fromisoformat(asked["query"]["from"][0].replace("Z", "+00:00"))
-    assert resumed == after + timedelta(minutes=1), "polling resumes at the bar after the newest processed one"
+    assert resumed == after + timedelta(minutes=1), (
+        "polling resumes at the bar after the newest processed one"
+    )

@@ -83,7 +83,7 @@ with DAG(
         task_id='materialize',
         bash_command='"${SPXCAST_BIN:-spxcast}" pipeline task materialize --run-id \'{{ run_id }}\'',
         retries=1,
-        doc_md='gold.features -> Feast offline source (Parquet) and online store (newest row per series)',
+        doc_md='gold.features -> Feast offline source (Parquet) and online store (newest rows)',
     )
     train_ar = BashOperator(
         task_id='train_ar',

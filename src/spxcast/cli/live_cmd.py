@@ -40,7 +40,11 @@ def _print_report(report: Any, as_json: bool) -> None:
     console.print(
         f"  realised returns: {report.realised_equal}/{report.realised} equal to the gold label, "
         f"{report.realised_pending} labelled but not attached"
-        + (f"; first difference {report.first_realised_difference}" if report.first_realised_difference else ""),
+        + (
+            f"; first difference {report.first_realised_difference}"
+            if report.first_realised_difference
+            else ""
+        ),
         highlight=False,
     )
 
@@ -54,7 +58,9 @@ def live(
     ),
     speed: str = typer.Option("max", "--speed", help="Replay speed: 60x (market time per second) or max"),
     source: str | None = typer.Option(None, "--source", help="Live source: oanda or files (live.source)"),
-    files_dir: str | None = typer.Option(None, "--files-dir", help="Directory of candle files (files source)"),
+    files_dir: str | None = typer.Option(
+        None, "--files-dir", help="Directory of candle files (files source)"
+    ),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="After a replay, compare with batch"),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
 ) -> None:
@@ -75,8 +81,10 @@ def live(
     from spxcast.serving.live.verify import verify_live
 
     cfg = settings(ctx, **{"live.source": source, "live.files_dir": files_dir})
-    chosen = None if not replay or replay[0] is None else Replay(
-        parse_utc(replay[0]), parse_utc(replay[1]), parse_speed(speed)
+    chosen = (
+        None
+        if not replay or replay[0] is None
+        else Replay(parse_utc(replay[0]), parse_utc(replay[1]), parse_speed(speed))
     )
     service = build_live_service(cfg).start(background=False)
     loop: LiveLoop | None = None
@@ -108,9 +116,7 @@ def live(
             "position": None if loop.position is None else loop.position.isoformat(),
         }
         if not as_json:
-            console.print(
-                "live: " + ", ".join(f"{k} {v}" for k, v in summary.items()), highlight=False
-            )
+            console.print("live: " + ", ".join(f"{k} {v}" for k, v in summary.items()), highlight=False)
         report = None
         if chosen is not None and verify:
             report = verify_live(cfg, service.engine, chosen.start, chosen.end)

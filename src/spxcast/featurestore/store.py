@@ -122,7 +122,9 @@ class FeatureStoreClient:
     def export_gold(self) -> int:
         """gold.features -> the offline Parquet source (every series); returns rows written."""
         if not self.lake.exists(GOLD_FEATURES.name):
-            raise ConfigError("gold.features does not exist yet; build features first (spxcast features build)")
+            raise ConfigError(
+                "gold.features does not exist yet; build features first (spxcast features build)"
+            )
         gold = self.lake.scan(GOLD_FEATURES.name)
         present = set(gold.collect_schema().names())
         frame = gold.select(
@@ -144,7 +146,7 @@ class FeatureStoreClient:
         return frame.height
 
     def materialize(self) -> dict[str, Any]:
-        """Export gold, apply the definitions and load the newest row of every series into the online store."""
+        """Export gold, apply the definitions, load the newest row of every series into the online store."""
         rows = self.export_gold()
         if rows == 0:
             return {"rows": 0, "materialized": False}
@@ -164,7 +166,10 @@ class FeatureStoreClient:
             pl.col("ts").alias(BAR_TS),
             (pl.col("ts") + bar_length(granularity)).alias(EVENT_TS),
             *[
-                (pl.col(n) if n in vectors.columns else pl.lit(None)).cast(pl.Float32).fill_null(np.nan).alias(n)
+                (pl.col(n) if n in vectors.columns else pl.lit(None))
+                .cast(pl.Float32)
+                .fill_null(np.nan)
+                .alias(n)
                 for n in self.columns.all
             ],
         )
@@ -182,7 +187,9 @@ class FeatureStoreClient:
         refs = [f"{MARKET_VIEW if n in self.columns.market else NEWS_VIEW}:{n}" for n in wanted]
         refs += [f"{view}:{BAR_TS}" for view in (MARKET_VIEW, NEWS_VIEW) if self._has_view(view)]
         found = self.store.get_online_features(
-            features=refs, entity_rows=[{ENTITY: series_key(instrument, granularity)}], full_feature_names=True
+            features=refs,
+            entity_rows=[{ENTITY: series_key(instrument, granularity)}],
+            full_feature_names=True,
         ).to_dict(include_event_timestamps=True)
         stamps = [found.get(f"{v}__{BAR_TS}__ts", [None])[0] for v in (MARKET_VIEW, NEWS_VIEW)]
         newest = max((s for s in stamps if s), default=None)
@@ -222,9 +229,9 @@ class FeatureStoreClient:
         frame = self.store.get_historical_features(entity_df=entities, features=refs).to_df()
         out = pl.from_pandas(frame)
         out = out.with_columns(
-            (pl.col("event_timestamp").dt.convert_time_zone("UTC").cast(pl.Datetime("us", "UTC")) - bar).alias(
-                "ts"
-            )
+            (
+                pl.col("event_timestamp").dt.convert_time_zone("UTC").cast(pl.Datetime("us", "UTC")) - bar
+            ).alias("ts")
         )
         return out.select("ts", *[pl.col(c).cast(pl.Float32) for c in self.columns.all]).sort("ts")
 

@@ -174,7 +174,7 @@ def _graph_tasks() -> tuple[Task, ...]:
             "materialize",
             f"{featurestore}:materialize",
             deps=("gold_labels",),
-            description="gold.features -> Feast offline source (Parquet) and online store (newest row per series)",
+            description="gold.features -> Feast offline source (Parquet) and online store (newest rows)",
         ),
         *(
             Task(

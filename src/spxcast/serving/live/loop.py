@@ -32,12 +32,16 @@ from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
+from spxcast.features.online import ARTICLE_COLUMNS, history_need, online_row
+from spxcast.serving.loading import LoadedModel
+from spxcast.serving.predlog import LogEntry
+from spxcast.serving.service import ServingService
+from spxcast.serving.slots import SLOTS
 
 from spxcast.config import Settings
 from spxcast.errors import ConfigError
 from spxcast.features.catalog import BAR_COLUMNS, feature_catalog, feature_context
 from spxcast.features.labels import label_names, make_labels
-from spxcast.features.online import ARTICLE_COLUMNS, history_need, online_row
 from spxcast.ingest.market import append_bars
 from spxcast.lake import Lake
 from spxcast.lake.tables import CANDLES
@@ -45,10 +49,6 @@ from spxcast.serving.live import position
 from spxcast.serving.live.features import LiveFeatureSource
 from spxcast.serving.live.hub import Publisher
 from spxcast.serving.live.sources import BarSource
-from spxcast.serving.loading import LoadedModel
-from spxcast.serving.predlog import LogEntry
-from spxcast.serving.service import ServingService
-from spxcast.serving.slots import SLOTS
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,9 @@ class LiveLoop:
         publish_vectors: bool = False,
     ) -> None:
         if not isinstance(service.source, LiveFeatureSource):
-            raise ConfigError("the live loop needs a service built with a LiveFeatureSource (build_live_service)")
+            raise ConfigError(
+                "the live loop needs a service built with a LiveFeatureSource (build_live_service)"
+            )
         self.settings = settings
         self.service = service
         self.features: LiveFeatureSource = service.source
@@ -283,7 +285,9 @@ class LiveLoop:
             computed.append(vector)
             frames.append(self._bar_frame(bar, close_at, price, made, arrived))
         last = full["ts"][-1]
-        position.commit_bars(self.service.engine, self.instrument, self.granularity, last, new.height, rows, now)
+        position.commit_bars(
+            self.service.engine, self.instrument, self.granularity, last, new.height, rows, now
+        )
         self.position = last
         self._window = full.tail(self._keep_bars())
         for (ts, price, values), frame in zip(vectors, frames, strict=True):
@@ -323,7 +327,9 @@ class LiveLoop:
             if model.conformal is not None:
                 lower, upper = model.conformal.interval(predicted)
             role = "served" if slot == snapshot.state.live else "shadow"
-            pid = position.prediction_id(model.model_name, model.version, self.instrument, self.granularity, ts)
+            pid = position.prediction_id(
+                model.model_name, model.version, self.instrument, self.granularity, ts
+            )
             entry = LogEntry(
                 prediction_id=pid,
                 created_at=created,

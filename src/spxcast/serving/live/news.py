@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import polars as pl
 
@@ -102,6 +102,6 @@ class PolledNews:
                 self.poll()
             except (SpxcastError, OSError) as exc:
                 self.errors += 1
-                log.warning("live news poll failed (retrying in %ss): %s", self.settings.live.news_poll_s, exc)
-
-
+                log.warning(
+                    "live news poll failed (retrying in %ss): %s", self.settings.live.news_poll_s, exc
+                )

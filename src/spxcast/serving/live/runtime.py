@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from spxcast.serving.service import ServingService
 
 from spxcast.config import Settings
 from spxcast.errors import ConfigError, SpxcastError
@@ -22,7 +23,6 @@ from spxcast.serving.live.hub import Fanout, Publisher, RedisPublisher, RedisRel
 from spxcast.serving.live.loop import ArticleFeed, BackgroundSink, LiveLoop, LoopStats
 from spxcast.serving.live.news import PolledNews, StoredArticles
 from spxcast.serving.live.sources import BarSource, DirectorySource, OandaPolling, ReplaySource
-from spxcast.serving.service import ServingService
 
 log = logging.getLogger(__name__)
 
@@ -187,16 +187,18 @@ def relay_from_redis(app: FastAPI, settings: Settings, service: ServingService) 
     app.router.lifespan_context = lifespan
 
 
-
 def live_app(settings: Settings, embedded: bool, replay: tuple[str, str] | None, speed: str) -> FastAPI:
     """The API with the live stream: the loop embedded (``embedded``), else relayed from Redis."""
     from spxcast.serving.app import create_app
+
     from spxcast.timeutil import parse_utc
 
     service = build_live_service(settings)
     app = create_app(settings, service)
     if embedded:
-        chosen = None if not replay else Replay(parse_utc(replay[0]), parse_utc(replay[1]), parse_speed(speed))
+        chosen = (
+            None if not replay else Replay(parse_utc(replay[0]), parse_utc(replay[1]), parse_speed(speed))
+        )
         embed_loop(app, settings, service, chosen)
     else:
         relay_from_redis(app, settings, service)

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from spxcast.serving.features import FeatureSource
+from spxcast.serving.loading import REPLAY_RTOL, VersionLoader
 from sqlalchemy import Engine, select
 
 from spxcast.config import Settings
@@ -21,8 +23,6 @@ from spxcast.db.models import PredictionRecord
 from spxcast.features.labels import label_names
 from spxcast.lake import Lake
 from spxcast.lake.tables import GOLD_FEATURES
-from spxcast.serving.features import FeatureSource
-from spxcast.serving.loading import REPLAY_RTOL, VersionLoader
 from spxcast.timeutil import bar_length
 
 
@@ -135,8 +135,8 @@ def verify_live(settings: Settings, engine: Engine, start: datetime, end: dateti
     report.realised_equal = equal.height
     # a bar's label is known to the loop once the bar at its horizon (+ tolerance) was replayed
     bar = bar_length(settings.granularity)
-    known_by = end - bar - timedelta(
-        minutes=settings.horizon_minutes + settings.features.label_tolerance_minutes
+    known_by = (
+        end - bar - timedelta(minutes=settings.horizon_minutes + settings.features.label_tolerance_minutes)
     )
     report.realised_pending = labelled.filter(
         pl.col("realised").is_null() & pl.col("label").is_not_null() & (pl.col("ts") <= known_by)
