@@ -111,7 +111,11 @@ class FeatureStoreClient:
 
     # ----- offline: gold export and materialisation
     def _empty(self) -> pl.DataFrame:
-        schema = {ENTITY: pl.Utf8, BAR_TS: pl.Datetime("us", "UTC"), EVENT_TS: pl.Datetime("us", "UTC")}
+        schema: dict[str, pl.DataType] = {
+            ENTITY: pl.Utf8(),
+            BAR_TS: pl.Datetime("us", "UTC"),
+            EVENT_TS: pl.Datetime("us", "UTC"),
+        }
         return pl.DataFrame(schema={**schema, **dict.fromkeys(self.columns.all, pl.Float32)})
 
     def _write_parquet(self, frame: pl.DataFrame) -> None:

@@ -52,7 +52,11 @@ from spxcast.serving.live.sources import BarSource
 
 log = logging.getLogger(__name__)
 
-ARTICLE_SCHEMA = {"received_at": pl.Datetime("us", "UTC"), "score": pl.Float64, "confidence": pl.Float64}
+ARTICLE_SCHEMA: dict[str, pl.DataType] = {
+    "received_at": pl.Datetime("us", "UTC"),
+    "score": pl.Float64(),
+    "confidence": pl.Float64(),
+}
 
 
 class ArticleFeed(Protocol):
@@ -264,7 +268,7 @@ class LiveLoop:
         self._refresh_names()
         self._take_articles()
         snapshot = self.service.slots()
-        full = pl.concat([self._window, new.cast(self._window.schema)], how="vertical")  # type: ignore[arg-type]
+        full = pl.concat([self._window, new.cast(self._window.schema)], how="vertical")
         first = self._window.height
         rows: list[dict[str, Any]] = []
         frames: list[dict[str, Any]] = []

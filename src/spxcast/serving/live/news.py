@@ -23,7 +23,11 @@ from spxcast.lake.tables import NEWS, NEWS_SCORES
 
 log = logging.getLogger(__name__)
 
-_EMPTY = {"received_at": pl.Datetime("us", "UTC"), "score": pl.Float64, "confidence": pl.Float64}
+_EMPTY: dict[str, pl.DataType] = {
+    "received_at": pl.Datetime("us", "UTC"),
+    "score": pl.Float64(),
+    "confidence": pl.Float64(),
+}
 
 
 def _scored(lake: Lake, scorer: str, after: datetime, until: datetime) -> pl.DataFrame:

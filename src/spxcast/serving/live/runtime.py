@@ -68,7 +68,7 @@ def bar_source(settings: Settings, lake: Lake, replay: Replay | None) -> BarSour
         from spxcast.sources.market.oanda import OandaCandleSource
 
         return OandaPolling(
-            OandaCandleSource(settings.market.oanda), settings.instrument, settings.granularity, live.poll_s
+            OandaCandleSource(settings.oanda), settings.instrument, settings.granularity, live.poll_s
         )
     if live.source == "files":
         if not live.files_dir:

@@ -67,7 +67,7 @@ class OandaPolling:
     """OANDA candles after the newest processed bar, asked for every ``poll_s`` seconds."""
 
     name = "oanda"
-    origin = None
+    origin: datetime | None = None
 
     def __init__(
         self,
@@ -107,7 +107,7 @@ class DirectorySource:
     """Candle files appearing in ``directory``, read once each in name order (new or changed files)."""
 
     name = "files"
-    origin = None
+    origin: datetime | None = None
 
     def __init__(
         self, directory: Path, config: FilesSourceSettings, poll_s: float, clock: Clock = utc_now

@@ -90,7 +90,7 @@ def verify_live(settings: Settings, engine: Engine, start: datetime, end: dateti
         logged = connection.execute(query).all()
     live = pl.DataFrame(
         {
-            "ts": [_utc(r[0]) for r in logged],
+            "ts": [None if r[0] is None else _utc(r[0]) for r in logged],
             "version": [int(r[1]) for r in logged],
             "live": [float(r[2]) for r in logged],
             "realised": [r[3] for r in logged],
