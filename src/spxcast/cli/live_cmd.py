@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-import json
 import signal
 from typing import Any
 
 import typer
 
 from spxcast.cli._common import console, handle_errors, settings
+from spxcast.cli.render import print_json
 from spxcast.timeutil import parse_utc
 
 live_app = typer.Typer(help="Run the live loop: new candles -> features -> predictions -> log -> stream.")
@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 
 def _print_report(report: Any, as_json: bool) -> None:
     if as_json:
-        console.print_json(json.dumps(report.to_dict(), default=str))
+        print_json(report.to_dict())
         return
     verdict = "[green]equal[/]" if report.ok else "[red]DIFFERENT[/]"
     console.print(
@@ -121,9 +121,7 @@ def live(
         if chosen is not None and verify:
             report = verify_live(cfg, service.engine, chosen.start, chosen.end)
         if as_json:
-            console.print_json(
-                json.dumps({**summary, "parity": None if report is None else report.to_dict()}, default=str)
-            )
+            print_json({**summary, "parity": None if report is None else report.to_dict()})
         elif report is not None:
             _print_report(report, False)
         if report is not None and not report.ok:
