@@ -39,7 +39,7 @@ from spxcast.serving.service import ServingService
 from spxcast.serving.slots import SLOTS
 
 from spxcast.config import Settings
-from spxcast.errors import ConfigError
+from spxcast.errors import ConfigError, SourceError
 from spxcast.features.catalog import BAR_COLUMNS, feature_catalog, feature_context
 from spxcast.features.labels import label_names, make_labels
 from spxcast.ingest.market import append_bars
@@ -127,6 +127,7 @@ class LoopStats:
     quarantined: int = 0
     outcomes: int = 0
     attached: int = 0
+    source_errors: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
@@ -190,14 +191,14 @@ class LiveLoop:
     def start(self) -> LiveLoop:
         self.position = position.load(self.service.engine, self.instrument, self.granularity)
         origin = self.source.origin
-        stored = self.lake.series(CANDLES.name, self.instrument, self.granularity).select(BAR_COLUMNS)
-        if self.position is not None:
-            stored = stored.filter(pl.col("ts") <= self.position)
-        elif origin is not None:
-            stored = stored.filter(pl.col("ts") < origin)
         self._refresh_names()
-        keep = self._keep_bars()
-        self._window = stored.tail(keep).collect() if self.lake.exists(CANDLES.name) else self._window
+        if self.lake.exists(CANDLES.name):
+            stored = self.lake.series(CANDLES.name, self.instrument, self.granularity).select(BAR_COLUMNS)
+            if self.position is not None:
+                stored = stored.filter(pl.col("ts") <= self.position)
+            elif origin is not None:
+                stored = stored.filter(pl.col("ts") < origin)
+            self._window = stored.tail(self._keep_bars()).collect().cast(self._window.schema)
         if self.position is None and origin is None and not self._window.is_empty():
             self.position = self._window["ts"][-1]  # a live source starts after the newest stored bar
         self._take_articles()
@@ -232,7 +233,13 @@ class LiveLoop:
     def run(self, until_finished: bool = True) -> LoopStats:
         """Poll and process until :meth:`stop` (or the source is finished, when ``until_finished``)."""
         while not self._stop.is_set():
-            self.step()
+            try:
+                self.step()
+            except SourceError as exc:  # the source is unreachable: try again next poll, keep the position
+                self.stats.source_errors += 1
+                log.warning(
+                    "live %s source failed (retrying in %ss): %s", self.source.name, self.source.wait_s(), exc
+                )
             if until_finished and self.source.finished:
                 break
             self._stop.wait(self.source.wait_s())
