@@ -35,10 +35,11 @@ $(AIRFLOW_STAMP): $(AIRFLOW_REQS)
 
 airflow-venv: $(AIRFLOW_STAMP)
 
-# Debian packages the tests need (as root, as CI runs): docker-compose lints deploy/compose.yaml.
+# Debian packages the tests need (as root, as CI runs): docker-compose lints deploy/compose.yaml; nginx fronts
+# two API replicas in tests/e2e/test_serving_nginx.py.
 system-deps:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose nginx
 
 # The whole offline pipeline on the embedded default: a synthetic year of candles and news with the planted
 # signal, ingest -> features -> news -> train -> select -> register, then promotion through the gates.
