@@ -43,7 +43,9 @@ def serve(
         from spxcast.serving.live.runtime import live_app
 
         if cfg.serving.workers != 1:
-            raise SpxcastError("--live and live.redis_url run with one worker per process; start replicas instead")
+            raise SpxcastError(
+                "--live and live.redis_url need one worker per process; start replicas instead"
+            )
         uvicorn.run(
             live_app(cfg, live, replay, speed),
             host=cfg.serving.host,

@@ -23,8 +23,8 @@ from spxcast.db import connect
 from spxcast.errors import SpxcastError
 from spxcast.serving.errors import DeployRefused, InvalidInput, NoModel, NotFound
 from spxcast.serving.features import FeatureSource
-from spxcast.serving.loading import VersionLoader
 from spxcast.serving.live.hub import StreamHub
+from spxcast.serving.loading import VersionLoader
 from spxcast.serving.routers import admin, explain, health, history, models, news, predict, stream
 from spxcast.serving.service import ServingService
 from spxcast.serving.telemetry import Telemetry

@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from spxcast.serving.features import FeatureRow, FeatureSource
 
 from spxcast.config import Settings
 from spxcast.lake import Lake
+from spxcast.serving.features import FeatureRow, FeatureSource
 from spxcast.timeutil import parse_utc
 
 KEEP = 20_000

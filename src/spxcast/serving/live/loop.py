@@ -32,16 +32,12 @@ from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
-from spxcast.features.online import ARTICLE_COLUMNS, history_need, online_row
-from spxcast.serving.loading import LoadedModel
-from spxcast.serving.predlog import LogEntry
-from spxcast.serving.service import ServingService
-from spxcast.serving.slots import SLOTS
 
 from spxcast.config import Settings
 from spxcast.errors import ConfigError, SourceError
 from spxcast.features.catalog import BAR_COLUMNS, feature_catalog, feature_context
 from spxcast.features.labels import label_names, make_labels
+from spxcast.features.online import ARTICLE_COLUMNS, history_need, online_row
 from spxcast.ingest.market import append_bars
 from spxcast.lake import Lake
 from spxcast.lake.tables import CANDLES
@@ -49,6 +45,10 @@ from spxcast.serving.live import position
 from spxcast.serving.live.features import LiveFeatureSource
 from spxcast.serving.live.hub import Publisher
 from spxcast.serving.live.sources import BarSource
+from spxcast.serving.loading import LoadedModel
+from spxcast.serving.predlog import LogEntry
+from spxcast.serving.service import ServingService
+from spxcast.serving.slots import SLOTS
 
 log = logging.getLogger(__name__)
 

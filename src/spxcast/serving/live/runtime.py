@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from spxcast.serving.service import ServingService
 
 from spxcast.config import Settings
 from spxcast.errors import ConfigError, SpxcastError
@@ -23,6 +22,7 @@ from spxcast.serving.live.hub import Fanout, Publisher, RedisPublisher, RedisRel
 from spxcast.serving.live.loop import ArticleFeed, BackgroundSink, LiveLoop, LoopStats
 from spxcast.serving.live.news import PolledNews, StoredArticles
 from spxcast.serving.live.sources import BarSource, DirectorySource, OandaPolling, ReplaySource
+from spxcast.serving.service import ServingService
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,6 @@ def relay_from_redis(app: FastAPI, settings: Settings, service: ServingService) 
 def live_app(settings: Settings, embedded: bool, replay: tuple[str, str] | None, speed: str) -> FastAPI:
     """The API with the live stream: the loop embedded (``embedded``), else relayed from Redis."""
     from spxcast.serving.app import create_app
-
     from spxcast.timeutil import parse_utc
 
     service = build_live_service(settings)

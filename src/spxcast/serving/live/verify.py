@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from spxcast.serving.features import FeatureSource
-from spxcast.serving.loading import REPLAY_RTOL, VersionLoader
 from sqlalchemy import Engine, select
 
 from spxcast.config import Settings
@@ -23,6 +21,8 @@ from spxcast.db.models import PredictionRecord
 from spxcast.features.labels import label_names
 from spxcast.lake import Lake
 from spxcast.lake.tables import GOLD_FEATURES
+from spxcast.serving.features import FeatureSource
+from spxcast.serving.loading import REPLAY_RTOL, VersionLoader
 from spxcast.timeutil import bar_length
 
 
