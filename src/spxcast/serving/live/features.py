@@ -18,7 +18,7 @@ import numpy as np
 
 from spxcast.config import Settings
 from spxcast.lake import Lake
-from spxcast.serving.features import FeatureRow, FeatureSource
+from spxcast.serving.features import FeatureRow, FeatureSource, _epoch_us
 from spxcast.timeutil import parse_utc
 
 KEEP = 20_000
@@ -64,8 +64,12 @@ class LiveFeatureSource(FeatureSource):
 
     def row(self, instrument: str, ts: datetime | None = None) -> FeatureRow:
         if instrument == self.instrument and self._live:
-            if ts is None:
-                return next(reversed(self._live.values()))
+            if ts is None:  # the newest bar: the loop's, unless gold was rebuilt past it since
+                newest = next(reversed(self._live.values()))
+                gold = self._series
+                if gold is None or not len(gold.ts_us) or _epoch_us(newest.bar_ts) >= gold.ts_us[-1]:
+                    return newest
+                return super().row(instrument, None)
             found = self._live.get(ts)
             if found is not None:
                 return found
