@@ -82,3 +82,12 @@ def test_historical_retrieval_equals_gold_and_online_read_equals_pushed_vector(
     assert bar_ts == vector["ts"][0]
     read = np.array([np.nan if values[n] is None else values[n] for n in names], np.float32)
     assert _equal(read, vector.select(names).to_numpy()[0]), "online read after push = the online vector"
+
+    from spxcast.serving.live.features import LiveFeatureSource
+    from spxcast.serving.live.runtime import load_newest_vector
+
+    replica = LiveFeatureSource(client.settings)  # type: ignore[attr-defined]
+    load_newest_vector(client.settings, replica)  # type: ignore[attr-defined]
+    started = replica.row(home.instrument)
+    assert started.bar_ts == bar_ts, "a replica starts from the online store's newest vector"
+    assert _equal(started.vector(names), read)

@@ -56,6 +56,11 @@ class LiveFeatureSource(FeatureSource):
         values = np.array([np.nan if v is None else v for v in frame["values"]], np.float32)
         self.push(parse_utc(frame["ts"]), frame.get("price"), frame["names"], values)
 
+    def newest_live(self) -> datetime | None:
+        """The start of the newest bar pushed by a loop (None before the first)."""
+        with self._push_lock:
+            return next(reversed(self._live), None)
+
     def set_realised(self, bar_ts: datetime, value: float) -> None:
         with self._push_lock:
             self._outcomes[bar_ts] = value

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI
 
 from spxcast.config import Settings
@@ -166,6 +167,25 @@ def embed_loop(app: FastAPI, settings: Settings, service: ServingService, replay
     app.router.lifespan_context = lifespan
 
 
+def load_newest_vector(settings: Settings, source: LiveFeatureSource) -> None:
+    """A replica starting: the newest vector in the feature store's online store into memory (Feast is
+    imported here, in a thread, never on the request path). Vectors relayed meanwhile are newer and kept."""
+    from spxcast.featurestore import FeatureStoreClient
+
+    try:
+        found = FeatureStoreClient(settings).online_vector(settings.instrument, settings.granularity)
+    except Exception as exc:  # Feast raises many types; the replica serves gold and relayed vectors anyway
+        log.warning("no vector from the online store at start (%s): %s", type(exc).__name__, exc)
+        return
+    if found is None:
+        return
+    bar_ts, values = found
+    if source.newest_live() is None:
+        names = list(values)
+        vector = np.array([np.nan if values[n] is None else values[n] for n in names], np.float32)
+        source.push(bar_ts, None, names, vector)
+
+
 def relay_from_redis(app: FastAPI, settings: Settings, service: ServingService) -> None:
     """A replica without a loop: relay the stream and vectors a loop in another process publishes."""
     if not settings.live.redis_url:
@@ -179,6 +199,8 @@ def relay_from_redis(app: FastAPI, settings: Settings, service: ServingService) 
             source = service.source
             on_vector = source.push_frame if isinstance(source, LiveFeatureSource) else None
             relay = RedisRelay(url, settings.live.channel, application.state.hub, on_vector).start()
+            if isinstance(source, LiveFeatureSource) and settings.live.feature_store != "none":
+                threading.Thread(target=load_newest_vector, args=(settings, source), daemon=True).start()
             try:
                 yield state
             finally:
