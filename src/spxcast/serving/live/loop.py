@@ -192,13 +192,7 @@ class LiveLoop:
         self.position = position.load(self.service.engine, self.instrument, self.granularity)
         origin = self.source.origin
         self._refresh_names()
-        if self.lake.exists(CANDLES.name):
-            stored = self.lake.series(CANDLES.name, self.instrument, self.granularity).select(BAR_COLUMNS)
-            if self.position is not None:
-                stored = stored.filter(pl.col("ts") <= self.position)
-            elif origin is not None:
-                stored = stored.filter(pl.col("ts") < origin)
-            self._window = stored.tail(self._keep_bars()).collect().cast(self._window.schema)
+        self._read_window()
         if self.position is None and origin is None and not self._window.is_empty():
             self.position = self._window["ts"][-1]  # a live source starts after the newest stored bar
         self._take_articles()
@@ -212,14 +206,29 @@ class LiveLoop:
         )
         return self
 
+    def _read_window(self) -> None:
+        """The trailing window from bronze.candles: bars up to the position (or before a replay's start)."""
+        if not self.lake.exists(CANDLES.name):
+            return
+        stored = self.lake.series(CANDLES.name, self.instrument, self.granularity).select(BAR_COLUMNS)
+        if self.position is not None:
+            stored = stored.filter(pl.col("ts") <= self.position)
+        elif self.source.origin is not None:
+            stored = stored.filter(pl.col("ts") < self.source.origin)
+        self._window = stored.tail(self._keep_bars()).collect().cast(self._window.schema)
+
     def _refresh_names(self) -> None:
-        """The features any slot's model reads, in catalog order (the vector the loop computes)."""
+        """The features any slot's model reads, in catalog order (the vector the loop computes). A newly
+        deployed model needing more history than the window holds gets it from the lake, once."""
         models = [m for m in self.service.slots().models.values() if m is not None]
         wanted = {n for m in models for n in m.features}
         names = tuple(spec.name for spec in self.catalog if spec.name in wanted)
         if names != self._names:
+            before = self._keep_bars()
             self._names = names
             self._need = history_need(self.catalog, list(names))
+            if self._keep_bars() > before and not self._window.is_empty():
+                self._read_window()
 
     def _keep_bars(self) -> int:
         """Bars the window keeps: what the features need, and enough to label a bar at the horizon."""
@@ -297,7 +306,7 @@ class LiveLoop:
             frames.append(self._bar_frame(bar, close_at, price, made, arrived))
         last = full["ts"][-1]
         position.commit_bars(
-            self.service.engine, self.instrument, self.granularity, last, new.height, rows, now
+            self.service.engine, self.instrument, self.granularity, last, new.height, rows, datetime.now(UTC)
         )
         self.position = last
         self._window = full.tail(self._keep_bars())
