@@ -208,11 +208,28 @@ def _select(name: str, names: Iterable[str], description: str, *, local_only: bo
 
 _ALL = tuple(t.name for t in _graph_tasks())
 _INGEST = ("ingest_market", "ingest_news")
+_FEATURES = (
+    "silver_returns",
+    "silver_technical",
+    "silver_volatility",
+    "silver_microstructure",
+    "silver_news_sentiment",
+    "gold_market_features",
+    "gold_news_signals",
+    "gold_labels",
+)
+NEWS_FEATURE_TASKS = ("silver_news_sentiment", "gold_news_signals")
 
 DAGS: dict[str, DAG] = {
     dag.name: dag
     for dag in (
         _select("ingest", _INGEST, "Ingest market data and news into bronze"),
+        _select(
+            "features",
+            _FEATURES,
+            "bronze -> silver -> gold.features (spxcast features build, in-process)",
+            local_only=True,
+        ),
         _select(
             "training", [n for n in _ALL if n not in _INGEST], "Validate -> features -> train -> register"
         ),
