@@ -281,7 +281,10 @@ class RegistrySettings(BaseModel):
         description="Fraction by which the challenger's recent-window RMSE may exceed the champion's",
     )
     shared_window_rows: int = Field(
-        default=10_000, ge=10, description="Most recent labelled rows both challenger and champion predict"
+        default=10_000,
+        ge=10,
+        description="Most recent labelled rows both challenger and champion predict, only rows after the "
+        "challenger's training window (its valid split): rows neither model trained on, at any bar size",
     )
     require_manual_approval: bool = False
     actor: str | None = Field(default=None, description="Who the audit trail names; default the OS user")
