@@ -407,6 +407,25 @@ class PipelineSettings(BaseModel):
         return {**DEFAULT_SCHEDULES, **value}
 
 
+class LiveSettings(BaseModel):
+    """The live loop (``spxcast live``, ``spxcast serve --live``): sources, publishing, feature store."""
+
+    source: Literal["oanda", "files", "replay"] = Field(
+        default="oanda", description="Where new candles come from (replay: a stored range of bronze.candles)"
+    )
+    poll_s: float = Field(default=5.0, gt=0, description="Seconds between polls of the candle source")
+    files_dir: str | None = Field(default=None, description="Directory watched for new candle files")
+    news_poll_s: float = Field(default=300.0, gt=0, description="Seconds between news polls (news.source)")
+    redis_url: str | None = Field(
+        default=None, description="Redis for pub/sub to API replicas and the Feast online store; none = local"
+    )
+    channel: str = Field(default="spxcast:market-stream", description="Redis pub/sub channel of the stream")
+    client_queue: int = Field(default=256, ge=1, description="Frames queued per WebSocket client before drop")
+    feature_store: Literal["none", "sqlite", "redis"] = Field(
+        default="sqlite", description="Feast online store the loop pushes to (redis needs redis_url)"
+    )
+
+
 class Settings(BaseSettings):
     """Effective configuration of one spxcast process."""
 
@@ -445,6 +464,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
 
     @field_validator("granularity")
     @classmethod
