@@ -311,6 +311,16 @@ class PipelineSettings(BaseModel):
         return {**DEFAULT_SCHEDULES, **value}
 
 
+class DashboardSettings(BaseModel):
+    """The Streamlit dashboard (``spxcast dashboard``): a client of the API at ``api_url`` only."""
+
+    api_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of the spxcast API")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8501, ge=0, le=65535)
+    refresh_s: float = Field(default=5.0, ge=1, description="How often the live page polls the API")
+    timeout_s: float = Field(default=5.0, gt=0, description="Timeout of one API request")
+
+
 class Settings(BaseSettings):
     """Effective configuration of one spxcast process."""
 
@@ -347,6 +357,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     @field_validator("granularity")
     @classmethod
