@@ -8,7 +8,7 @@ AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_REQS := deploy/airflow/requirements.txt deploy/airflow/constraints-py3.11.txt
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell cat $(AIRFLOW_REQS) | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint bench clean airflow-venv system-deps
+.PHONY: install demo test lint bench clean airflow-venv system-deps up
 
 # The CPU build of torch must be installed by this exact pin before anything that needs torch.
 $(STAMP): pyproject.toml
@@ -35,10 +35,11 @@ $(AIRFLOW_STAMP): $(AIRFLOW_REQS)
 
 airflow-venv: $(AIRFLOW_STAMP)
 
-# Debian packages the tests need (as root, as CI runs): docker-compose lints deploy/compose.yaml.
+# Debian packages the tests need (as root, as CI runs): docker-compose lints deploy/compose.yaml; chromium
+# runs the dashboard's browser test (driven by Playwright with this executable, no browser download).
 system-deps:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose chromium
 
 # The whole offline pipeline on the embedded default: a synthetic year of candles and news with the planted
 # signal, ingest -> features -> news -> train -> select -> register, then promotion through the gates.
@@ -50,6 +51,20 @@ demo: $(STAMP)
 	$(BIN)/spxcast data health
 	-$(BIN)/spxcast models promote --reason "make demo"
 	$(BIN)/spxcast models summary
+
+# The embedded stack on this machine until Ctrl-C: the API and the dashboard (a model comes from `make demo`).
+API_PORT ?= 8000
+DASHBOARD_PORT ?= 8501
+up: $(STAMP)
+	@trap 'kill $$api $$dashboard 2>/dev/null; wait' INT TERM EXIT; \
+	$(BIN)/spxcast serve --port $(API_PORT) & api=$$!; \
+	$(BIN)/spxcast dashboard --port $(DASHBOARD_PORT) --api-url http://127.0.0.1:$(API_PORT) & dashboard=$$!; \
+	sleep 2; \
+	echo "API:       http://127.0.0.1:$(API_PORT)  (docs at /docs)"; \
+	echo "dashboard: http://127.0.0.1:$(DASHBOARD_PORT)"; \
+	echo "The live loop (replay, or OANDA with a token) arrives with issue 12; until then forecasts come"; \
+	echo "from POST /predict (the dashboard's Predict now button). Ctrl-C stops both."; \
+	wait
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)

@@ -323,7 +323,7 @@ def skill_page(api: Api, settings: Settings) -> None:
             f"bar); net PnL holds sign(forecast) for the horizon at {settings.training.cost_bps:g} bp "
             "round trip."
         )
-        st.dataframe(prep.skill_table(columns).to_pandas(), hide_index=True, use_container_width=True)
+        st.table(prep.skill_table(columns).to_pandas().set_index("metric"))
         ic = go.Figure()
         pnl = go.Figure()
         for name, value in columns.items():
