@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 import numpy as np
 import polars as pl
-
 from serving_factories import ServedHome, build_home
+
 from spxcast.lake import Lake
 
 KEY = "dashboard-test-admin-key"
