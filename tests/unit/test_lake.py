@@ -97,6 +97,43 @@ def test_derived_tables_overwrite_atomically(tmp_path) -> None:
     assert lake.read("silver.returns", version=v0).height == 10
 
 
+def test_derived_overwrite_round_trips_values_and_dtypes_exactly(tmp_path) -> None:
+    lake = Lake(tmp_path)
+    frame = (
+        candles(50)
+        .select("instrument", "granularity", "ts")
+        .with_columns(
+            f32=pl.Series([None, *[i / 7 for i in range(49)]], dtype=pl.Float32),
+            f64=pl.Series([i * 1e-9 for i in range(50)], dtype=pl.Float64),
+            flag=pl.Series([i % 3 == 0 for i in range(50)]),
+            n=pl.Series(range(50), dtype=pl.Int32),
+        )
+    )
+    lake.write("gold.features", frame)
+    back = lake.read("gold.features")
+    assert back.schema == frame.schema
+    assert back.equals(frame)
+
+
+def test_a_failed_derived_overwrite_keeps_the_old_version_and_leaves_no_file(tmp_path, monkeypatch) -> None:
+    import deltalake.transaction
+
+    lake = Lake(tmp_path)
+    base = candles(10).select("instrument", "granularity", "ts").with_columns(ret=pl.lit(1.0))
+    version = lake.write("silver.returns", base)
+    files = sorted((tmp_path / "silver" / "returns").glob("*.parquet"))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(deltalake.transaction, "create_table_with_add_actions", refuse)
+    with pytest.raises(LakeError, match=r"cannot overwrite lake table silver\.returns: disk full"):
+        lake.write("silver.returns", base.with_columns(ret=pl.lit(2.0)))
+    assert lake.version("silver.returns") == version
+    assert lake.read("silver.returns")["ret"].to_list() == [1.0] * 10
+    assert sorted((tmp_path / "silver" / "returns").glob("*.parquet")) == files
+
+
 def test_checksum_is_order_independent_and_content_sensitive() -> None:
     frame = candles(20)
     assert frame_checksum(frame, CANDLES.key) == frame_checksum(frame.reverse(), CANDLES.key)

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from cli_tables import evaluation_cells
 from spxcast.config import Settings, load_settings
 from spxcast.errors import ModelError
 from spxcast.features import catalog as catalog_module
@@ -108,7 +109,8 @@ def test_train_refuses_gold_missing_catalog_features(
         training.train_ar(TaskContext(trained_settings, "r", "train_ar"))
 
 
-def test_cli_train_and_evaluate(trained_settings: Settings) -> None:
+def test_cli_train_and_evaluate(trained_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from spxcast.cli._common import console
     from spxcast.cli.main import app
 
     runner = CliRunner()
@@ -128,17 +130,24 @@ def test_cli_train_and_evaluate(trained_settings: Settings) -> None:
             "1",
             "--run-id",
             "cli-run",
+            "--json",
         ],
         env=env,
     )
     assert result.exit_code == 0, result.output
+    trained = json.loads(result.stdout)  # one JSON document; progress and messages went to stderr
+    run_dir = trained_settings.artifacts_dir() / "runs/cli-run"
+    assert trained["run_id"] == "cli-run" and trained["run_dir"] == str(run_dir)
+    assert trained["selection"] == json.loads((run_dir / "selection.json").read_text())
+    ar_file = run_dir / "candidates/ar/evaluation.json"
+    before = json.loads(ar_file.read_text())
+    assert trained["evaluations"]["ar"]["models"] == before["models"]
+    assert trained["evaluations"]["ar"]["report"] == str(run_dir / "candidates/ar" / before["report"])
+    result = runner.invoke(app, ["--home", home, "evaluate", "cli-run"], env=env)
+    assert result.exit_code == 0, result.output
     assert "persistence" in result.output
     assert "selected:" in result.output
     assert "index.html" in result.output
-    ar_file = trained_settings.artifacts_dir() / "runs/cli-run/candidates/ar/evaluation.json"
-    before = json.loads(ar_file.read_text())
-    result = runner.invoke(app, ["--home", home, "evaluate", "cli-run"], env=env)
-    assert result.exit_code == 0, result.output
     assert json.loads(ar_file.read_text())["models"] == before["models"]  # rebuilt from predictions: same
     result = runner.invoke(app, ["--home", home, "evaluate", "cli-run", "--cost-bps", "7"], env=env)
     assert result.exit_code == 0, result.output
@@ -146,6 +155,27 @@ def test_cli_train_and_evaluate(trained_settings: Settings) -> None:
         (trained_settings.artifacts_dir() / "runs/cli-run/candidates/ar/evaluation.json").read_text()
     )
     assert evaluation["cost_bps"] == 7
+
+    # Redirected at 80 columns the table keeps every figure, and --json holds the same figures.
+    monkeypatch.setattr(console, "_width", 80)
+    table = runner.invoke(app, ["--home", home, "evaluate", "cli-run"], env=env)
+    as_json = runner.invoke(app, ["--home", home, "evaluate", "cli-run", "--json"], env=env)
+    assert table.exit_code == 0 and as_json.exit_code == 0, table.output + as_json.output
+    document = json.loads(as_json.stdout)
+    assert set(document["evaluations"]) == {"ar", "lightgbm"}
+    assert (
+        document["selection"]["selected"] == json.loads((run_dir / "selection.json").read_text())["selected"]
+    )
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in table.stdout.splitlines() if "│" in line]
+    expected = [
+        [model, split, *evaluation_cells(by_split[split])]
+        for evaluation in document["evaluations"].values()
+        for model, by_split in evaluation["models"].items()
+        for split in ("valid", "test", "oot", "oot2")
+        if split in by_split
+    ]
+    assert rows == expected
+    assert "…" not in table.stdout
     bad = runner.invoke(app, ["--home", home, "train", "--models", "prophet"], env=env)
     assert bad.exit_code == 2
     assert "--models" in bad.output

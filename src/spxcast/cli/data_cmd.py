@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
-from spxcast.cli._common import console, handle_errors, settings
+from spxcast.cli._common import handle_errors, settings
+from spxcast.cli.render import print_json, print_table
 
 app = typer.Typer(help="Inspect the health of stored data.", no_args_is_help=True)
 
@@ -24,9 +23,7 @@ def health(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     stored = stored_health(Lake.from_settings(config), config.instrument, config.granularity, config.calendar)
     report = stored.report
     if as_json:
-        console.print_json(
-            json.dumps({**report.to_dict(), "quarantine_fraction": stored.quarantine_fraction})
-        )
+        print_json({**report.to_dict(), "quarantine_fraction": stored.quarantine_fraction})
         return
     summary = Table(title=f"bronze.candles {report.instrument} {report.granularity}", title_justify="left")
     summary.add_column("measure")
@@ -43,13 +40,13 @@ def health(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
         ("quarantined records", f"{stored.quarantined_records:,} ({stored.quarantine_fraction:.2%})"),
     ):
         summary.add_row(label, value)
-    console.print(summary)
+    print_table(summary)
     gaps = Table(title="unscheduled gaps (trading time missing)", title_justify="left")
     for column in ("size", "gaps", "missing bars"):
         gaps.add_column(column, justify="right")
     for bucket, numbers in report.gaps.items():
         gaps.add_row(bucket, f"{numbers['count']:,}", f"{numbers['missing_bars']:,}")
-    console.print(gaps)
+    print_table(gaps)
     reasons = Table(title="quarantine by reason", title_justify="left")
     reasons.add_column("reason")
     reasons.add_column("records", justify="right")
@@ -57,7 +54,7 @@ def health(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
         reasons.add_row(reason, f"{count:,}")
     if not report.quarantine:
         reasons.add_row("(none)", "0")
-    console.print(reasons)
+    print_table(reasons)
 
 
 def register(root: typer.Typer) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from spxcast.cli._common import console, err_console, handle_errors, outputs_line, settings
+from spxcast.cli._common import console, err_console, handle_errors, outputs_line, progress, settings
+from spxcast.cli.render import print_json, print_table
 
 app = typer.Typer(help="Point-in-time features: build, inspect, document.", no_args_is_help=True)
 
@@ -22,20 +23,29 @@ def build(
         "--news/--no-news",
         help="Score news and build news signals first (--no-news: market features only, no news)",
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print what each task wrote as one JSON document"),
 ) -> None:
     """Build silver groups, news scores and signals, gold.market_features and gold.features (with labels)."""
     from datetime import UTC, datetime
 
     from spxcast.pipeline.tasks.features import build_features
 
-    def show(task: str, result: dict[str, Any] | None) -> None:
-        if result is None:
-            err_console.print(f"  [cyan]running[/] {task}")
-        else:
-            console.print(f"  [green]done[/] {task}: {outputs_line(result)}", highlight=False)
-
     run_id = f"features-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    build_features(settings(ctx), run_id, on_step=show, include_news=news)
+    with progress() as bar:
+        stage = bar.add_task("feature build", total=None)
+
+        def show(task: str, result: dict[str, Any] | None) -> None:
+            if result is None:
+                bar.update(stage, description=task)
+                err_console.print(f"  [cyan]running[/] {task}")
+            else:
+                bar.advance(stage)
+                if not as_json:
+                    console.print(f"  [green]done[/] {task}: {outputs_line(result)}", highlight=False)
+
+        results = build_features(settings(ctx), run_id, on_step=show, include_news=news)
+    if as_json:
+        print_json({"run_id": run_id, "tasks": results})
 
 
 @app.command("list")
@@ -60,7 +70,7 @@ def list_features(
     for spec in catalog:
         if group is None or spec.group == group:
             table.add_row(spec.name, spec.group, spec.unit, str(spec.lookback), spec.description)
-    console.print(table)
+    print_table(table)
 
 
 @app.command("show")
@@ -98,7 +108,7 @@ def show(
     table.add_column("value", justify="right", no_wrap=True)
     for name, value in rows.row(0, named=True).items():
         table.add_row(name, f"{value:.6g}" if isinstance(value, float) else str(value))
-    console.print(table)
+    print_table(table)
 
 
 @app.command("docs")

@@ -6,17 +6,19 @@ reproduce VERSION.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich import box
 from rich.table import Table
 
 from spxcast.cli._common import console, handle_errors, settings
+from spxcast.cli.render import print_json, print_table
 
 if TYPE_CHECKING:
     from spxcast.registry import GateReport, ModelRegistry
     from spxcast.registry.handoff import Metrics
+    from spxcast.registry.lifecycle import VersionInfo
     from spxcast.registry.summary import VersionSummary
 
 app = typer.Typer(
@@ -28,6 +30,7 @@ _PREFERRED = ("rmse", "mae", "r2_oos", "directional_accuracy", "ic", "dm_pvalue"
 _HEADER = {"directional_accuracy": "dir_acc", "dm_pvalue": "dm_p", "backtest_net_sharpe": "net_SR"}
 _STAGE_STYLE = {"Production": "bold green", "Staging": "yellow", "Archived": "dim", "None": "white"}
 
+JsonOption = typer.Option(False, "--json", help="Print one JSON document (every figure) instead of tables")
 ReasonOption = typer.Option(None, "--reason", help="Why (recorded in the audit trail)")
 ActorOption = typer.Option(None, "--by", help="Who acts (default registry.actor or the OS user)")
 
@@ -101,10 +104,10 @@ def _show_version(role: str, summary: VersionSummary | None) -> None:
         f"[bold]{role}:[/] v{info.version} {info.candidate} [{_STAGE_STYLE[info.stage]}]{info.stage}[/] "
         f"registered {info.created_at:%Y-%m-%d %H:%M} UTC from run {run}"
     )
-    console.print(metrics_table(f"{role} v{info.version}: metrics next to the baselines", summary.metrics))
+    print_table(metrics_table(f"{role} v{info.version}: metrics next to the baselines", summary.metrics))
     if summary.gates is not None:
         verdict = "[green]pass[/]" if summary.gates.passed else "[red]fail[/]"
-        console.print(
+        print_table(
             gates_table(
                 f"{role} v{info.version} promotion gates: {verdict} ({summary.gates_note})", summary.gates
             )
@@ -114,12 +117,45 @@ def _show_version(role: str, summary: VersionSummary | None) -> None:
     console.print(f"report: {summary.report or 'none logged'}")
 
 
+def _version_json(info: VersionInfo, metrics: Metrics) -> dict[str, Any]:
+    return {
+        "version": info.version,
+        "candidate": info.candidate,
+        "stage": info.stage,
+        "aliases": list(info.aliases),
+        "registered_at": info.created_at,
+        "pipeline_run_id": info.tags.get("spxcast.pipeline_run_id"),
+        "metrics": metrics,
+    }
+
+
+def _summary_json(summary: VersionSummary | None) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    gates = summary.gates
+    return {
+        **_version_json(summary.info, summary.metrics),
+        "gates": None if gates is None else {"passed": gates.passed, "results": gates.to_json()},
+        "gates_note": summary.gates_note,
+        "report": summary.report,
+        "artifact_uri": summary.artifact_uri,
+    }
+
+
 @app.command("list")
 @handle_errors
-def list_versions(ctx: typer.Context) -> None:
+def list_versions(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Every version with its lifecycle state, aliases and headline metrics."""
     registry = _registry(ctx)
     versions = registry.versions()
+    if as_json:
+        print_json(
+            {
+                "model_name": registry.name,
+                "versions": [_version_json(info, registry.metrics(info.version)) for info in versions],
+            }
+        )
+        return
     if not versions:
         console.print(f"{registry.name}: no version registered yet; run `spxcast pipeline run training`")
         return
@@ -150,16 +186,28 @@ def list_versions(ctx: typer.Context) -> None:
             _fmt(metrics.get("oot", {}).get("model", {}).get("dm_pvalue")),
             info.tags.get("spxcast.pipeline_run_id", ""),
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command("summary")
 @handle_errors
-def summary(ctx: typer.Context) -> None:
+def summary(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Champion and challenger, their metrics next to the baselines, and the promotion gates."""
     from spxcast.registry.summary import summarize
 
     result = summarize(_registry(ctx))
+    if as_json:
+        print_json(
+            {
+                "model_name": result.model_name,
+                "versions": result.versions,
+                "champion": _summary_json(result.champion),
+                "challenger": _summary_json(result.challenger),
+                "tracking_uri": result.tracking_uri,
+                "artifact_root": result.artifact_root,
+            }
+        )
+        return
     console.print(f"[bold]{result.model_name}[/]: {result.versions} version(s)")
     _show_version("champion", result.champion)
     _show_version("challenger", result.challenger)
@@ -197,7 +245,7 @@ def compare(
     ):
         lineage.add_row(field, *(str(getattr(r, field)) if r else "" for r in records))
     lineage.add_row("features", *(str(len(r.features)) if r else "" for r in records))
-    console.print(lineage)
+    print_table(lineage)
     shared = registry.compare_on_shared_window(a, b)
     console.print(
         f"shared window {shared.window} ({shared.rows} rows): v{a} RMSE {shared.challenger_rmse:.5f}, "
@@ -228,9 +276,9 @@ def promote(
     try:
         result = registry.promote(version, force=force, reason=reason, actor=actor)
     except PromotionRefused as exc:
-        console.print(gates_table("promotion gates: [red]fail[/]", exc.gates))
+        print_table(gates_table("promotion gates: [red]fail[/]", exc.gates))
         raise
-    console.print(gates_table("promotion gates", result.gates))
+    print_table(gates_table("promotion gates", result.gates))
     forced = " [red](gates overridden, audited)[/]" if result.forced else ""
     replaced = (
         f"; v{result.previous_champion} archived and kept as rollback target"
@@ -322,7 +370,7 @@ def history(
             "[red]yes[/]" if step.forced else "",
             step.reason,
         )
-    console.print(table)
+    print_table(table)
 
 
 def register(root: typer.Typer) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from spxcast.cli._common import console, handle_errors, settings
+from spxcast.cli.render import print_table
 
 app = typer.Typer(help="News sentiment: score articles, show recent ones.", no_args_is_help=True)
 
@@ -68,7 +69,7 @@ def recent(
             row["domain"] or "",
             row["title"],
         )
-    console.print(table)
+    print_table(table)
 
 
 def register(root: typer.Typer) -> None:

@@ -16,6 +16,7 @@ from spxcast.cli._common import (
     outputs_line,
     settings,
 )
+from spxcast.cli.render import print_table
 
 app = typer.Typer(help="Run pipeline DAGs and tasks with the local runner.", no_args_is_help=True)
 
@@ -106,7 +107,7 @@ def status(
                 seconds,
                 error,
             )
-        console.print(table)
+        print_table(table)
 
 
 @app.command("dags")
@@ -122,7 +123,7 @@ def dags() -> None:
         for name in dag.order():
             t = dag.task(name)
             table.add_row(name, ", ".join(dag.internal_deps(name)), t.description)
-        console.print(table)
+        print_table(table)
 
 
 @app.command("airflow")

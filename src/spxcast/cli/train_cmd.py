@@ -10,22 +10,46 @@ from typing import Any
 
 import typer
 
-from spxcast.cli._common import console, err_console, handle_errors, settings
+from spxcast.cli._common import console, err_console, handle_errors, progress, settings
+from spxcast.cli.render import bar_per_message, print_json, print_table
 from spxcast.errors import ConfigError, ModelError, PipelineError
 
 EVALUATION_SPLITS = ("valid", "test", "oot", "oot2")
 
 
-def _show_run(run_dir: Path, evaluations: dict[str, dict[str, Any]]) -> None:
+JsonOption = typer.Option(False, "--json", help="Print one JSON document (every figure) instead of tables")
+
+
+def _selection(run_dir: Path) -> dict[str, Any] | None:
+    selection_file = run_dir / "selection.json"
+    return json.loads(selection_file.read_text()) if selection_file.is_file() else None
+
+
+def _show_run(run_dir: Path, evaluations: dict[str, dict[str, Any]], as_json: bool) -> None:
+    """The evaluations of a run's candidates next to the baselines, and the selection if made."""
     from spxcast.evaluation.report import console_table
 
+    selection = _selection(run_dir)
+    reports = {name: run_dir / "candidates" / name / e["report"] for name, e in evaluations.items()}
+    if as_json:
+        print_json(
+            {
+                "run_id": run_dir.name,
+                "run_dir": run_dir,
+                "evaluations": {
+                    name: {**evaluation, "report": reports[name]} for name, evaluation in evaluations.items()
+                },
+                "selection": selection,
+            }
+        )
+        return
+    console.print(f"run [bold]{run_dir.name}[/]: {run_dir}")
     for name, evaluation in evaluations.items():
         title = f"{name} vs baselines ({evaluation['cost_bps']:g} bps round trip)"
-        console.print(console_table(evaluation["models"], EVALUATION_SPLITS, title))
-        console.print(f"  report: {run_dir / 'candidates' / name / evaluation['report']}")
-    selection_file = run_dir / "selection.json"
-    if selection_file.is_file():
-        selection = json.loads(selection_file.read_text())
+        print_table(console_table(evaluation["models"], EVALUATION_SPLITS, title))
+        console.print(f"  report: {reports[name]}")
+    if selection is not None:
+        selection_file = run_dir / "selection.json"
         chosen = selection["selected"]
         verdict = f"[green]{chosen}[/]" if chosen else "[red]none[/] (no candidate beats the zero forecast)"
         console.print(f"selected: {verdict}")
@@ -43,11 +67,13 @@ def train(
     trials_coarse: int | None = typer.Option(None, "--trials-coarse", min=1, help="Stage-1 Optuna trials"),
     trials_fine: int | None = typer.Option(None, "--trials-fine", min=0, help="Stage-2 Optuna trials"),
     run_id: str | None = typer.Option(None, "--run-id", help="Run id (default: a new one)"),
+    as_json: bool = JsonOption,
 ) -> None:
     """Train the candidates on gold.features, evaluate them next to the baselines, select one."""
     from spxcast.models.train import CANDIDATES
     from spxcast.pipeline.runner import run_task
     from spxcast.pipeline.tasks.training import read_evaluations
+    from spxcast.progress import reporting
 
     s = settings(ctx, **{"training.trials_coarse": trials_coarse, "training.trials_fine": trials_fine})
     names = [m.strip() for m in models.split(",") if m.strip()] if models else list(s.training.models)
@@ -55,14 +81,14 @@ def train(
     if unknown or not names:
         raise ConfigError(f"--models takes some of {', '.join(CANDIDATES)}; got {models!r}")
     run_id = run_id or f"train-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    for task in [*(f"train_{m}" for m in names), "select_model"]:
-        err_console.print(f"  running {task} …")
-        status, payload = run_task(s, task, run_id)
-        if status != "succeeded":
-            raise PipelineError(f"task {task} of run {run_id} failed: {str(payload).splitlines()[0]}")
+    with progress() as bar, reporting(bar_per_message(bar)):
+        for task in [*(f"train_{m}" for m in names), "select_model"]:
+            err_console.print(f"  running {task} …")
+            status, payload = run_task(s, task, run_id)
+            if status != "succeeded":
+                raise PipelineError(f"task {task} of run {run_id} failed: {str(payload).splitlines()[0]}")
     run_dir = s.artifacts_dir() / "runs" / run_id
-    console.print(f"run [bold]{run_id}[/]: {run_dir}")
-    _show_run(run_dir, read_evaluations(run_dir))
+    _show_run(run_dir, read_evaluations(run_dir), as_json)
 
 
 @handle_errors
@@ -70,6 +96,7 @@ def evaluate(
     ctx: typer.Context,
     run: str = typer.Argument(..., help="Run id (under <home>/artifacts/runs) or a run directory"),
     cost_bps: float | None = typer.Option(None, "--cost-bps", min=0, help="Re-run the backtest at this cost"),
+    as_json: bool = JsonOption,
 ) -> None:
     """Rebuild and print the evaluation of a finished training run from its directory."""
     from spxcast.pipeline.tasks.training import rebuild_evaluations
@@ -79,7 +106,7 @@ def evaluate(
         raise ModelError(
             f"no run directory {run_dir}; pass a run id from `spxcast pipeline status` or a path"
         )
-    _show_run(run_dir, rebuild_evaluations(run_dir, cost_bps))
+    _show_run(run_dir, rebuild_evaluations(run_dir, cost_bps), as_json)
 
 
 def register(root: typer.Typer) -> None:

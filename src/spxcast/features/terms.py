@@ -173,7 +173,15 @@ class Term:
         return Term(self.expr.rolling_min(window, min_samples=window), self._window(window))
 
     def rolling_median(self, window: int) -> Term:
-        return Term(self.expr.rolling_median(window, min_samples=window), self._window(window))
+        """Median of the last ``window`` rows; null unless all of them are non-null.
+
+        Polars' rolling median on a column holding nulls (any term with history starts with some) takes a
+        slower path, about 7x on 1.7M rows and a 1,380-bar window; the nulls are filled for the kernel and
+        every window that held one is set back to null, which gives the same values.
+        """
+        filled = self.expr.fill_null(0.0).rolling_median(window, min_samples=window)
+        held_null = self.expr.is_null().cast(pl.UInt32).rolling_sum(window, min_samples=1) > 0
+        return Term(pl.when(held_null).then(None).otherwise(filled), self._window(window))
 
     def rolling_skew(self, window: int) -> Term:
         return Term(self.expr.rolling_skew(window, bias=False, min_samples=window), self._window(window))

@@ -13,8 +13,10 @@ Delta "create if absent" commit that falls back to a merge when another writer c
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -154,6 +156,8 @@ class Lake:
         return self._current(spec.name)
 
     def _overwrite(self, spec: TableSpec, frame: pl.DataFrame) -> int:
+        if "://" not in self.root and not spec.partition_by:
+            return self._replace_local(spec, frame)
         from deltalake import ColumnProperties, WriterProperties, write_deltalake
 
         # Derived tables are wide float columns with few repeats: trying dictionary encoding on each of them
@@ -171,6 +175,43 @@ class Lake:
                 writer_properties=plain,
             )
         except BaseException as exc:
+            _reraise_own(exc)
+            raise LakeError(f"cannot overwrite lake table {spec.name}: {_cause(exc)}") from exc
+        log.info("wrote %s with %d rows", spec.name, frame.height)
+        return self._current(spec.name)
+
+    def _replace_local(self, spec: TableSpec, frame: pl.DataFrame) -> int:
+        """Overwrite an unpartitioned table on a local disk: one Parquet file, then one Delta commit.
+
+        The file is written by Polars' multi-threaded Parquet writer (LZ4, no dictionaries) and committed
+        as a replace of the table's files and schema; readers see the old version until the commit, and
+        the uncommitted file is removed when the commit fails. For the 1.7M-row, 117-column gold tables
+        this costs a third of the CPU of ``deltalake.write_deltalake`` (whose single-threaded encoder,
+        not the disk, bounded the feature build). Remote roots keep ``write_deltalake``: Polars cannot
+        report a remote object's size, which the commit needs.
+        """
+        from deltalake import Schema
+        from deltalake.transaction import AddAction, create_table_with_add_actions
+
+        directory = Path(self.path(spec.name))
+        directory.mkdir(parents=True, exist_ok=True)
+        name = f"part-00000-{uuid.uuid4()}-c000.lz4.parquet"
+        file = directory / name
+        try:
+            frame.write_parquet(file, compression="lz4", use_pyarrow=False)
+            stat = file.stat()
+            add = AddAction(
+                path=name,
+                size=stat.st_size,
+                partition_values={},
+                modification_time=int(stat.st_mtime * 1000),
+                data_change=True,
+                stats=json.dumps({"numRecords": frame.height}),
+            )
+            schema = Schema.from_arrow(frame.head(0).to_arrow().schema)
+            create_table_with_add_actions(self.path(spec.name), schema, [add], mode="overwrite")
+        except BaseException as exc:
+            file.unlink(missing_ok=True)
             _reraise_own(exc)
             raise LakeError(f"cannot overwrite lake table {spec.name}: {_cause(exc)}") from exc
         log.info("wrote %s with %d rows", spec.name, frame.height)

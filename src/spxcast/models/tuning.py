@@ -18,12 +18,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import optuna
 
+from spxcast import progress
 from spxcast.errors import ModelError
 from spxcast.models.boosting import BoostingForecaster, TrialBudget
 from spxcast.models.space import SearchSpace, narrow, space_from_dict, space_to_dict, suggest
@@ -139,6 +141,17 @@ def open_storage(url: str | None, attempts: int = 5) -> optuna.storages.BaseStor
     return None
 
 
+def _report_trials(message: str, n_trials: int) -> Callable[[optuna.Study, Any], None]:
+    """An Optuna callback reporting finished trials (of every process sharing the study) as progress."""
+
+    def callback(study: optuna.Study, trial: Any) -> None:
+        if progress.listening():
+            finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
+            progress.report(min(finished, n_trials), n_trials, message)
+
+    return callback
+
+
 def run_stage(
     model: type[BoostingForecaster],
     data: Any,
@@ -170,7 +183,10 @@ def run_stage(
     study.optimize(
         _objective(model, data, space, config),
         n_trials=n_trials,
-        callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=_FINISHED)],
+        callbacks=[
+            optuna.study.MaxTrialsCallback(n_trials, states=_FINISHED),
+            _report_trials(f"{model.kind} {name} trials", n_trials),
+        ],
     )
     trials = study.get_trials(deepcopy=False, states=_FINISHED)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
