@@ -1,10 +1,11 @@
 """A real API on loopback for the dashboard tests, on demo data.
 
-A served home (``serving_factories.build_home``: gold + registered LightGBM and AR versions) gets candles for
-its bars and a few scored articles; the LightGBM version is promoted champion; ``spxcast serve`` runs as a
-uvicorn subprocess on a free loopback port (the champion is deployed at start), the AR version is deployed
-into the idle slot as the shadow challenger, and the last bars are forecast through ``POST /predict``. The
-server attaches realised outcomes itself (its background sync), exactly as in production.
+A served home (``serving_factories.build_home``: gold + registered LightGBM and XGBoost versions) gets
+candles for its bars (gold's labels rewritten to follow them) and a few scored articles; the LightGBM version
+is promoted champion; ``spxcast serve`` runs as a uvicorn subprocess on a free loopback port (the champion is
+deployed at start), the XGBoost version is deployed into the idle slot as the shadow challenger, and the last
+bars are forecast through ``POST /predict``. The server attaches realised outcomes itself (its background
+sync), exactly as in production.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import polars as pl
 from serving_factories import ServedHome, build_home
 
 from spxcast.lake import Lake
+from training_factories import HORIZON, TARGET
 
 KEY = "dashboard-test-admin-key"
 FORECAST_BARS = 150
@@ -41,7 +43,10 @@ def free_port() -> int:
 
 
 def write_candles(home: ServedHome, seed: int = 5) -> None:
-    """OHLC bars (a random walk around 5000) for every bar of the home's gold table."""
+    """OHLC bars (a random walk around 5000) for every bar of the home's gold table, and gold's labels made
+    consistent with them (the return from a bar's close to the close 30 minutes later), so a realised
+    outcome lands on the close of the bar it was forecast for. Written after training: the models keep the
+    factory's planted signal, the realised outcomes are those of the random walk."""
     rng = np.random.default_rng(seed)
     n = home.gold.height
     close = 5000 * np.exp(np.cumsum(rng.standard_normal(n) * 2e-4))
@@ -63,7 +68,22 @@ def write_candles(home: ServedHome, seed: int = 5) -> None:
             "ingested_at": datetime.now(UTC),
         }
     ).with_columns(pl.col("ingested_at").dt.cast_time_unit("us"))
-    Lake.from_settings(home.settings).write("bronze.candles", candles)
+    lake = Lake.from_settings(home.settings)
+    lake.write("bronze.candles", candles)
+    ahead = candles.select(
+        (pl.col("ts") - timedelta(minutes=HORIZON)).alias("ts"), pl.col("close").alias("ahead")
+    )
+    labelled = (
+        home.gold.join(candles.select("ts", "close"), on="ts", how="left")
+        .join(ahead, on="ts", how="left")
+        .with_columns(((pl.col("ahead") / pl.col("close") - 1) * 100).alias(TARGET))
+        .with_columns(
+            pl.col(TARGET).sign().cast(pl.Int8).alias(f"target_dir_{HORIZON}m"),
+            pl.col(TARGET).is_not_null().alias("label_ok"),
+        )
+        .select(home.gold.columns)
+    )
+    lake.write("gold.features", labelled)
 
 
 def write_news(home: ServedHome) -> None:
@@ -96,8 +116,8 @@ def write_news(home: ServedHome) -> None:
         {
             "text_hash": hashes,
             "scorer_id": ["lexicon-lm"] * 3,
-            "p_pos": [max(s, 0) for s in scores],
-            "p_neg": [max(-s, 0) for s in scores],
+            "p_pos": [max(s, 0.0) for s in scores],
+            "p_neg": [max(-s, 0.0) for s in scores],
             "p_neu": [1 - abs(s) for s in scores],
             "score": scores,
             "confidence": [0.9] * 3,
@@ -144,10 +164,10 @@ def running_api(root: Path) -> Iterator[RunningApi]:
     """The API on demo data with forecasts (some realised) of the last bars; stopped on exit."""
     from spxcast.registry import ModelRegistry
 
-    home = build_home(root / "served", ("lightgbm", "ar"))
+    home = build_home(root / "served", ("lightgbm", "xgboost"))  # no AR: its lags are labels, rewritten
     write_candles(home)
     write_news(home)
-    champion, challenger = home.versions["lightgbm"], home.versions["ar"]
+    champion, challenger = home.versions["lightgbm"], home.versions["xgboost"]
     ModelRegistry(home.settings).promote(champion, force=True, reason="dashboard tests", actor="tests")
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -68,8 +68,13 @@ def test_live_page_draws_the_session_forecasts_at_their_horizon_an_interval_and_
     assert len(forecast["x"]) >= 100
     # drawn at bar start + 30 min: the first forecast's x is 30 minutes after the first forecast bar
     assert "prediction interval" in traces and traces["prediction interval"]["fill"] == "tonexty"
-    assert len(traces["realised"]["x"]) > 0
-    lower, upper = traces["prediction interval"]["y"], traces["interval"]["y"]
+    # a realised outcome lands on the close of the bar it was forecast for (demo labels follow the candles)
+    closes = dict(zip(candles["x"], candles["close"], strict=True))
+    outcomes = zip(traces["realised"]["x"], traces["realised"]["y"], strict=True)
+    landed = [(closes[x], y) for x, y in outcomes if x in closes]
+    assert len(landed) > 20
+    assert all(abs(close - y) < 1e-6 * close for close, y in landed)
+    lower, upper = traces["prediction interval"]["y"], traces["interval upper"]["y"]
     assert all(lo < up for lo, up in zip(lower, upper, strict=True))
     # the newest logged forecast is the current one, with its explanation
     metrics = {m.label: m.value for m in at.metric}
@@ -200,8 +205,11 @@ def dashboard(api: RunningApi, tmp_path_factory: pytest.TempPathFactory) -> Iter
         log.close()
 
 
+ARTIFACTS = os.environ.get("SPXCAST_TEST_ARTIFACTS")  # read at import: the tests' environment drops SPXCAST_*
+
+
 def artifacts(tmp_path: Path) -> Path:
-    target = Path(os.environ.get("SPXCAST_TEST_ARTIFACTS", tmp_path))
+    target = Path(ARTIFACTS or tmp_path)
     target.mkdir(parents=True, exist_ok=True)
     return target
 

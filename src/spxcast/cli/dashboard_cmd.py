@@ -48,6 +48,7 @@ def dashboard(
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
         "--global.developmentMode", "false",
+        "--client.toolbarMode", "viewer",
     ]  # fmt: skip
     sys.stdout.flush()
     os.execv(sys.executable, command)

@@ -136,7 +136,6 @@ def live_figure(session: pl.DataFrame | None, forecasts: pl.DataFrame, settings:
         )
     band = forecasts.filter(pl.col("lower_price").is_not_null())
     if band.height:
-        level = "interval"
         figure.add_trace(
             go.Scatter(
                 x=band["target_ts"].to_list(),
@@ -144,7 +143,7 @@ def live_figure(session: pl.DataFrame | None, forecasts: pl.DataFrame, settings:
                 line={"width": 0},
                 showlegend=False,
                 hoverinfo="skip",
-                name=level,
+                name="interval upper",
             )
         )
         figure.add_trace(
@@ -182,7 +181,7 @@ def live_figure(session: pl.DataFrame | None, forecasts: pl.DataFrame, settings:
         height=520,
         xaxis_rangeslider_visible=False,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h"},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
         xaxis_title="bar start (UTC)",
         yaxis_title="price",
     )
@@ -210,12 +209,12 @@ def current(api: Api, settings: Settings, rows: list[dict[str, Any]]) -> None:
         )
         return
     made_at = prep.parse_ts(latest["bar_ts"])
-    cols = st.columns(4)
+    cols = st.columns([1, 1.6, 1, 1])
     cols[0].metric("forecast return", f"{latest['predicted_return_pct']:+.4f} %")
     lower, upper = latest.get("lower_pct"), latest.get("upper_pct")
     if lower is None and isinstance(latest.get("interval"), dict):
         lower, upper = latest["interval"]["lower_pct"], latest["interval"]["upper_pct"]
-    cols[1].metric("interval", "n/a" if lower is None else f"[{lower:+.3f}, {upper:+.3f}] %")
+    cols[1].metric("prediction interval", "n/a" if lower is None else f"{lower:+.3f} … {upper:+.3f} %")
     realised = latest.get("realised_return_pct")
     cols[2].metric("realised", "pending" if realised is None else f"{realised:+.4f} %")
     version = latest.get("model_version") or latest.get("model", {}).get("version")
@@ -323,7 +322,7 @@ def skill_page(api: Api, settings: Settings) -> None:
             f"bar); net PnL holds sign(forecast) for the horizon at {settings.training.cost_bps:g} bp "
             "round trip."
         )
-        st.table(prep.skill_table(columns).to_pandas().set_index("metric"))
+        st.table(shown(prep.skill_table(columns)))
         ic = go.Figure()
         pnl = go.Figure()
         for name, value in columns.items():
@@ -354,6 +353,19 @@ def skill_page(api: Api, settings: Settings) -> None:
         st.json(reference)
     else:
         st.info("The latest monitoring summary carries no promotion figures.")
+
+
+def shown(table: pl.DataFrame) -> Any:
+    """The skill table for reading: counts whole, figures to 4 decimals, unknown as a dash."""
+
+    def cell(metric: str, value: float | None) -> str:
+        if value is None:
+            return "—"
+        return f"{value:.0f}" if metric == "realised forecasts" else f"{value:.4f}"
+
+    columns = [c for c in table.columns if c != "metric"]
+    rows = {c: [cell(m, v) for m, v in zip(table["metric"], table[c], strict=True)] for c in columns}
+    return pl.DataFrame({"metric": table["metric"], **rows}).to_pandas().set_index("metric")
 
 
 # ----------------------------------------------------------------------------------------------- Health
