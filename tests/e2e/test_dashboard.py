@@ -106,7 +106,7 @@ def test_news_page_lists_scored_articles(api: RunningApi, monkeypatch: pytest.Mo
     }
     assert sorted(frame["score"].round(2)) == [-0.55, 0.05, 0.72]
     # the demo models read no news features: said, not faked
-    assert "reads no such features" in texts(at)
+    assert "reads no news features" in texts(at)
 
 
 def test_skill_page_shows_champion_and_shadow_challenger_realised_metrics(

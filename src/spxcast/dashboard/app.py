@@ -239,7 +239,9 @@ def explanation(api: Api, prediction_id: str, prefix: str | None = None, title: 
         "contributions in percentage points of the forecast:"
     )
     if top.height == 0:
-        st.info("This model reads no such features.")
+        st.info(
+            "The model that made this forecast reads no news features." if prefix else "No contributions."
+        )
         return
     figure = go.Figure(
         go.Bar(x=top["contribution_pct"].to_list(), y=top["feature"].to_list(), orientation="h")
