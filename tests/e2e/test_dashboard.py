@@ -252,3 +252,18 @@ def test_in_chromium_the_live_page_shows_candles_forecasts_an_interval_and_skill
         finally:
             browser.close()
     assert all((shots / f"{n}.png").stat().st_size > 10_000 for n in ("live", "skill", "news", "health"))
+
+
+def test_the_client_tells_a_missing_route_from_an_error_and_an_unreachable_api(api: RunningApi) -> None:
+    from spxcast.dashboard.client import Api, ApiError, ApiUnreachable, RouteMissing
+
+    client = Api(api.base)
+    with pytest.raises(RouteMissing, match="not a route of this API"):
+        client._request("GET", "/no-such-route")
+    with pytest.raises(ApiError, match="unknown instrument") as raised:
+        client.history("EUR_USD")
+    assert not isinstance(raised.value, RouteMissing) and raised.value.status == 404
+    bars = client.bars("SPX500_USD", limit=3)["bars"]
+    assert len(bars) == 3 and bars[0]["ts"] < bars[-1]["ts"]
+    with pytest.raises(ApiUnreachable, match="cannot reach"):
+        Api(f"http://127.0.0.1:{free_port()}", timeout_s=2).models()
