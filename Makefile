@@ -35,11 +35,12 @@ $(AIRFLOW_STAMP): $(AIRFLOW_REQS)
 
 airflow-venv: $(AIRFLOW_STAMP)
 
-# Debian packages the tests need (as root, as CI runs): docker-compose lints deploy/compose.yaml; chromium
-# runs the dashboard's browser test (driven by Playwright with this executable, no browser download).
+# Debian packages the tests need (as root, as CI runs): docker-compose lints deploy/compose.yaml; nginx fronts
+# two API replicas in tests/e2e/test_serving_nginx.py; chromium runs the dashboard's browser test (driven
+# by Playwright with this executable, no browser download).
 system-deps:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose chromium
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose nginx chromium
 
 # The whole offline pipeline on the embedded default: a synthetic year of candles and news with the planted
 # signal, ingest -> features -> news -> train -> select -> register, then promotion through the gates.

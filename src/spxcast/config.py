@@ -289,6 +289,26 @@ class RegistrySettings(BaseModel):
     http_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of a request to an MLflow server")
 
 
+class ServingSettings(BaseModel):
+    """The prediction API (``spxcast serve``). The admin key is read from SPXCAST_SERVING__ADMIN_KEY, never
+    logged; without one the admin routes (deploy, weights, shadow, rollback) are disabled."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    admin_key: SecretStr | None = None
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty = none")
+    max_request_bytes: int = Field(default=65_536, ge=1024, description="Larger request bodies get 413")
+    interval_level: float = Field(default=0.9, gt=0, lt=1, description="Nominal conformal coverage")
+    aci_gamma: float = Field(default=0.02, ge=0, le=1, description="Step of adaptive conformal inference")
+    calibration_rows: int = Field(default=2000, ge=20, description="Held-out residuals kept for conformal")
+    replay_rows: int = Field(default=200, ge=1, description="Recorded predictions replayed at deploy")
+    log_batch_rows: int = Field(default=500, ge=1, description="Prediction rows written per transaction")
+    log_flush_s: float = Field(default=0.2, gt=0, description="Longest a logged row waits in the queue")
+    spool_path: str | None = Field(default=None, description="Outage spool file; default <home>/serving")
+    feature_refresh_s: float = Field(default=5.0, gt=0, description="How often new gold rows are looked for")
+
+
 #: Airflow schedules of the DAGs that have one unless configured otherwise (UTC cron or Airflow presets).
 DEFAULT_SCHEDULES = {"training": "@daily", "ingest": "*/15 * * * *"}
 
@@ -357,6 +377,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     @field_validator("granularity")

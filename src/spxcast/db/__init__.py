@@ -1,6 +1,15 @@
 """The app database: SQLAlchemy models and Alembic migrations (SQLite by default, PostgreSQL by URL)."""
 
 from spxcast.db.engine import connect, upgrade
-from spxcast.db.models import Base, ModelTransition, PipelineRun, TaskRun
+from spxcast.db.models import Base, ModelTransition, PipelineRun, PredictionRecord, SlotChange, TaskRun
 
-__all__ = ["Base", "ModelTransition", "PipelineRun", "TaskRun", "connect", "upgrade"]
+__all__ = [
+    "Base",
+    "ModelTransition",
+    "PipelineRun",
+    "PredictionRecord",
+    "SlotChange",
+    "TaskRun",
+    "connect",
+    "upgrade",
+]

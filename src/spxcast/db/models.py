@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -67,3 +67,45 @@ class ModelTransition(Base):
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
     gates: Mapped[str | None] = mapped_column(Text, nullable=True, doc="JSON of the gate results")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class PredictionRecord(Base):
+    """One prediction of the API (served or shadow), keyed by its id; ``realised_pct`` is attached once the
+    horizon has passed. Returns and bounds are in percent; ``bar_ts`` is the bar start (UTC) the forecast
+    is made at the close of, ``feature_as_of`` when its inputs were known."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_instrument_bar", "instrument", "bar_ts"),)
+
+    prediction_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    instrument: Mapped[str] = mapped_column(String(64))
+    granularity: Mapped[str] = mapped_column(String(8))
+    horizon_minutes: Mapped[int] = mapped_column(Integer)
+    bar_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    feature_as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    model_name: Mapped[str] = mapped_column(String(256))
+    model_version: Mapped[int] = mapped_column(Integer)
+    slot: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16), doc="served or shadow")
+    predicted_pct: Mapped[float] = mapped_column(Float)
+    lower_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
+    upper_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
+    price: Mapped[float | None] = mapped_column(Float, nullable=True, doc="close of bar_ts")
+    features: Mapped[str] = mapped_column(Text, doc="JSON {name: value} the model read")
+    realised_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
+    realised_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SlotChange(Base):
+    """One audited change of the serving slots (deploy, swap, weights, shadow, rollback): who, when, why,
+    and the whole slot state after it (JSON). The newest row is the state a restarted server resumes."""
+
+    __tablename__ = "serving_slot_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(256))
+    action: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text, doc="JSON of the slot state after the change")

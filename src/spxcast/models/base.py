@@ -71,11 +71,16 @@ class Forecaster(ABC):
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Forecast of the forward return (percent) for every row of ``frame``, as float64."""
+        return self.predict_matrix(self.feature_matrix(frame, "predict"))
+
+    def predict_matrix(self, x: np.ndarray) -> np.ndarray:
+        """Forecasts (percent, float64) for a Float32 matrix whose columns are ``feature_names`` in order:
+        the same numbers as :meth:`predict` without building a frame (the serving path)."""
         if not self.is_fitted:
             raise ModelError(
                 f"{type(self).__name__} is not fitted; call fit(train, valid) or load(dir) first"
             )
-        return np.asarray(self._predict(self.feature_matrix(frame, "predict")), dtype=np.float64)
+        return np.asarray(self._predict(x), dtype=np.float64)
 
     def feature_importance(self) -> dict[str, float]:
         """Importance per feature (model-specific unit, larger = more important); empty when undefined."""

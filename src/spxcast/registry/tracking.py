@@ -3,7 +3,8 @@ report, the lineage and the model directory.
 
 Metric keys: ``<split>.<metric>`` for the candidate, ``<split>.<baseline>.<metric>`` for a baseline
 (``test.rmse``, ``test.zero.rmse``, ``oot.dm_pvalue``). Artifacts: ``model/`` (the saved model directory),
-``evaluation/`` (``evaluation.json``; ``report/`` with the HTML report and its plots), ``lineage.json``.
+``evaluation/`` (``evaluation.json``; ``predictions.parquet``; ``report/`` with the HTML report and its
+plots), ``lineage.json``.
 """
 
 from __future__ import annotations
@@ -129,6 +130,9 @@ def log_candidate(
             client.log_batch(run_id, metrics=metrics[start : start + _BATCH * 10])
         client.log_artifacts(run_id, str(candidate.model_dir), MODEL_ARTIFACT)
         client.log_artifact(run_id, str(candidate.directory / "evaluation.json"), "evaluation")
+        predictions = candidate.directory / "predictions.parquet"
+        if predictions.is_file():  # replayed by serving at deploy, and its held-out residuals calibrate it
+            client.log_artifact(run_id, str(predictions), "evaluation")
         if candidate.report is not None:
             client.log_artifacts(run_id, str(candidate.report.parent), REPORT_ARTIFACT)
             client.set_tag(run_id, TAG_REPORT, f"{REPORT_ARTIFACT}/{candidate.report.name}")

@@ -1,0 +1,136 @@
+"""Two ``spxcast serve`` replicas behind Debian's nginx with deploy/nginx's config, all on loopback: a deploy
+through nginx reaches every replica (the others follow the audited slot state), traffic is spread over both,
+and stopping one replica mid-traffic fails no request."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from string import Template
+
+import httpx
+import pytest
+
+from pg_cluster import free_port
+from services import services_required
+from serving_factories import build_home
+
+KEY = "nginx-admin-key"
+CONFIG = Path(__file__).parents[2] / "deploy" / "nginx"
+
+
+def _nginx() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if found is None:
+        message = "nginx is not installed (make system-deps)"
+        if services_required():
+            pytest.fail(f"{message}; SPXCAST_REQUIRE_SERVICES=1 requires it")
+        pytest.skip(message)
+    return found
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"process for {url} exited"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer 200 within {timeout} s")
+
+
+def _predictions(port: int) -> float:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("spxcast_predictions_total{")
+    )
+
+
+@pytest.mark.slow
+def test_two_replicas_behind_nginx(tmp_path: Path) -> None:
+    nginx = _nginx()
+    home = build_home(tmp_path / "served", ("lightgbm",))
+    ports = [free_port(), free_port()]
+    env = {
+        **os.environ,
+        "SPXCAST_HOME": str(home.settings.home),
+        "SPXCAST_DB__URL": f"sqlite:///{tmp_path / 'app.db'}",
+        "SPXCAST_SERVING__ADMIN_KEY": KEY,
+        "SPXCAST_SERVING__FEATURE_REFRESH_S": "0.5",
+    }
+    replicas = []
+    logs = []
+    prefix = tmp_path / "nginx"
+    (prefix / "tmp").mkdir(parents=True)
+    listen = free_port()
+    rendered = Template((CONFIG / "spxcast.conf.template").read_text()).safe_substitute(
+        SPXCAST_LISTEN=f"127.0.0.1:{listen}",
+        SPXCAST_UPSTREAMS="\n    ".join(f"server 127.0.0.1:{p} max_fails=2 fail_timeout=5s;" for p in ports),
+    )
+    (prefix / "spxcast.conf").write_text(rendered)
+    shutil.copy(CONFIG / "nginx.conf", prefix / "nginx.conf")
+    directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
+    proxy = None
+    try:
+        for i, port in enumerate(ports):
+            replica_env = {**env, "SPXCAST_SERVING__SPOOL_PATH": str(tmp_path / f"spool{i}.ndjson")}
+            logs.append((tmp_path / f"replica{i}.log").open("wb"))
+            replicas.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "spxcast.cli.main", "serve", "--port", str(port)],
+                    env=replica_env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=logs[-1],
+                )
+            )
+        test = subprocess.run(
+            [nginx, "-t", "-p", str(prefix), "-c", "nginx.conf", "-g", directives],
+            capture_output=True,
+            text=True,
+        )
+        assert test.returncode == 0, test.stderr
+        proxy = subprocess.Popen([nginx, "-p", str(prefix), "-c", "nginx.conf", "-g", directives])
+        for port, replica in zip(ports, replicas, strict=True):
+            _wait(f"http://127.0.0.1:{port}/health", replica)
+        base = f"http://127.0.0.1:{listen}"
+        _wait(f"{base}/health", proxy)
+        deployed = httpx.post(
+            f"{base}/admin/deploy",
+            json={"version": home.versions["lightgbm"], "reason": "behind nginx"},
+            headers={"X-Admin-Key": KEY},
+            timeout=60,
+        )
+        assert deployed.status_code == 200, deployed.text
+        for port, replica in zip(ports, replicas, strict=True):  # the other replica follows the audit
+            _wait(f"http://127.0.0.1:{port}/ready", replica)
+        statuses = []
+        with httpx.Client(base_url=base, timeout=30) as http:
+            for i in range(300):
+                response = http.post("/predict", json={"instrument": "SPX500_USD"})
+                statuses.append(response.status_code)
+                assert response.status_code == 200, (i, response.status_code, response.text[:300])
+                if i == 150:
+                    served = [_predictions(p) for p in ports]
+                    assert min(served) > 0, f"predictions per replica {served}"  # both served
+                    replicas[1].terminate()  # one replica goes away mid-traffic
+                    replicas[1].wait(30)
+        assert statuses == [200] * 300
+    finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(30)
+        for replica in replicas:
+            if replica.poll() is None:
+                replica.terminate()
+                replica.wait(30)
+        for handle in logs:
+            handle.close()
