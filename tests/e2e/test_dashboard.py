@@ -246,7 +246,7 @@ def test_in_chromium_the_live_page_shows_candles_forecasts_an_interval_and_skill
             page.screenshot(path=str(shots / "skill.png"))
             for name in ("News", "Health"):
                 page.goto(f"{dashboard}/?page={name}")
-                page.get_by_role("heading", name=name).wait_for()
+                page.get_by_role("heading", name=name, exact=True).wait_for()
                 page.wait_for_timeout(1500)
                 page.screenshot(path=str(shots / f"{name.lower()}.png"))
         finally:
@@ -263,6 +263,8 @@ def test_the_client_tells_a_missing_route_from_an_error_and_an_unreachable_api(a
     with pytest.raises(ApiError, match="unknown instrument") as raised:
         client.history("EUR_USD")
     assert not isinstance(raised.value, RouteMissing) and raised.value.status == 404
+    with pytest.raises(ApiError, match="unknown instrument"):
+        client.bars("EUR_USD")
     bars = client.bars("SPX500_USD", limit=3)["bars"]
     assert len(bars) == 3 and bars[0]["ts"] < bars[-1]["ts"]
     with pytest.raises(ApiUnreachable, match="cannot reach"):
