@@ -345,16 +345,29 @@ def skill_page(api: Api, settings: Settings) -> None:
         left.plotly_chart(ic, use_container_width=True, key="ic")
         right.plotly_chart(pnl, use_container_width=True, key="pnl")
     st.subheader("Figures the champion was promoted on")
-    try:
-        summary = api.monitoring()
-    except RouteMissing:
-        missing("/monitoring/latest")
+    summary = monitoring_summary(api)
+    if summary is None:
         return
-    reference = summary.get("champion") or summary.get("reference")
-    if reference:
-        st.json(reference)
+    figures = prep.promotion_figures(summary)
+    if figures:
+        st.table(
+            pl.DataFrame(figures, schema=["figure", "value"], orient="row").to_pandas().set_index("figure")
+        )
     else:
         st.info("The latest monitoring summary carries no promotion figures.")
+
+
+def monitoring_summary(api: Api) -> dict[str, Any] | None:
+    """The latest monitoring summary, or None after saying why there is none."""
+    try:
+        return api.monitoring()
+    except RouteMissing:
+        missing("/monitoring/latest")
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        st.info(f"No monitoring summary: {exc.detail}")
+    return None
 
 
 def shown(table: pl.DataFrame) -> Any:
@@ -403,11 +416,17 @@ def health_page(api: Api, settings: Settings) -> None:
         state = prep.market_state(newest, datetime.now(UTC), bar_length(settings.granularity))
         (st.success if state.open else st.info)(state.message)
     st.subheader("Drift and monitoring")
-    try:
-        summary = api.monitoring()
-        st.json(summary)
-    except RouteMissing:
-        missing("/monitoring/latest")
+    summary = monitoring_summary(api)
+    if summary is not None:
+        figures = prep.drift_figures(summary)
+        for column, (label, value) in zip(st.columns(len(figures)), figures, strict=True):
+            column.metric(label, value)
+        drifted = summary.get("drifted_features") or []
+        st.markdown(f"Drifted features: {', '.join(drifted) if drifted else 'none'}.")
+        if summary.get("report_url"):
+            st.markdown(f"[Latest drift report]({api.base_url.rstrip('/')}{summary['report_url']})")
+        with st.expander("The whole summary"):
+            st.json(summary)
     st.subheader("Open alerts")
     alerts_section(api)
     st.subheader("Promotion history")
@@ -434,6 +453,11 @@ def alerts_section(api: Api) -> None:
             try:
                 api.acknowledge(int(alert_id), key)
                 st.success(f"Alert {alert_id} acknowledged.")
+            except RouteMissing:
+                st.info(
+                    "This API cannot acknowledge alerts (no POST /alerts/{id}/ack route yet); on the server: "
+                    f"`spxcast monitor alerts ack {alert_id}`."
+                )
             except ApiError as exc:
                 st.error(f"Not acknowledged: {exc.detail}")
 

@@ -261,3 +261,35 @@ def skill_table(named: Mapping[str, Skill | None]) -> pl.DataFrame:
 
 def _finite(value: float | int) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
+
+
+def promotion_figures(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """From a monitoring summary (``GET /monitoring/latest``): the champion and the figures it was promoted
+    on that the summary carries (its reference RMSE, and any ``champion.test`` metrics), as text."""
+    out: list[tuple[str, str]] = []
+    champion = summary.get("champion") or {}
+    if champion.get("version") is not None:
+        out.append(("champion", f"{champion.get('model', '')} v{champion['version']}".strip()))
+    if summary.get("reference_rmse") is not None:
+        out.append(("reference (test) RMSE (%)", f"{summary['reference_rmse']:.4f}"))
+    for name, value in (champion.get("test") or {}).items():
+        if isinstance(value, int | float):
+            out.append((f"test {name}", f"{value:.4f}"))
+    return out
+
+
+def drift_figures(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The headline figures of a monitoring summary: when it ran, the share of drifted features, the age
+    of the newest bar and article (minutes on the trading calendar), the quarantine rate."""
+    figures: list[tuple[str, str]] = []
+    if summary.get("at"):
+        figures.append(("run at (UTC)", f"{parse_ts(summary['at']):%Y-%m-%d %H:%M}"))
+    for key, label, form in (
+        ("drift_share", "drifted features", "{:.0%}"),
+        ("bar_age_minutes", "bar age (min)", "{:.0f}"),
+        ("article_age_minutes", "article age (min)", "{:.0f}"),
+        ("quarantine_rate", "quarantine rate", "{:.2%}"),
+    ):
+        value = summary.get(key)
+        figures.append((label, "n/a" if value is None else form.format(value)))
+    return figures

@@ -100,3 +100,28 @@ def test_skill_of_no_realised_rows_is_none_and_the_table_keeps_each_column() -> 
     assert table.columns == ["metric", "v3 (champion)", "v4 (shadow)"]
     assert table.filter(pl.col("metric") == "realised forecasts")["v3 (champion)"][0] == 40
     assert table["v4 (shadow)"].null_count() == table.height
+
+
+def test_monitoring_summaries_give_promotion_and_drift_figures_and_say_what_is_missing() -> None:
+    summary = {
+        "at": "2024-03-04T15:00:00+00:00",
+        "champion": {"model": "spxcast-SPX500_USD-30m", "version": 3, "test": {"r2_oos": 0.012, "note": "x"}},
+        "reference_rmse": 0.0412,
+        "drift_share": 0.25,
+        "bar_age_minutes": 3.0,
+        "article_age_minutes": None,
+        "quarantine_rate": 0.001,
+    }
+    assert prep.promotion_figures(summary) == [
+        ("champion", "spxcast-SPX500_USD-30m v3"),
+        ("reference (test) RMSE (%)", "0.0412"),
+        ("test r2_oos", "0.0120"),
+    ]
+    assert dict(prep.drift_figures(summary)) == {
+        "run at (UTC)": "2024-03-04 15:00",
+        "drifted features": "25%",
+        "bar age (min)": "3",
+        "article age (min)": "n/a",
+        "quarantine rate": "0.10%",
+    }
+    assert prep.promotion_figures({"champion": None}) == []
