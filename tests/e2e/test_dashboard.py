@@ -85,6 +85,28 @@ def test_live_page_draws_the_session_forecasts_at_their_horizon_an_interval_and_
     assert "market is closed" in texts(at)
 
 
+def test_predict_now_asks_the_api_for_the_newest_bar_and_shows_it(
+    api: RunningApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def logged() -> list[dict[str, Any]]:
+        params = {"instrument": "SPX500_USD", "limit": 10000}
+        return httpx.get(f"{api.base}/predictions/history", params=params).json()["rows"]
+
+    before = len(logged())
+    at = app_test(monkeypatch, api.base)
+    at.button[0].click().run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["model"] == f"v{api.champion} (green)" or metrics["model"].startswith(f"v{api.champion} (")
+    deadline = time.monotonic() + 10
+    while len(logged()) == before and time.monotonic() < deadline:  # the log is written asynchronously
+        time.sleep(0.1)
+    newest = logged()[-1]
+    from spxcast.dashboard.prep import parse_ts
+
+    assert len(logged()) == before + 1 and parse_ts(newest["bar_ts"]) == api.home.gold["ts"][-1]
+
+
 def test_forecast_x_is_the_bar_start_plus_the_horizon(api: RunningApi) -> None:
     rows = httpx.get(
         f"{api.base}/predictions/history", params={"instrument": "SPX500_USD", "limit": 10000}

@@ -105,7 +105,7 @@ def live_view(api: Api, settings: Settings, window: int) -> None:
     if session is None:
         missing("/bars")
     if session is not None and session.height:
-        forecasts = forecasts.filter(pl.col("bar_ts") >= session["ts"][0])
+        forecasts = forecasts.filter(pl.col("target_ts") >= session["ts"][0])  # drawn inside the chart
     st.plotly_chart(live_figure(session, forecasts, settings), use_container_width=True, key="live-chart")
     realised = forecasts.filter(pl.col("realised_pct").is_not_null()).height
     st.caption(
@@ -195,11 +195,7 @@ def current(api: Api, settings: Settings, rows: list[dict[str, Any]]) -> None:
     if st.button("Predict now", help="POST /predict for the newest closed bar (logged like any prediction)"):
         try:
             made = api.predict(settings.instrument)
-            latest = {
-                **made,
-                "predicted_return_pct": made["predicted_return_pct"],
-                "realised_return_pct": None,
-            }
+            latest = {**made, "realised_return_pct": None}  # a PredictResponse: interval, model
         except ApiError as exc:
             st.error(f"The API refused the prediction: {exc.detail}")
     if latest is None:
