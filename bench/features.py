@@ -140,10 +140,12 @@ def one_lake_run(n_bars: int) -> list[dict[str, Any]]:
     import polars as pl
 
     from spxcast.config import load_settings
-    from spxcast.features.catalog import market_catalog
+    from spxcast.features.catalog import feature_context, market_catalog
     from spxcast.lake import Lake
     from spxcast.pipeline.context import TaskContext
-    from spxcast.pipeline.tasks.features import FEATURE_TASKS, build_gold_features, feature_context
+    from spxcast.pipeline.runner import resolve_callable
+    from spxcast.pipeline.spec import NEWS_FEATURE_TASKS, get_dag
+    from spxcast.pipeline.tasks.features import build_gold_features
 
     with tempfile.TemporaryDirectory() as home:
         settings = load_settings(home=Path(home))
@@ -161,8 +163,10 @@ def one_lake_run(n_bars: int) -> list[dict[str, Any]]:
         def stage(name: str, function: Callable[[], Any]) -> None:
             _timed(records, name, function)
 
-        for name, task in FEATURE_TASKS.items():
-            if name != "gold_labels":
+        dag = get_dag("features")
+        for name in dag.order():
+            if name != "gold_labels" and name not in NEWS_FEATURE_TASKS:
+                task = resolve_callable(dag.task(name).callable)
                 stage(name, lambda t=task, n=name: t(TaskContext(settings, "bench", n)))
         catalog = market_catalog(feature_context(settings))
         stage(
@@ -170,21 +174,6 @@ def one_lake_run(n_bars: int) -> list[dict[str, Any]]:
             lambda: lake.write("gold.features", build_gold_features(settings, lake, catalog)),
         )
         return records
-
-
-def online_latency_ms(calls: int = 20) -> float:
-    """Median latency of :func:`online_features` (every market feature of the last bar) in ms."""
-    from spxcast.features.build import online_features
-    from spxcast.features.catalog import market_catalog
-
-    catalog = market_catalog()
-    window = synthetic_candles(catalog.max_lookback() + 10)
-    timings = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        online_features(window, catalog)
-        timings.append((time.perf_counter() - start) * 1000)
-    return statistics.median(timings)
 
 
 def main() -> None:
@@ -242,10 +231,7 @@ def main() -> None:
     print("runs (total wall s): " + ", ".join(f"{t:.2f}" for t in totals))
     print("runs (total CPU s): " + ", ".join(f"{t:.2f}" for t in cpus))
     print(f"end: {_load()}")
-    if not args.lake:
-        print(
-            f"online_features (last bar, trailing window): {online_latency_ms():.1f} ms (median of 20 calls)"
-        )
+    print("the online row of the newest bar is benchmarked by bench/online.py")
 
 
 if __name__ == "__main__":

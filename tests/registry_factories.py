@@ -20,7 +20,8 @@ from spxcast.config import Settings
 from spxcast.lake import Lake
 from spxcast.lake.tables import UTC_TS
 
-FEATURES = ("f1", "f2")
+FEATURES = ("ret_log_w1", "ret_log_w2")
+"""Two features of the running catalog (the registry checks every model it loads against it)."""
 TARGET = "target_ret_30m_pct"
 GOOD = (0.5, 0.0)
 """Coefficients of the data-generating process of :func:`write_gold` (the best linear model)."""
@@ -28,16 +29,17 @@ BAD = (-0.5, 0.3)
 
 
 def save_candidate_model(
-    directory: Path, coef: Sequence[float], gold: pl.DataFrame, run_id: str = "test"
+    directory: Path, coef: Sequence[float], gold: pl.DataFrame, settings: Settings, run_id: str = "test"
 ) -> Path:
     """A real LightGBM forecaster fitted to the synthetic label ``coef · (f1, f2)`` on ``gold``, saved with
     ``spxcast.models.io.save_model``: its predictions approximate that linear function, so coefficients
     order models by skill (``GOOD`` is the data-generating process of :func:`write_gold`)."""
+    from spxcast.features.catalog import feature_catalog
     from spxcast.models.io import save_model
     from spxcast.models.lightgbm import LightGBMForecaster
 
     label = gold.with_columns(
-        (coef[0] * pl.col("f1") + coef[1] * pl.col("f2")).cast(pl.Float64).alias(TARGET)
+        (coef[0] * pl.col(FEATURES[0]) + coef[1] * pl.col(FEATURES[1])).cast(pl.Float64).alias(TARGET)
     )
     model = LightGBMForecaster(
         FEATURES,
@@ -47,7 +49,9 @@ def save_candidate_model(
         early_stopping_rounds=None,
         seed=42,
     ).fit(label, label)
-    return save_model(model, directory, catalog_hash="test-catalog", metadata={"run_id": run_id, "seed": 42})
+    return save_model(
+        model, directory, catalog=feature_catalog(settings), metadata={"run_id": run_id, "seed": 42}
+    )
 
 
 def shared_store_settings(settings: Settings, store: Path, **registry: Any) -> Settings:
@@ -74,8 +78,8 @@ def write_gold(settings: Settings, rows: int = 400, seed: int = 0) -> int:
             "instrument": [settings.instrument] * rows,
             "granularity": [settings.granularity] * rows,
             "ts": pl.Series([start + timedelta(minutes=i) for i in range(rows)], dtype=UTC_TS),
-            "f1": pl.Series(f1, dtype=pl.Float32),
-            "f2": pl.Series(f2, dtype=pl.Float32),
+            FEATURES[0]: pl.Series(f1, dtype=pl.Float32),
+            FEATURES[1]: pl.Series(f2, dtype=pl.Float32),
             TARGET: GOOD[0] * f1.astype(np.float32) + 0.1 * rng.normal(size=rows),
             "label_ok": [True] * rows,
         }
@@ -117,7 +121,7 @@ def write_run(
     lake = Lake.from_settings(settings)
     for name, (coef, skill) in candidates.items():
         directory = run_dir / "candidates" / name
-        save_candidate_model(directory / "model", coef, lake.read("gold.features"), run_id)
+        save_candidate_model(directory / "model", coef, lake.read("gold.features"), settings, run_id)
         models = {(name if k == "candidate" else k): v for k, v in metrics(skill).items()}
         evaluation = {
             "candidate": name,

@@ -7,6 +7,7 @@ Versions share one home per test module (training takes seconds); each test gets
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterator, Sequence
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import polars as pl
 
@@ -22,6 +24,8 @@ from spxcast.lake import Lake
 from training_factories import gold_frame, spec
 
 N_FEATURES = 4
+# Real catalog features (the service checks every model it loads against the running catalog).
+FEATURES = ("ret_log_w1", "ret_log_w2", "ret_log_w3", "ret_log_w5")
 
 
 @dataclass(frozen=True)
@@ -35,23 +39,30 @@ class ServedHome:
 def build_home(root: Path, models: Sequence[str] = ("lightgbm", "ar"), rows: int = 4000) -> ServedHome:
     """Gold + one registered version per model; ``tampered`` is a LightGBM whose recorded predictions were
     altered (its replay must fail) and ``other-catalog`` one saved under another catalog fingerprint."""
+    from spxcast.features.catalog import Catalog, feature_catalog
     from spxcast.models.train import train_candidate
     from spxcast.pipeline.tasks.training import write_candidate
     from spxcast.registry import register_run
-    from spxcast.serving.loading import running_fingerprint
 
     settings = load_settings(home=root / "home", **{"serving.feature_refresh_s": 3600.0})
     gold, _ = gold_frame(rows, N_FEATURES, signal="planted", strength=0.03, seed=3)
+    gold = gold.rename({f"f{i}": name for i, name in enumerate(FEATURES)})
     gold = gold.with_columns(pl.lit(settings.instrument).alias("instrument"))
+    running = feature_catalog(settings)
+    # Trained under a catalog whose first feature was defined differently.
+    other = Catalog(
+        dataclasses.replace(s, description=s.description + " (v0)") if s.name == FEATURES[0] else s
+        for s in running
+    )
     gold_version = Lake.from_settings(settings).write("gold.features", gold)
     versions: dict[str, int] = {}
     for i, name in enumerate(models):
         kind = "lightgbm" if name in ("tampered", "other-catalog") else name
-        training = spec(kind, N_FEATURES, oot2_rows=400 + 40 * i)  # distinct splits: distinct models
+        training = spec(kind, features=FEATURES, oot2_rows=400 + 40 * i)  # distinct splits: distinct models
         run = train_candidate(gold, training)  # type: ignore[arg-type]
         run_id = f"serve-{name}-{uuid.uuid4().hex[:6]}"
         run_dir = settings.artifacts_dir() / "runs" / run_id
-        catalog = "another-catalog" if name == "other-catalog" else running_fingerprint(settings)
+        catalog = other if name == "other-catalog" else running
         lineage = {
             "run_id": run_id,
             "instrument": settings.instrument,
@@ -72,7 +83,9 @@ def build_home(root: Path, models: Sequence[str] = ("lightgbm", "ar"), rows: int
             "lake_versions": {"gold.features": gold_version},
         }
         (run_dir / "selection.json").write_text(json.dumps(selection, default=str))
-        result = register_run(settings, run_dir, run_id, actor="tests")
+        # The other-catalog version is registered while its catalog was the running one (then it changed).
+        with patch("spxcast.registry.registration.feature_catalog", return_value=catalog):
+            result = register_run(settings, run_dir, run_id, actor="tests")
         assert result.version is not None, result.message
         versions[name] = result.version
     return ServedHome(settings, gold, versions)

@@ -13,8 +13,11 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from spxcast.features.lags import lags_from_labels
+
 HORIZON = 30
 TARGET = f"target_ret_{HORIZON}m_pct"
+N_LAGS = 6
 PERSISTENCE = 0.9
 MINUTE_VOL_PCT = 0.0105  # ~16 % a year on a 24x5 M1 calendar
 
@@ -74,7 +77,10 @@ def gold_frame(
         pl.col(TARGET).sign().cast(pl.Int8).alias(f"target_dir_{HORIZON}m"),
         pl.col(TARGET).is_not_null().alias("label_ok"),
     )
-    return frame.drop("_log_price", "_ahead"), oracle
+    frame = frame.drop("_log_price", "_ahead")
+    # The horizon lags gold holds (catalog features): the label shifted by k horizons, by time.
+    lags = lags_from_labels(frame, TARGET, HORIZON, range(1, N_LAGS + 1))
+    return frame.hstack(lags.get_columns()), oracle
 
 
 def spec(model: str, n_features: int = 8, **changes: object) -> object:

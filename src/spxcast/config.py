@@ -289,6 +289,79 @@ class RegistrySettings(BaseModel):
     http_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of a request to an MLflow server")
 
 
+class DriftSettings(BaseModel):
+    """Data drift: served feature vectors (current) against the champion's training rows (reference)."""
+
+    window_bars: int = Field(default=240, ge=10, description="Current window: the last N served bars")
+    method: Literal["wasserstein", "psi"] = Field(
+        default="wasserstein",
+        description="Effect size: normalised Wasserstein-1 or PSI over reference deciles",
+    )
+    per_feature_method: dict[str, Literal["wasserstein", "psi"]] = Field(default_factory=dict)
+    alpha: float = Field(
+        default=0.0005,
+        gt=0,
+        lt=0.5,
+        description="False-alarm probability of one check of one feature on stationary data",
+    )
+    per_feature_threshold: dict[str, float] = Field(
+        default_factory=dict, description="Fixed thresholds that replace the calibrated one for a feature"
+    )
+    bootstrap_samples: int = Field(default=300, ge=50, description="Null windows drawn for the calibration")
+    reference_rows: int = Field(
+        default=50_000, ge=100, description="Most recent train rows used as reference"
+    )
+    report_rows: int = Field(default=5_000, ge=100, description="Reference rows sampled for the HTML report")
+
+
+class AlertRule(BaseModel):
+    """One alert rule: ``check`` names a monitoring finding (drift, drift_share, prediction_drift, decay,
+    missing, bar_age, article_age, quarantine, shadow_better); ``threshold`` overrides the check's default."""
+
+    check: str
+    threshold: float | None = None
+    severity: Literal["info", "warning", "critical"] = "warning"
+    cooldown_minutes: float = Field(default=240.0, ge=0, description="No new alert for the same subject")
+
+
+def _default_rules() -> list[AlertRule]:
+    return [
+        AlertRule(check="drift", severity="info", cooldown_minutes=1440),
+        AlertRule(check="drift_share", threshold=0.3, severity="warning", cooldown_minutes=720),
+        AlertRule(check="prediction_drift", severity="warning", cooldown_minutes=720),
+        AlertRule(check="decay", threshold=0.2, severity="critical", cooldown_minutes=720),
+        AlertRule(check="missing", threshold=0.05, severity="warning", cooldown_minutes=240),
+        AlertRule(check="bar_age", threshold=10.0, severity="critical", cooldown_minutes=60),
+        AlertRule(check="article_age", threshold=720.0, severity="warning", cooldown_minutes=720),
+        AlertRule(check="quarantine", threshold=0.01, severity="warning", cooldown_minutes=720),
+        AlertRule(check="shadow_better", severity="info", cooldown_minutes=1440),
+    ]
+
+
+class MonitoringSettings(BaseModel):
+    """Monitoring: drift, realised performance, freshness, alerts and the retrain policy."""
+
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    performance_window_bars: int = Field(default=2_000, ge=10, description="Realised rows judged for decay")
+    decay_pvalue: float = Field(default=0.01, gt=0, lt=1, description="Significance of the decay test")
+    min_realised_rows: int = Field(default=200, ge=2, description="Fewer realised rows: no decay verdict")
+    rules: list[AlertRule] = Field(default_factory=_default_rules)
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "spxcast@localhost"
+    email_to: list[str] = Field(default_factory=list)
+    webhook_url: SecretStr | None = Field(default=None, description="Slack-compatible incoming webhook")
+    channel_timeout_s: float = Field(default=10.0, gt=0)
+    retrain_policy: Literal["off", "suggest", "automatic"] = "suggest"
+    promote_min_rows: int = Field(default=500, ge=10, description="Live rows both slots scored, at least")
+    promote_pvalue: float = Field(default=0.05, gt=0, lt=1, description="Paired test: challenger better")
+    promote_max_p99_latency_ms: float = Field(default=250.0, gt=0)
+    promote_max_error_rate: float = Field(default=0.01, ge=0, le=1)
+
+
 class ServingSettings(BaseModel):
     """The prediction API (``spxcast serve``). The admin key is read from SPXCAST_SERVING__ADMIN_KEY, never
     logged; without one the admin routes (deploy, weights, shadow, rollback) are disabled."""
@@ -310,7 +383,7 @@ class ServingSettings(BaseModel):
 
 
 #: Airflow schedules of the DAGs that have one unless configured otherwise (UTC cron or Airflow presets).
-DEFAULT_SCHEDULES = {"training": "@daily", "ingest": "*/15 * * * *"}
+DEFAULT_SCHEDULES = {"training": "@daily", "ingest": "*/15 * * * *", "monitoring": "@hourly"}
 
 
 class PipelineSettings(BaseModel):
@@ -377,6 +450,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 

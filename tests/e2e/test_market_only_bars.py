@@ -134,6 +134,7 @@ def test_daily_index_from_files_through_the_pipeline_and_the_gates(tmp_path: Pat
         "volatility",
         "microstructure",
         "shape",
+        "lags",  # the horizon lags are catalog features (issue 10)
     ]
 
     gold = Lake.from_settings(settings).read("gold.features").sort("ts")

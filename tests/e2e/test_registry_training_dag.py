@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from spxcast.config import Settings, load_settings
+from spxcast.features.catalog import feature_catalog
 from spxcast.lake import Lake
 from spxcast.pipeline.runner import run_dag, run_states
 from spxcast.registry import CHALLENGER, ModelRegistry, Stage
@@ -96,7 +97,9 @@ def test_training_dag_end_to_end_with_failure_resume_lineage_and_reuse(tmp_path:
     # A boosting candidate, registered by hand from the same run, reproduces exactly too.
     run_dir = settings.artifacts_dir() / "runs" / first.run_id
     candidate = read_candidate(run_dir, "lightgbm")
-    boosted = build_lineage(settings, candidate, selection, first.run_id, default_loader())
+    boosted = build_lineage(
+        settings, candidate, selection, first.run_id, default_loader(feature_catalog(settings))
+    )
     mlflow_run = find_run(registry.client, registry.experiment_id(), first.run_id, "lightgbm")
     assert mlflow_run is not None
     version, created = registry.register(mlflow_run, boosted, actor="test")

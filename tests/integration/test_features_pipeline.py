@@ -7,12 +7,14 @@ import numpy as np
 import polars as pl
 
 from spxcast.config import Settings, load_settings
-from spxcast.features.build import online_features
-from spxcast.features.catalog import default_catalog
+from spxcast.features.catalog import default_catalog, feature_context
+from spxcast.features.online import online_row
 from spxcast.lake import Lake
 from spxcast.lake.tables import BAR_KEY
 from spxcast.pipeline.runner import run_task
-from spxcast.pipeline.tasks.features import build_features, feature_context
+from spxcast.pipeline.tasks.features import build_features
+from spxcast.sentiment import scorer_id
+from spxcast.sentiment.cache import scored_articles
 
 UPSTREAM = (
     "ingest_market",
@@ -46,10 +48,10 @@ def test_gold_features_from_the_synthetic_market_and_news(settings: Settings) ->
     # Labels by time: the last 30 minutes before the data ends (and each daily break) have none.
     assert 0.9 < gold["label_ok"].mean() < 1.0
     assert gold.filter(pl.col("ts") > candles["ts"].max() - pl.duration(minutes=30))["label_ok"].sum() == 0
-    # The serving path reproduces the gold row of the last bar from the trailing window of candles.
-    market = catalog.select(s.name for s in catalog if s.expr is not None)
-    row = online_features(candles.sort("ts"), market)
+    # The serving path reproduces the whole gold row of the last bar from the candles and scored news.
+    articles = scored_articles(lake, scorer_id(settings.sentiment))
+    row = online_row(candles.sort("ts"), articles, catalog, feature_context(settings))
     last = gold.sort("ts").tail(1)
     np.testing.assert_allclose(
-        row.select(market.names()).to_numpy(), last.select(market.names()).to_numpy(), rtol=1e-5, atol=1e-6
+        row.select(catalog.names()).to_numpy(), last.select(catalog.names()).to_numpy(), rtol=1e-5, atol=1e-6
     )

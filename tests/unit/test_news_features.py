@@ -103,7 +103,8 @@ def _naive(bars: pl.DataFrame, articles: pl.DataFrame, bar_minutes: float = 1.0)
         row[MINUTES_SINCE] = min(min(ages), MAX_MINUTES_SINCE) if ages else MAX_MINUTES_SINCE
         row[AVAILABLE] = float(any(age < AVAILABLE_WINDOW_MINUTES for age in ages))
         rows.append(row)
-    return pl.DataFrame(rows).select(NAMES)
+    # Every row decides the dtypes: sums over no article are the integer 0 in the first rows.
+    return pl.DataFrame(rows, infer_schema_length=None).select(NAMES)
 
 
 @pytest.mark.parametrize("granularity", ["M1", "M5"])

@@ -5,14 +5,16 @@ All tests of this module share one MLflow store (each test registers its own ins
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from registry_factories import BAD, GOOD, shared_store_settings, write_gold, write_run
+from registry_factories import BAD, FEATURES, GOOD, shared_store_settings, write_gold, write_run
 from spxcast.config import Settings
 from spxcast.errors import RegistryError
+from spxcast.features.catalog import feature_catalog
 from spxcast.lake import Lake
 from spxcast.models.io import load_model
 from spxcast.registry import (
@@ -72,7 +74,7 @@ def test_register_logs_every_candidate_and_registers_the_selected_as_challenger(
     assert "test.zero.dm_pvalue" not in run.data.metrics, "undefined metrics are not logged"
     assert run.data.params["candidate.tuning.best_params.depth"] == "3"
     assert run.data.params["candidate.model.n_estimators"] == "40"
-    assert run.data.params["candidate.model.features"] == '["f1", "f2"]'
+    assert run.data.params["candidate.model.features"] == json.dumps(list(FEATURES))
     assert run.data.params["config.seed"] == str(cfg.seed)
     artifacts = {f.path for f in registry.client.list_artifacts(run.info.run_id)}
     assert {"model", "evaluation", "lineage.json"} <= artifacts
@@ -83,8 +85,8 @@ def test_register_logs_every_candidate_and_registers_the_selected_as_challenger(
     assert run.data.tags["spxcast.report"] == "evaluation/report/index.html"
     downloaded = registry.download(info.version, cfg.home / "dl")
     gold = Lake.from_settings(cfg).read("gold.features")
-    predictions = load_model(downloaded).predict(gold)
-    assert np.corrcoef(predictions, GOOD[0] * gold["f1"].to_numpy())[0, 1] > 0.95
+    predictions = load_model(downloaded, catalog=feature_catalog(cfg)).predict(gold)
+    assert np.corrcoef(predictions, GOOD[0] * gold[FEATURES[0]].to_numpy())[0, 1] > 0.95
     [step] = registry.history()
     assert (step.action, step.from_state, step.to_state, step.actor) == (
         "register",
@@ -113,7 +115,7 @@ def test_lineage_records_features_code_seeds_and_lake_versions_that_still_load(c
     write_gold(cfg, rows=50, seed=9)  # gold moves on; the recorded version must still load
     lineage = _registry(cfg).get(version).lineage
     assert lineage is not None
-    assert lineage.features == ("f1", "f2")
+    assert lineage.features == FEATURES
     assert lineage.seeds == {"seed": cfg.seed}
     assert lineage.code_version
     assert lineage.model_sha256

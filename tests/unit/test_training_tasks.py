@@ -14,6 +14,7 @@ from cli_tables import evaluation_cells
 from spxcast.config import Settings, load_settings
 from spxcast.errors import ModelError
 from spxcast.features import catalog as catalog_module
+from spxcast.features import lags
 from spxcast.lake import Lake
 from spxcast.models.io import load_model
 from spxcast.pipeline.context import TaskContext
@@ -24,8 +25,9 @@ from training_factories import feature_names, gold_frame
 FEATURES = feature_names(6)
 
 
-def _test_catalog(context: object = None) -> catalog_module.Catalog:
-    """Six factory features: five 'market' ones and one 'news' one (the AR model's exogenous input)."""
+def _test_catalog(context: catalog_module.FeatureContext | None = None) -> catalog_module.Catalog:
+    """Six factory features: five 'market' ones and one 'news' one (the AR model's exogenous input), and
+    the horizon lags."""
     specs = [
         catalog_module.FeatureSpec(
             name,
@@ -38,7 +40,7 @@ def _test_catalog(context: object = None) -> catalog_module.Catalog:
         )
         for i, name in enumerate(FEATURES)
     ]
-    return catalog_module.Catalog(specs)
+    return catalog_module.Catalog([*specs, *lags.specs(context or catalog_module.FeatureContext())])
 
 
 @pytest.fixture
@@ -85,10 +87,11 @@ def test_train_tasks_write_candidates_and_selection(trained_settings: Settings) 
         assert set(evaluation["models"][name]) == {"valid", "test", "oot", "oot2"}
         assert (run_dir / entry["report"]).is_file()
         assert (run_dir / entry["path"] / "report" / "pnl.png").is_file()
-        model = load_model(run_dir / entry["model_dir"], expected_catalog_hash=selection["catalog_hash"])
+        model = load_model(run_dir / entry["model_dir"], catalog=_test_catalog())
+        assert model.metadata_["catalog_hash"] == selection["catalog_hash"] == _test_catalog().fingerprint()  # type: ignore[attr-defined]
         assert model.metadata_["lake_versions"] == {"gold.features": 0}  # type: ignore[attr-defined]
         assert model.metadata_["training_window"]["rows"] > 0  # type: ignore[attr-defined]
-    ar = load_model(run_dir / "candidates" / "ar" / "model")
+    ar = load_model(run_dir / "candidates" / "ar" / "model", catalog=_test_catalog())
     assert ar.feature_names[-1] == "f5"  # the news feature is the AR model's exogenous regressor
     assert not list((run_dir / "candidates").glob(".*"))  # no staging directories left behind
 
@@ -183,10 +186,12 @@ def test_cli_train_and_evaluate(trained_settings: Settings, monkeypatch: pytest.
 
 def test_catalog_fingerprint_changes_with_any_entry() -> None:
     catalog = _test_catalog()
-    same = training.catalog_fingerprint(_test_catalog())
-    assert training.catalog_fingerprint(catalog) == same
+    same = _test_catalog().fingerprint()
+    assert catalog.fingerprint() == same
     changed = catalog_module.Catalog(
         dataclasses.replace(s, lookback=s.lookback + (s.name == "f0")) for s in catalog
     )
-    assert training.catalog_fingerprint(changed) != same
-    assert training.catalog_fingerprint(catalog.select(FEATURES[::-1])) != same
+    assert changed.fingerprint() != same
+    assert catalog.select(catalog.names()[::-1]).fingerprint() != same
+    longer = catalog_module.Catalog(_test_catalog(catalog_module.FeatureContext(horizon_lags=7)))
+    assert longer.fingerprint() != same

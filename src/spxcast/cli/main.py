@@ -22,6 +22,7 @@ _GROUPS = (
     "news_cmd",
     "train_cmd",
     "models_cmd",
+    "monitor_cmd",
     "serve_cmd",
     "dashboard_cmd",
 )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +19,19 @@ JsonOption = typer.Option(False, "--json", help="Print one JSON document (every 
 
 
 def _selection(run_dir: Path) -> dict[str, Any] | None:
-    selection_file = run_dir / "selection.json"
-    return json.loads(selection_file.read_text()) if selection_file.is_file() else None
+    from spxcast.pipeline.runs import selection_file
+
+    path = selection_file(run_dir)
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _show_run(run_dir: Path, evaluations: dict[str, dict[str, Any]], as_json: bool) -> None:
     """The evaluations of a run's candidates next to the baselines, and the selection if made."""
     from spxcast.evaluation.report import console_table
+    from spxcast.pipeline.runs import candidate_dir, selection_file
 
     selection = _selection(run_dir)
-    reports = {name: run_dir / "candidates" / name / e["report"] for name, e in evaluations.items()}
+    reports = {name: candidate_dir(run_dir, name) / e["report"] for name, e in evaluations.items()}
     if as_json:
         print_json(
             {
@@ -49,13 +50,12 @@ def _show_run(run_dir: Path, evaluations: dict[str, dict[str, Any]], as_json: bo
         print_table(console_table(evaluation["models"], EVALUATION_SPLITS, title))
         console.print(f"  report: {reports[name]}")
     if selection is not None:
-        selection_file = run_dir / "selection.json"
         chosen = selection["selected"]
         verdict = f"[green]{chosen}[/]" if chosen else "[red]none[/] (no candidate beats the zero forecast)"
         console.print(f"selected: {verdict}")
         for name, reason in selection["reasons"].items():
             console.print(f"  {name}: {reason}")
-        console.print(f"  selection: {selection_file}")
+        console.print(f"  selection: {selection_file(run_dir)}")
 
 
 @handle_errors
@@ -72,6 +72,7 @@ def train(
     """Train the candidates on gold.features, evaluate them next to the baselines, select one."""
     from spxcast.models.train import CANDIDATES
     from spxcast.pipeline.runner import run_task
+    from spxcast.pipeline.runs import new_run_id, run_dir
     from spxcast.pipeline.tasks.training import read_evaluations
     from spxcast.progress import reporting
 
@@ -80,15 +81,15 @@ def train(
     unknown = sorted(set(names) - set(CANDIDATES))
     if unknown or not names:
         raise ConfigError(f"--models takes some of {', '.join(CANDIDATES)}; got {models!r}")
-    run_id = run_id or f"train-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    run_id = run_id or new_run_id("train")
     with progress() as bar, reporting(bar_per_message(bar)):
         for task in [*(f"train_{m}" for m in names), "select_model"]:
             err_console.print(f"  running {task} …")
             status, payload = run_task(s, task, run_id)
             if status != "succeeded":
                 raise PipelineError(f"task {task} of run {run_id} failed: {str(payload).splitlines()[0]}")
-    run_dir = s.artifacts_dir() / "runs" / run_id
-    _show_run(run_dir, read_evaluations(run_dir), as_json)
+    folder = run_dir(s, run_id)
+    _show_run(folder, read_evaluations(folder), as_json)
 
 
 @handle_errors
@@ -99,9 +100,10 @@ def evaluate(
     as_json: bool = JsonOption,
 ) -> None:
     """Rebuild and print the evaluation of a finished training run from its directory."""
+    from spxcast.pipeline.runs import resolve_run
     from spxcast.pipeline.tasks.training import rebuild_evaluations
 
-    run_dir = Path(run) if Path(run).is_dir() else settings(ctx).artifacts_dir() / "runs" / run
+    run_dir = resolve_run(settings(ctx), run)
     if not run_dir.is_dir():
         raise ModelError(
             f"no run directory {run_dir}; pass a run id from `spxcast pipeline status` or a path"

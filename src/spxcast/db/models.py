@@ -69,6 +69,37 @@ class ModelTransition(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
+class AlertRecord(Base):
+    """One monitoring alert: a breached (check, subject) from its opening to its resolution.
+
+    ``status``: open → acknowledged (a person saw it) → resolved (condition cleared or a person closed it).
+    ``key`` = ``check:subject`` dedups: while an alert of a key is open or acknowledged, later breaches only
+    bump ``last_seen``/``count``. ``notified`` is the JSON of the channel results when it was opened.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_key_status", "key", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(256))
+    check: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    run_id: Mapped[str] = mapped_column(String(128), doc="monitoring run that opened it")
+    notified: Mapped[str | None] = mapped_column(Text, nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class PredictionRecord(Base):
     """One prediction of the API (served or shadow), keyed by its id; ``realised_pct`` is attached once the
     horizon has passed. Returns and bounds are in percent; ``bar_ts`` is the bar start (UTC) the forecast

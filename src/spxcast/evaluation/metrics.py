@@ -61,21 +61,36 @@ def information_ratio(daily: np.ndarray) -> float:
 def diebold_mariano(y: np.ndarray, pred: np.ndarray, lag: int) -> tuple[float, float]:
     """Diebold–Mariano test of the forecast against the zero forecast, squared-error loss.
 
-    The loss differential is ``d_t = y_t² - (y_t - pred_t)²`` (positive when the model is better). Its
-    mean's variance is the Newey–West (Bartlett-kernel HAC) estimate with ``lag`` autocovariances —
-    ``H - 1`` bars for overlapping H-bar horizons. Returns ``(statistic, p_value)``; the p-value is
-    one-sided for "model better than zero" (standard normal). ``nan`` when the differential is constant.
+    The loss differential is ``d_t = y_t² - (y_t - pred_t)²`` (positive when the model is better); see
+    :func:`hac_mean_test`. Returns ``(statistic, p_value)``; the p-value is one-sided for "model better
+    than zero" (standard normal). ``nan`` when the differential is constant.
     """
-    d = y**2 - (y - pred) ** 2
+    return hac_mean_test(y**2 - (y - pred) ** 2, lag)
+
+
+def hac_mean_test(d: np.ndarray, lag: int) -> tuple[float, float]:
+    """One-sided test that the mean of a loss differential ``d`` is positive (the Diebold–Mariano test).
+
+    The variance of the mean is the Newey–West (Bartlett-kernel HAC) estimate with ``lag``
+    autocovariances — ``H - 1`` bars for overlapping H-bar horizons. Returns ``(statistic, p_value)``,
+    p-value of "mean > 0" under the standard normal; ``nan`` when ``d`` is constant or has < 2 values.
+    """
     n = len(d)
     if n < 2:
         return math.nan, math.nan
+    variance = hac_variance(d, lag)
+    if variance <= 0:
+        return math.nan, math.nan
+    statistic = float(d.mean() / math.sqrt(variance / n))
+    return statistic, float(stats.norm.sf(statistic))
+
+
+def hac_variance(d: np.ndarray, lag: int) -> float:
+    """Newey–West (Bartlett-kernel) long-run variance of ``d`` with ``lag`` autocovariances (``n`` ≥ 1)."""
+    n = len(d)
     centred = d - d.mean()
     variance = float(centred @ centred) / n
     for k in range(1, min(lag, n - 1) + 1):
         weight = 1.0 - k / (lag + 1)
         variance += 2.0 * weight * float(centred[k:] @ centred[:-k]) / n
-    if variance <= 0:
-        return math.nan, math.nan
-    statistic = float(d.mean() / math.sqrt(variance / n))
-    return statistic, float(stats.norm.sf(statistic))
+    return variance

@@ -1,8 +1,8 @@
 """Pure builders of the feature tables: silver groups, gold joins, validation, and the online path.
 
 Batch and online use the same expressions from the catalog: :func:`feature_frame` evaluates them on a
-series of bars (full history in batch), :func:`online_features` on the trailing ``max lookback`` bars and
-keeps the last row. Several series (instrument, granularity) are computed independently, in parallel.
+series of bars (full history in batch); :mod:`spxcast.features.online` evaluates them for the newest bar
+from the trailing bars they need. Several series (instrument, granularity) are computed independently.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from spxcast.errors import DataQualityError, SchemaError
-from spxcast.features.catalog import BAR_COLUMNS, Catalog, FeatureSpec
-from spxcast.lake.tables import BAR_KEY, BAR_KEY_SCHEMA
+from spxcast.features.catalog import BAR_COLUMNS, LAGS_GROUP, NEWS_GROUP, Catalog, FeatureSpec
+from spxcast.lake.tables import BAR_KEY, BAR_KEY_SCHEMA, GOLD_FEATURES
 
 SERIES_KEY = ("instrument", "granularity")
 _OPTIONAL_COLUMNS = {"bid_close": pl.Float64(), "ask_close": pl.Float64()}
@@ -24,7 +24,7 @@ def market_specs(catalog: Catalog, silver: str | None = None) -> list[FeatureSpe
     return [s for s in catalog if s.expr is not None and (silver is None or s.silver == silver)]
 
 
-def _bars(frame: pl.DataFrame, what: str) -> pl.DataFrame:
+def with_bar_columns(frame: pl.DataFrame, what: str = "bars") -> pl.DataFrame:
     """Check a bar frame has the bar columns (adding absent optional quotes as nulls)."""
     for name, dtype in _OPTIONAL_COLUMNS.items():
         if name not in frame.columns:
@@ -43,7 +43,7 @@ def feature_frame(
     Row t of the result depends only on rows <= t of ``bars``. ``cast`` casts each feature to its
     declared dtype (gold's); without it the expressions' own Float64 values are returned.
     """
-    bars = _bars(bars, "feature input")
+    bars = with_bar_columns(bars, "feature input")
     columns = [s.expr.cast(s.dtype) if cast else s.expr for s in specs if s.expr is not None]
     return bars.lazy().sort("ts").select(*keep, *columns)
 
@@ -71,7 +71,7 @@ def series_of(candles: pl.DataFrame) -> list[pl.DataFrame]:
 
 def features_by_series(candles: pl.DataFrame, specs: Sequence[FeatureSpec]) -> pl.DataFrame:
     """Bar key + the given features for every series of ``candles``, sorted by the bar key."""
-    candles = _bars(candles, "candles")
+    candles = with_bar_columns(candles, "candles")
     lazies = [feature_frame(series, specs, keep=BAR_KEY) for series in series_of(candles)]
     if not lazies:
         return pl.DataFrame(schema={**BAR_KEY_SCHEMA, **{s.name: s.dtype for s in specs}})
@@ -159,38 +159,33 @@ def gold_features_frame(
     labels: pl.DataFrame,
     catalog: Catalog,
     label_schema: Mapping[str, pl.DataType],
+    lags: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """gold.features: market features LEFT JOIN news signals LEFT JOIN labels on the bar key.
+    """gold.features: market features LEFT JOIN news signals LEFT JOIN horizon lags LEFT JOIN labels.
 
-    Bars without a news-signal row get null news features; bars without a label row get ``label_ok``
-    false. News columns are cast to the catalog's dtypes.
+    All joins are on the bar key. Bars without a news-signal row get null news features; bars without a
+    label row get ``label_ok`` false. News and lag columns are cast to the catalog's dtypes. ``lags``
+    (bar key + the catalog's lag features) may be omitted only when the catalog has none.
     """
-    news_specs = [s for s in catalog if s.expr is None]
+    lag_specs = [s for s in catalog if s.group == LAGS_GROUP]
+    if lag_specs:
+        if lags is None:
+            raise SchemaError("gold.features: the catalog has horizon lags; pass the lag frame")
+        missing_lags = [s.name for s in lag_specs if s.name not in lags.columns]
+        if missing_lags:
+            raise SchemaError(f"the lag frame lacks the catalog's lag features {missing_lags}")
+        market = left_join_on_bar_key(
+            market, lags.select(*BAR_KEY, *(pl.col(s.name).cast(s.dtype) for s in lag_specs))
+        )
+    news_specs = [s for s in catalog if s.group == NEWS_GROUP]
     missing = [s.name for s in news_specs if s.name not in news_signals.columns]
     if missing:
         raise SchemaError(
             f"gold.news_signals lacks the catalog's news features {missing}; got {news_signals.columns}"
         )
     news = news_signals.select(*BAR_KEY, *(pl.col(s.name).cast(s.dtype) for s in news_specs))
+    # validate_features puts the columns in catalog order (market, news, lags) whatever the join order.
     frame = left_join_on_bar_key(left_join_on_bar_key(market, news), labels).with_columns(
         pl.col("label_ok").fill_null(False)
     )
-    return validate_features(frame, catalog, label_schema, "gold.features")
-
-
-def online_features(window: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
-    """Market features of the LAST bar of ``window`` (one series, sorted by ts, real bars only).
-
-    Uses the same expressions as the batch build on the trailing ``catalog.max_lookback()`` bars; with
-    fewer bars, features whose lookback is not available are null. Returns one row: ts + features.
-    """
-    specs = market_specs(catalog)
-    if window.is_empty():
-        raise DataQualityError("online features: the window holds no bars")
-    for column in SERIES_KEY:
-        if column in window.columns and window[column].n_unique() > 1:
-            raise DataQualityError(
-                f"online features: the window mixes several {column} values; pass one series"
-            )
-    lookback = max(s.lookback for s in specs)
-    return feature_frame(window.sort("ts").tail(lookback), specs).tail(1).collect()
+    return validate_features(frame, catalog, label_schema, GOLD_FEATURES.name)

@@ -1,26 +1,34 @@
 """The feature catalog: every feature declared once.
 
 A :class:`FeatureSpec` names a feature, its family (group), a description with formula, unit and time
-semantics, and its lookback in bars. Market features carry a Polars expression over one series of bars
+semantics, and the history it needs. Market features carry a Polars expression over one series of bars
 (one instrument and granularity, sorted by ``ts``, gaps not filled) that uses only the current and earlier
 rows; the same expression serves the full-history batch build and the online computation on the trailing
-``lookback`` bars. News features are computed by :mod:`spxcast.features.news` from articles as of each
-bar's close; their specs carry no expression.
+``lookback`` bars. Frame-built features carry no expression: news features are computed by
+:mod:`spxcast.features.news` from articles as of each bar's close, horizon lags by
+:mod:`spxcast.features.lags` from the bars by time; both declare the time span they need
+(``span_minutes``) besides their bars.
 
 The catalog drives the batch build, the online path, the validation of gold, the feature list stored with
-each model and ``docs/features.md``.
+each model (with :meth:`Catalog.fingerprint`) and ``docs/features.md``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from spxcast.errors import SchemaError
+
+if TYPE_CHECKING:
+    from spxcast.config import Settings
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -36,8 +44,12 @@ MARKET_FAMILIES: tuple[str, ...] = (
     "microstructure",
     "shape",
 )
-# Every family module, market first, then news (owned by the news engineer).
-FAMILY_MODULES: tuple[str, ...] = (*MARKET_FAMILIES, "news")
+# Families computed from whole frames by their module, not by a per-feature expression.
+NEWS_GROUP = "news"
+LAGS_GROUP = "lags"
+FRAME_GROUPS: tuple[str, ...] = (NEWS_GROUP, LAGS_GROUP)
+# Every family module: market first, then news (owned by the news engineer), then the horizon lags.
+FAMILY_MODULES: tuple[str, ...] = (*MARKET_FAMILIES, NEWS_GROUP, LAGS_GROUP)
 
 # The one place that says which silver table holds which market families.
 SILVER_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -66,10 +78,17 @@ def feature_name(stem: str, **params: int | float | str) -> str:
 
 @dataclass(frozen=True)
 class FeatureContext:
-    """What feature definitions may depend on: bar size and forecast horizon (never on data)."""
+    """What feature definitions may depend on (never on data).
+
+    ``granularity`` is the bar size, ``horizon_minutes`` the forecast horizon H, ``horizon_lags`` how many
+    lagged horizon returns the catalog holds (the largest AR order), ``label_tolerance_minutes`` how far
+    from ``ts + H`` the bar ending a horizon return may start (the labels' rule, reused by the lags).
+    """
 
     granularity: str = "M1"
     horizon_minutes: int = 30
+    horizon_lags: int = 6
+    label_tolerance_minutes: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,9 +103,13 @@ class FeatureSpec:
     unit : e.g. "percent", "ratio", "z-score", "per-bar log-return std", "minutes".
     lookback : bars of history, the current bar included, that determine the value exactly (for
         recursive smoothers: enough bars that the truncated tail is below 1e-6 relative).
-    expr : Polars expression computing it from bar columns; ``None`` for news features.
-    silver : the silver table that holds it (``silver.technical``); ``None`` for news features.
+    expr : Polars expression computing it from bar columns; ``None`` for frame-built features
+        (groups in :data:`FRAME_GROUPS`).
+    silver : the silver table that holds it (``silver.technical``); ``None`` for frame-built features.
     dtype : dtype in gold.
+    span_minutes : time span, in minutes, of history the value needs besides ``lookback`` bars: for news
+        features the articles with ``received_at`` in ``(close - span, close]``; for horizon lags the bars
+        with ``ts >= ts_t - span``. 0 for market features.
     """
 
     name: str
@@ -97,6 +120,19 @@ class FeatureSpec:
     expr: pl.Expr | None = None
     silver: str | None = None
     dtype: pl.DataType = field(default_factory=pl.Float32)
+    span_minutes: float = 0.0
+
+    def entry(self) -> dict[str, object]:
+        """What identifies the feature's definition in :meth:`Catalog.fingerprint`."""
+        return {
+            "name": self.name,
+            "group": self.group,
+            "unit": self.unit,
+            "lookback": self.lookback,
+            "span_minutes": self.span_minutes,
+            "dtype": str(self.dtype),
+            "description": self.description,
+        }
 
 
 class Catalog:
@@ -113,10 +149,13 @@ class Catalog:
                 raise SchemaError(f"feature {spec.name!r} has lookback {spec.lookback}; it must be >= 1")
             if not spec.description.strip():
                 raise SchemaError(f"feature {spec.name!r} has no description")
-            if (spec.expr is None) != (spec.group == "news"):
+            if (spec.expr is None) != (spec.group in FRAME_GROUPS):
                 raise SchemaError(
-                    f"feature {spec.name!r}: market features need an expression, news ones none"
+                    f"feature {spec.name!r}: market features need an expression, those of "
+                    f"{', '.join(FRAME_GROUPS)} none"
                 )
+            if spec.span_minutes < 0:
+                raise SchemaError(f"feature {spec.name!r} has span {spec.span_minutes} min; it must be >= 0")
             if spec.expr is not None:
                 self._check_market_spec(spec)
             self._specs[spec.name] = spec
@@ -160,6 +199,46 @@ class Catalog:
     def max_lookback(self, group: str | None = None) -> int:
         return max((s.lookback for s in self._specs.values() if group is None or s.group == group), default=1)
 
+    def entries(self) -> list[dict[str, object]]:
+        """Every spec's identifying entry, in catalog order."""
+        return [s.entry() for s in self._specs.values()]
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the entries (name, group, unit, lookback, span, dtype, description), in order.
+
+        Saved with every model; every model load compares it with the running catalog's.
+        """
+        return entries_fingerprint(self.entries())
+
+
+def entries_fingerprint(entries: Iterable[dict[str, object]]) -> str:
+    """SHA-256 of catalog entries (JSON with sorted keys, in the given order)."""
+    payload = json.dumps([dict(e) for e in entries], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def entry_differences(
+    saved: Iterable[dict[str, object]], running: Catalog, names: Iterable[str]
+) -> list[str]:
+    """The features among ``names`` whose saved entry differs from the running catalog's (or is absent).
+
+    Each item reads ``name: what differs``; empty when every named feature is defined the same way.
+    """
+    by_name = {str(e["name"]): e for e in saved}
+    out: list[str] = []
+    for name in names:
+        old = by_name.get(name)
+        if name not in running:
+            out.append(f"{name}: not in the running catalog")
+        elif old is None:
+            out.append(f"{name}: not recorded with the model")
+        else:
+            new = running.get(name).entry()
+            fields = [k for k in new if str(old.get(k)) != str(new[k])]
+            if fields:
+                out.append(f"{name}: {', '.join(fields)} changed")
+    return out
+
 
 def _family_specs(families: Iterable[str], context: FeatureContext) -> list[FeatureSpec]:
     specs: list[FeatureSpec] = []
@@ -175,5 +254,20 @@ def market_catalog(context: FeatureContext | None = None) -> Catalog:
 
 
 def default_catalog(context: FeatureContext | None = None) -> Catalog:
-    """Every feature of every family module (market, then news), in family order."""
+    """Every feature of every family module (market, news, then horizon lags), in family order."""
     return Catalog(_family_specs(FAMILY_MODULES, context or FeatureContext()))
+
+
+def feature_context(settings: Settings) -> FeatureContext:
+    """The one place that says which settings shape the catalog: bar size, horizon, lags, label tolerance."""
+    return FeatureContext(
+        granularity=settings.granularity,
+        horizon_minutes=settings.horizon_minutes,
+        horizon_lags=settings.training.ar_max_lags,
+        label_tolerance_minutes=settings.features.label_tolerance_minutes,
+    )
+
+
+def feature_catalog(settings: Settings) -> Catalog:
+    """The running catalog of ``settings``: what gold holds and what every model load is checked against."""
+    return default_catalog(feature_context(settings))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from spxcast.features.catalog import Catalog, FeatureContext
+from spxcast.features.catalog import LAGS_GROUP, Catalog, FeatureContext
+from spxcast.lake.tables import GOLD_FEATURES
 
 
 def _cell(text: str) -> str:
@@ -21,27 +22,34 @@ def catalog_markdown(catalog: Catalog, context: FeatureContext) -> str:
         "Every market feature at bar t uses only bars up to t's close (`ts` is the bar start); windows "
         "count real bars, gaps are never filled. `lookback` is the number of bars, the current one "
         "included, that determine the value: the online path computes each feature from exactly that "
-        "trailing window.",
+        "trailing window. `span` is the time the news features and horizon lags need besides: minutes of "
+        "articles received before the close (news), minutes of bars before the bar's start (lags).",
         "",
-        "| group | features | max lookback (bars) |",
-        "|---|---:|---:|",
-        *(f"| {g} | {len(catalog.names(g))} | {catalog.max_lookback(g)} |" for g in catalog.groups()),
+        "| group | features | max lookback (bars) | max span (min) |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {g} | {len(catalog.names(g))} | {catalog.max_lookback(g)} | "
+            f"{max(s.span_minutes for s in catalog if s.group == g):g} |"
+            for g in catalog.groups()
+        ),
     ]
     for group in catalog.groups():
         lines += [
             "",
             f"## {group}",
             "",
-            "| name | unit | lookback | table | description |",
-            "|---|---|---:|---|---|",
+            "| name | unit | lookback | span | table | description |",
+            "|---|---|---:|---:|---|---|",
         ]
         for spec in catalog:
             if spec.group == group:
-                table = spec.silver or "gold.news_signals"
+                frame_table = GOLD_FEATURES.name if spec.group == LAGS_GROUP else "gold.news_signals"
+                table = spec.silver or frame_table
                 cells = (
                     f"`{spec.name}`",
                     _cell(spec.unit),
                     str(spec.lookback),
+                    f"{spec.span_minutes:g}",
                     table,
                     _cell(spec.description),
                 )

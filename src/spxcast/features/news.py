@@ -16,13 +16,14 @@ article are capped at :data:`MAX_MINUTES_SINCE` (also the value before any artic
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import numpy as np
 import polars as pl
 
-from spxcast.features.catalog import FeatureContext, FeatureSpec
-from spxcast.lake.tables import UTC_TS
+from spxcast.features.catalog import NEWS_GROUP, FeatureContext, FeatureSpec
+from spxcast.lake.tables import UTC_TS, epoch_us
 from spxcast.timeutil import bar_length
 
 WINDOWS_MINUTES = (15, 60, 240)
@@ -30,6 +31,8 @@ DECAY_TAUS_MINUTES = (15, 30, 60)
 AVAILABLE_WINDOW_MINUTES = 60
 MAX_MINUTES_SINCE = 1440.0
 KEY = ["instrument", "granularity", "ts"]
+# Weight the decayed sums may leave on articles older than their declared span (exp(-span / tau)).
+DECAY_TAIL = 1e-12
 
 _AS_OF = "received_at <= the bar's close (ts + bar length)"
 
@@ -48,62 +51,79 @@ MINUTES_SINCE = "news_minutes_since_last"
 AVAILABLE = "news_available"
 
 
+def decay_span_minutes(tau: float, tail: float = DECAY_TAIL) -> float:
+    """Minutes of articles after which ``exp(-age / tau)`` is below ``tail``: the decayed sum's span."""
+    return float(math.ceil(-tau * math.log(tail)))
+
+
 def specs(context: FeatureContext) -> list[FeatureSpec]:
-    """The news features of the catalog (group "news", computed by :func:`news_signals`)."""
+    """The news features of the catalog (group "news", computed by :func:`news_signals`).
+
+    Each declares, as ``span_minutes``, the articles it reads: received in ``(close - span, close]``;
+    the decayed sums leave a weight below :data:`DECAY_TAIL` per article on older ones.
+    """
     out: list[FeatureSpec] = []
     for w in WINDOWS_MINUTES:
         window = f"articles with received_at in (close - {w} min, close], i.e. {_AS_OF}"
         out += [
             FeatureSpec(
                 window_name("sent_avg", w),
-                "news",
+                NEWS_GROUP,
                 f"Mean sentiment score (p_pos - p_neg) of {window}; 0 when there are none.",
                 "score [-1, 1]",
                 1,
+                span_minutes=w,
             ),
-            FeatureSpec(window_name("count", w), "news", f"Number of {window}.", "articles", 1),
+            FeatureSpec(
+                window_name("count", w), NEWS_GROUP, f"Number of {window}.", "articles", 1, span_minutes=w
+            ),
             FeatureSpec(
                 window_name("quality", w),
-                "news",
+                NEWS_GROUP,
                 f"Mean scorer confidence (max class probability) of {window}; 0 when there are none.",
                 "probability",
                 1,
+                span_minutes=w,
             ),
             FeatureSpec(
                 window_name("strength", w),
-                "news",
+                NEWS_GROUP,
                 f"Signal strength |news_sent_avg_{w}m| x news_quality_{w}m over {window}.",
                 "score [0, 1]",
                 1,
+                span_minutes=w,
             ),
         ]
     for tau in DECAY_TAUS_MINUTES:
         out.append(
             FeatureSpec(
                 decay_name(tau),
-                "news",
+                NEWS_GROUP,
                 f"Sum of article scores weighted by exp(-(close - received_at) / {tau} min) over every "
                 f"article with {_AS_OF}; e-folding time {tau} min.",
                 "score",
                 1,
+                span_minutes=decay_span_minutes(tau),
             )
         )
     out += [
         FeatureSpec(
             MINUTES_SINCE,
-            "news",
+            NEWS_GROUP,
             f"Minutes from the latest article with {_AS_OF} to the close; capped at "
             f"{MAX_MINUTES_SINCE:.0f} (also when there is none).",
             "minutes",
             1,
+            span_minutes=MAX_MINUTES_SINCE,
         ),
         FeatureSpec(
             AVAILABLE,
-            "news",
+            NEWS_GROUP,
             f"1 when at least one article was received in (close - {AVAILABLE_WINDOW_MINUTES} min, close], "
             f"i.e. {_AS_OF}; else 0.",
             "flag",
             1,
+            span_minutes=AVAILABLE_WINDOW_MINUTES,
         ),
     ]
     return out
@@ -122,84 +142,91 @@ def news_signals(bars: pl.DataFrame, scored_articles: pl.DataFrame, context: Fea
     -------
     The bar key and every news feature of :func:`specs`, Float32, in the order of ``bars``.
     """
-    length = bar_length(context.granularity)
-    keys = bars.select(KEY).with_columns(pl.col("ts").cast(UTC_TS))
-    close = keys.select((pl.col("ts") + length).alias("close"))["close"]
+    length_us = int(bar_length(context.granularity) / timedelta(microseconds=1))
+    keys = (
+        bars.select(KEY) if bars.schema["ts"] == UTC_TS else bars.select(*KEY[:2], pl.col("ts").cast(UTC_TS))
+    )
+    close = epoch_us(keys["ts"]) + length_us
     events = _article_events(scored_articles)
     at_close = _as_of(events, close)
-    columns: list[pl.Series] = []
+    columns: dict[str, np.ndarray] = {}
     for w in WINDOWS_MINUTES:
-        before = _as_of(events, close - timedelta(minutes=w))
+        before = _as_of(events, close - w * _MINUTE_US)
         count = at_close["n"] - before["n"]
         total = at_close["s"] - before["s"]
         confidence = at_close["c"] - before["c"]
         safe = np.where(count > 0, count, 1.0)
         average = np.where(count > 0, total / safe, 0.0)
         quality = np.where(count > 0, confidence / safe, 0.0)
-        columns += [
-            pl.Series(window_name("sent_avg", w), average),
-            pl.Series(window_name("count", w), count),
-            pl.Series(window_name("quality", w), quality),
-            pl.Series(window_name("strength", w), np.abs(average) * quality),
-        ]
-    since = _minutes(close) - at_close["t"]
+        columns[window_name("sent_avg", w)] = average
+        columns[window_name("count", w)] = count
+        columns[window_name("quality", w)] = quality
+        columns[window_name("strength", w)] = np.abs(average) * quality
+    since = close / _MINUTE_US - at_close["t"]
     none_yet = np.isnan(since)
     for tau in DECAY_TAUS_MINUTES:
         decayed = at_close[f"d{tau}"] * np.exp(-np.where(none_yet, 0.0, since) / tau)
-        columns.append(pl.Series(decay_name(tau), np.where(none_yet, 0.0, decayed)))
-    columns.append(
-        pl.Series(MINUTES_SINCE, np.where(none_yet, MAX_MINUTES_SINCE, np.minimum(since, MAX_MINUTES_SINCE)))
-    )
-    recent = at_close["n"] - _as_of(events, close - timedelta(minutes=AVAILABLE_WINDOW_MINUTES))["n"]
-    columns.append(pl.Series(AVAILABLE, (recent > 0).astype(np.float64)))
-    return keys.hstack(pl.DataFrame(columns).cast(pl.Float32).get_columns())
+        columns[decay_name(tau)] = np.where(none_yet, 0.0, decayed)
+    columns[MINUTES_SINCE] = np.where(none_yet, MAX_MINUTES_SINCE, np.minimum(since, MAX_MINUTES_SINCE))
+    recent = at_close["n"] - _as_of(events, close - AVAILABLE_WINDOW_MINUTES * _MINUTE_US)["n"]
+    columns[AVAILABLE] = (recent > 0).astype(np.float64)
+    return keys.hstack([pl.Series(name, values.astype(np.float32)) for name, values in columns.items()])
 
 
-def _minutes(times: pl.Series) -> np.ndarray:
-    """UTC times as float minutes since the epoch (exact to the microsecond for the differences we take)."""
-    return times.dt.epoch("us").to_numpy().astype(np.float64) / 60e6
+_MINUTE_US = 60_000_000
 
 
-def _article_events(articles: pl.DataFrame) -> pl.DataFrame:
-    """One row per distinct received_at: cumulative count/score/confidence and decayed sums at that time."""
-    grouped = (
-        articles.group_by(pl.col("received_at").cast(UTC_TS))
-        .agg(
-            pl.len().cast(pl.Float64).alias("n"),
-            pl.col("score").cast(pl.Float64).sum().alias("s"),
-            pl.col("confidence").cast(pl.Float64).sum().alias("c"),
-        )
-        .sort("received_at")
-    )
-    minutes = _minutes(grouped["received_at"])
-    scores = grouped["s"].to_numpy()
-    return grouped.select(
-        "received_at",
-        pl.col("n").cum_sum(),
-        pl.col("s").cum_sum(),
-        pl.col("c").cum_sum(),
-        pl.Series("t", minutes, dtype=pl.Float64),
-        *(
-            pl.Series(f"d{tau}", _decayed_sums(minutes, scores, tau), dtype=pl.Float64)
-            for tau in DECAY_TAUS_MINUTES
-        ),
-    )
+def _article_events(articles: pl.DataFrame) -> dict[str, np.ndarray]:
+    """One entry per distinct received_at, in time order: ``at`` (microseconds since the epoch), ``t``
+    (minutes since the epoch), cumulative count/score/confidence ``n``/``s``/``c`` up to and including it,
+    and the decayed score sums ``d{tau}`` just after it."""
+    received = epoch_us(articles["received_at"])
+    order = np.argsort(received, kind="stable")
+    ordered = received[order]
+    at, first = np.unique(ordered, return_index=True)
+    scores = articles["score"].to_numpy().astype(np.float64)[order]
+    confidences = articles["confidence"].to_numpy().astype(np.float64)[order]
+    if at.size:
+        counts = np.diff(np.append(first, ordered.size)).astype(np.float64)
+        score_sums = np.add.reduceat(scores, first)
+        confidence_sums = np.add.reduceat(confidences, first)
+    else:
+        counts = score_sums = confidence_sums = np.zeros(0)
+    minutes = at / _MINUTE_US
+    events = {
+        "at": at,
+        "t": minutes,
+        "n": np.cumsum(counts),
+        "s": np.cumsum(score_sums),
+        "c": np.cumsum(confidence_sums),
+    }
+    for tau in DECAY_TAUS_MINUTES:
+        events[f"d{tau}"] = _decayed_sums(minutes, score_sums, tau)
+    return events
 
 
 def _decayed_sums(minutes: np.ndarray, scores: np.ndarray, tau: float) -> np.ndarray:
     """``D_k = s_k + D_{k-1} exp(-(t_k - t_{k-1}) / tau)``: decayed score sum just after event k."""
     out = np.empty_like(scores)
+    decay = np.exp(-np.diff(minutes) / tau)
     level = 0.0
     for k in range(len(scores)):
-        level = scores[k] + (level * np.exp(-(minutes[k] - minutes[k - 1]) / tau) if k else 0.0)
+        level = scores[k] + (level * decay[k - 1] if k else 0.0)
         out[k] = level
     return out
 
 
-def _as_of(events: pl.DataFrame, times: pl.Series) -> dict[str, np.ndarray]:
-    """Values of the latest event with received_at <= each time; zeros (and NaN for ``t``) before any."""
-    probe = pl.DataFrame({"at": times}).with_row_index("row").sort("at")
-    joined = probe.join_asof(events, left_on="at", right_on="received_at", strategy="backward").sort("row")
-    out = {c: joined[c].fill_null(0.0).to_numpy() for c in events.columns if c not in ("received_at", "t")}
-    out["t"] = joined["t"].fill_null(np.nan).to_numpy()
+def _as_of(events: dict[str, np.ndarray], times_us: np.ndarray) -> dict[str, np.ndarray]:
+    """Values of the latest event with ``at <= `` each time; zeros (and NaN for ``t``) before any."""
+    index = np.searchsorted(events["at"], times_us, side="right") - 1
+    found = index >= 0
+    safe = np.where(found, index, 0)
+    out: dict[str, np.ndarray] = {}
+    for name, values in events.items():
+        if name == "at":
+            continue
+        if values.size == 0:
+            out[name] = np.full(times_us.shape, np.nan if name == "t" else 0.0)
+            continue
+        out[name] = np.where(found, values[safe], np.nan if name == "t" else 0.0)
     return out

@@ -95,6 +95,19 @@ class Lake:
             _reraise_own(exc)
             raise LakeError(f"cannot read lake table {name} (version {version}): {_cause(exc)}") from exc
 
+    def series(
+        self, name: str, instrument: str, granularity: str, version: int | None = None
+    ) -> pl.LazyFrame:
+        """The rows of one series (instrument, granularity) of a per-bar table, sorted by ``ts``, lazily.
+
+        Callers add their own time bounds and column selection; they are pushed into the scan.
+        """
+        return (
+            self.scan(name, version)
+            .filter((pl.col("instrument") == instrument) & (pl.col("granularity") == granularity))
+            .sort("ts")
+        )
+
     def read(self, name: str, version: int | None = None) -> pl.DataFrame:
         return self.scan(name, version).collect()
 

@@ -10,11 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import polars as pl
 
 from spxcast.errors import LakeError
 
 UTC_TS = pl.Datetime("us", "UTC")
+
+
+def epoch_us(times: pl.Series) -> np.ndarray:
+    """Non-null UTC timestamps as int64 microseconds since the epoch (a NumPy view, no query)."""
+    return times.cast(UTC_TS).to_numpy().astype(np.int64)
+
 
 WriteMode = Literal["upsert", "insert_only", "overwrite"]
 
@@ -180,6 +187,8 @@ NEWS_SCORES = TableSpec(
     description="Sentiment per (text hash, scorer); score = p_pos - p_neg; nothing is scored twice.",
 )
 
+GOLD_FEATURES = _derived("gold.features", "Every catalog feature + labels + label_ok; the training table.")
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -195,7 +204,7 @@ TABLES: dict[str, TableSpec] = {
         _derived("silver.microstructure", "Microstructure and rolling shape-statistics features per bar."),
         _derived("gold.market_features", "Every market feature of the catalog, joined."),
         _derived("gold.news_signals", "Point-in-time news signals per bar."),
-        _derived("gold.features", "Every catalog feature + labels + label_ok; the training table."),
+        GOLD_FEATURES,
     )
 }
 

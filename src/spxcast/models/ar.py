@@ -1,9 +1,10 @@
 """Autoregressive forecaster: OLS of the forward H-minute return on lagged H-minute returns.
 
-The regressors are the lags of the target observable at t (:mod:`spxcast.models.lags`): the H-minute
-return ending at t, at t-H, t-2H…, plus optional exogenous columns (news signals). The order p (how many
-lags) is chosen by validation RMSE among 1..len(lag_features); exogenous columns enter every order. A
-missing regressor (no bar H·k minutes earlier, no news) is taken as zero, the unconditional return.
+The regressors are the lags of the target observable at t (:mod:`spxcast.features.lags`, gold features):
+the H-minute return ending at t, at t-H, t-2H…, plus optional exogenous columns (news signals). The order
+p (how many lags) is chosen by validation RMSE among 1..len(lag_features); exogenous columns enter every
+order. A missing regressor (no bar H·k minutes earlier, no news) is taken as zero, the unconditional
+return.
 """
 
 from __future__ import annotations

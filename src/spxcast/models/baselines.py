@@ -3,7 +3,8 @@
 * ``zero`` — predicts a zero forward return (the martingale forecast; R²_OOS is measured against it).
 * ``mean`` — predicts the mean forward return of the training split.
 * ``persistence`` — predicts the last observed H-minute return: the return from the close H minutes
-  before bar t to bar t's close, known at t's close (:func:`spxcast.models.lags.lag_column` with k=1).
+  before bar t to bar t's close, known at t's close (the gold feature
+  :func:`spxcast.features.lags.lag_name` with k=1).
   A missing lag (no bar H minutes earlier) predicts zero.
 """
 

@@ -5,8 +5,13 @@ Layout of ``<dir>/``::
     model.json       kind, constructor params, feature_names, fitted state (coefficients, rounds, means)
     booster.txt      LightGBM text model          (lightgbm only)
     booster.json     XGBoost JSON model           (xgboost only)
-    metadata.json    catalog_hash, feature_names, training window, split boundaries, lake versions, seeds,
-                     library versions, anything else the trainer records
+    metadata.json    catalog_hash (fingerprint of the whole catalog trained under), feature_entries (the
+                     catalog entries of the model's features, in its column order), feature_names,
+                     training window, split boundaries, lake versions, seeds, library versions, anything
+                     else the trainer records
+
+Every load is checked against the running catalog: a model whose features are defined differently there
+(or missing) is refused with the names of the differing features.
 
 No preprocessing is fitted today (boosters take raw features with NaN; the AR model maps a missing
 regressor to zero, a rule, not a fitted value); a fitted transform would be saved here too.
@@ -14,16 +19,16 @@ regressor to zero, a rule, not a fitted value); a fitted transform would be save
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import platform
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 from spxcast.errors import ModelError
+from spxcast.features.catalog import Catalog, entry_differences
 from spxcast.models.base import Forecaster, read_model_document
 
 METADATA_FILE = "metadata.json"
@@ -60,22 +65,31 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def catalog_hash(entries: Iterable[Mapping[str, Any]]) -> str:
-    """SHA-256 of feature catalog entries (JSON with sorted keys, in the given order)."""
-    payload = json.dumps([dict(e) for e in entries], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
 def save_model(
-    model: Forecaster, directory: str | Path, *, catalog_hash: str, metadata: Mapping[str, Any] | None = None
+    model: Forecaster,
+    directory: str | Path,
+    *,
+    catalog: Catalog | None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` and its metadata to ``directory``; returns the directory."""
+    """Write ``model`` and its metadata to ``directory``; returns the directory.
+
+    ``catalog`` is the catalog the model was trained under (every feature of the model must be in it):
+    its fingerprint and the entries of the model's features are recorded for the load check. ``None``
+    only for models of columns outside any catalog (tests, ad-hoc frames); such a model cannot be loaded
+    against a catalog.
+    """
+    if catalog is not None:
+        unknown = [n for n in model.feature_names if n not in catalog]
+        if unknown:
+            raise ModelError(f"model reads {unknown[:5]}, which the feature catalog does not declare")
     path = model.save(directory)
     document = {
         **dict(metadata or {}),
         "kind": model.kind,
         "feature_names": model.feature_names,
-        "catalog_hash": catalog_hash,
+        "catalog_hash": catalog.fingerprint() if catalog is not None else None,
+        "feature_entries": catalog.select(model.feature_names).entries() if catalog is not None else None,
         "library_versions": library_versions(),
     }
     (path / METADATA_FILE).write_text(json.dumps(document, indent=2, sort_keys=True, default=str))
@@ -94,10 +108,18 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
 def load_model(
     directory: str | Path,
     *,
+    catalog: Catalog | None,
     expected_features: Sequence[str] | None = None,
-    expected_catalog_hash: str | None = None,
 ) -> Forecaster:
-    """Load a saved model; refuse it when its features (or catalog hash) differ from what the caller runs.
+    """Load a saved model; refuse it when its features differ from the running catalog or the caller's.
+
+    Parameters
+    ----------
+    catalog : the running feature catalog; every feature the model reads must be defined there exactly
+        as when it was trained (name, group, unit, lookback, span, dtype, description), else
+        :class:`ModelError` names the differing features. ``None`` skips the check: only for models of
+        columns outside any catalog (tests).
+    expected_features : when given, the model's features must be exactly these, in this order.
 
     The returned model carries ``metadata_`` (the dict of ``metadata.json``).
     """
@@ -113,10 +135,27 @@ def load_model(
             f"missing from model {missing[:5]}, unknown to caller {extra[:5]}"
             + ("" if missing or extra else " (same names, different order)")
         )
-    if expected_catalog_hash is not None and expected_catalog_hash != metadata.get("catalog_hash"):
-        raise ModelError(
-            f"model at {path} was trained with feature catalog {metadata.get('catalog_hash')!r}; "
-            f"the running catalog is {expected_catalog_hash!r}; retrain or load a matching version"
-        )
+    if catalog is not None:
+        check_catalog(path, model.feature_names, metadata, catalog)
     model.metadata_ = metadata  # type: ignore[attr-defined]
     return model
+
+
+def check_catalog(path: Path, features: Sequence[str], metadata: Mapping[str, Any], catalog: Catalog) -> None:
+    """Raise :class:`ModelError` naming every feature of the model defined differently in ``catalog``."""
+    entries = metadata.get("feature_entries")
+    if not isinstance(entries, list):
+        raise ModelError(
+            f"model at {path} records no feature definitions (feature_entries), so it cannot be checked "
+            "against the running feature catalog; retrain it"
+        )
+    differences = entry_differences(entries, catalog, features)
+    if differences:
+        shown = "; ".join(differences[:10]) + (
+            f"; and {len(differences) - 10} more" if len(differences) > 10 else ""
+        )
+        raise ModelError(
+            f"model at {path} was trained under another feature catalog: {len(differences)} of its "
+            f"{len(features)} features differ from the running catalog ({shown}). Retrain the model with "
+            "the running catalog, or run the configuration (granularity, horizon, lags) it was trained with"
+        )

@@ -18,12 +18,12 @@ from spxcast.config import Settings
 from spxcast.errors import DataQualityError, ModelError
 from spxcast.evaluation.evaluate import ACTUAL, evaluate_predictions
 from spxcast.features.labels import label_names
+from spxcast.features.lags import lag_name
 from spxcast.models.ar import ARForecaster
 from spxcast.models.base import Forecaster
 from spxcast.models.baselines import MeanForecaster, PersistenceForecaster, ZeroForecaster
 from spxcast.models.boosting import BoostingForecaster
 from spxcast.models.io import model_class
-from spxcast.models.lags import add_horizon_lags, lag_column
 from spxcast.models.splits import EVALUATION_SPLITS, TUNE, SplitBoundaries, make_splits
 from spxcast.models.tuning import TuningConfig, tune_two_stage
 from spxcast.sources.market.calendar import bar_positions
@@ -35,17 +35,14 @@ CANDIDATES = ("lightgbm", "xgboost", "ar")
 BASELINES = ("zero", "mean", "persistence")
 
 
-def target_column(horizon_minutes: int, horizon_bars: int | None = None) -> str:
-    """The return label a model is trained on (see :func:`spxcast.features.labels.label_names`)."""
-    return label_names(horizon_minutes, horizon_bars)[0]
-
-
 @dataclass(frozen=True)
 class TrainingSpec:
     """Everything that determines one candidate's training, explicitly.
 
     ``features`` are the gold feature columns the boosting models read; ``news_features`` (a subset) are
-    the AR model's exogenous regressors; ``ar_lags`` is the largest AR order tried. ``labels_in_bars``:
+    the AR model's exogenous regressors; ``ar_lags`` is the largest AR order tried: the AR model reads the
+    catalog's horizon lags 1..ar_lags (:mod:`spxcast.features.lags`), the persistence baseline lag 1.
+    ``labels_in_bars``:
     the label is ``horizon_bars`` bars ahead on the ``calendar`` (else ``horizon_minutes`` ahead by time).
     OOT2 is ``oot2_rows`` rows when set, else ``oot2_fraction`` of the labelled rows. ``tune_share`` of
     the validation rows form the ``tune`` split (Optuna and early stopping); selection uses the rest.
@@ -108,11 +105,11 @@ class TrainingSpec:
 
     @property
     def target(self) -> str:
-        return target_column(self.horizon_minutes, self.horizon_bars if self.labels_in_bars else None)
+        return label_names(self.horizon_minutes, self.horizon_bars if self.labels_in_bars else None)[0]
 
     @property
     def lag_features(self) -> tuple[str, ...]:
-        return tuple(lag_column(self.horizon_minutes, k) for k in range(1, self.ar_lags + 1))
+        return tuple(lag_name(self.horizon_minutes, k) for k in range(1, self.ar_lags + 1))
 
 
 @dataclass
@@ -144,16 +141,19 @@ def without_absent_news(
 
 
 def labelled_frame(gold: pl.DataFrame, spec: TrainingSpec) -> pl.DataFrame:
-    """Gold rows with a usable label, sorted by time, with the lagged horizon returns appended."""
-    missing = [c for c in ("ts", "label_ok", spec.target, *spec.features) if c not in gold.columns]
+    """Gold rows with a usable label, sorted by time (the horizon lags are gold features)."""
+    needed = dict.fromkeys(("ts", "label_ok", spec.target, *spec.features, *spec.lag_features))
+    missing = [c for c in needed if c not in gold.columns]
     if missing:
-        raise DataQualityError(f"gold frame lacks columns {missing[:8]}; expected the gold.features contract")
+        raise DataQualityError(
+            f"gold frame lacks columns {missing[:8]}; expected the gold.features contract "
+            "(rebuild gold with the current catalog: spxcast features build)"
+        )
     keys = [c for c in ("instrument", "granularity") if c in gold.columns]
     if keys and gold.select(keys).unique().height > 1:
         raise DataQualityError("train on one instrument and granularity at a time; filter gold first")
     ordered = gold if gold["ts"].is_sorted() else gold.sort("ts")
-    with_lags = add_horizon_lags(ordered, spec.target, spec.horizon_minutes, spec.ar_lags)
-    labelled = with_lags.filter(pl.col("label_ok") & pl.col(spec.target).is_not_null())
+    labelled = ordered.filter(pl.col("label_ok") & pl.col(spec.target).is_not_null())
     return labelled.filter(pl.col(spec.target).is_finite())
 
 

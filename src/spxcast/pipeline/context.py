@@ -7,6 +7,7 @@ from pathlib import Path
 
 from spxcast.config import Settings
 from spxcast.lake import Lake
+from spxcast.pipeline.runs import run_dir
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,6 @@ class TaskContext:
 
     @property
     def run_dir(self) -> Path:
-        path = self.settings.artifacts_dir() / "runs" / self.run_id
+        path = run_dir(self.settings, self.run_id)
         path.mkdir(parents=True, exist_ok=True)
         return path

@@ -109,6 +109,7 @@ def _graph_tasks() -> tuple[Task, ...]:
     features = "spxcast.pipeline.tasks.features"
     training = "spxcast.pipeline.tasks.training"
     registry = "spxcast.pipeline.tasks.registry"
+    monitoring = "spxcast.pipeline.tasks.monitoring"
     silver_market = ("silver_returns", "silver_technical", "silver_volatility", "silver_microstructure")
     return (
         Task(
@@ -191,6 +192,12 @@ def _graph_tasks() -> tuple[Task, ...]:
             deps=("select_model",),
             description="Register the selected candidate in MLflow as challenger",
         ),
+        Task(
+            "monitor",
+            f"{monitoring}:monitor",
+            reusable=False,
+            description="Drift, realised performance, freshness, alerts (prediction log, lake, registry)",
+        ),
     )
 
 
@@ -201,15 +208,41 @@ def _select(name: str, names: Iterable[str], description: str, *, local_only: bo
 
 _ALL = tuple(t.name for t in _graph_tasks())
 _INGEST = ("ingest_market", "ingest_news")
+_MONITORING = ("monitor",)
+_FEATURES = (
+    "silver_returns",
+    "silver_technical",
+    "silver_volatility",
+    "silver_microstructure",
+    "silver_news_sentiment",
+    "gold_market_features",
+    "gold_news_signals",
+    "gold_labels",
+)
+NEWS_FEATURE_TASKS = ("silver_news_sentiment", "gold_news_signals")
 
 DAGS: dict[str, DAG] = {
     dag.name: dag
     for dag in (
         _select("ingest", _INGEST, "Ingest market data and news into bronze"),
         _select(
-            "training", [n for n in _ALL if n not in _INGEST], "Validate -> features -> train -> register"
+            "features",
+            _FEATURES,
+            "bronze -> silver -> gold.features (spxcast features build, in-process)",
+            local_only=True,
         ),
-        _select("full", _ALL, "Ingest, then the whole training DAG", local_only=True),
+        _select(
+            "training",
+            [n for n in _ALL if n not in _INGEST + _MONITORING],
+            "Validate -> features -> train -> register",
+        ),
+        _select(
+            "full",
+            [n for n in _ALL if n not in _MONITORING],
+            "Ingest, then the whole training DAG",
+            local_only=True,
+        ),
+        _select("monitoring", _MONITORING, "Hourly: drift, decay, freshness and alerts of the champion"),
     )
 }
 
@@ -223,4 +256,7 @@ def get_dag(name: str) -> DAG:
 
 def find_task(name: str) -> Task:
     """A task by name from the whole task graph."""
-    return get_dag("full").task(name)
+    for task in _graph_tasks():
+        if task.name == name:
+            return task
+    return get_dag("full").task(name)  # raises the "no task" error naming the known tasks

@@ -1,9 +1,7 @@
 """The hand-off from training to the registry: candidate directories and the selection.
 
-Contract (written by the training tasks in ``<run_dir>``, see ``spxcast.pipeline.tasks.training``):
+Contract (written by the training tasks in the run folder whose layout :mod:`spxcast.pipeline.runs` owns):
 
-- ``candidates/<name>/``: ``model/`` (saved by ``spxcast.models.io.save_model``), ``evaluation.json``,
-  ``report/index.html`` with its PNGs, ``predictions.parquet``.
 - ``evaluation.json``: ``{"candidate": name, "baselines": [...], "model_dir": "model",
   "report": "report/index.html", "models": {predictor: {split: {metric: value, "backtest": {...}}}}, ...}``
   where ``predictor`` is the candidate or a baseline (``zero``, ``mean``, ``persistence``) and the splits
@@ -22,6 +20,22 @@ from pathlib import Path
 from typing import Any
 
 from spxcast.errors import RegistryError
+from spxcast.pipeline.runs import (
+    MODEL_DIR,
+    candidate_dir,
+    candidate_names,
+    evaluation_file,
+    selection_file,
+)
+
+__all__ = [
+    "Candidate",
+    "Selection",
+    "candidate_names",
+    "normalise_metrics",
+    "read_candidate",
+    "read_selection",
+]
 
 MODEL = "model"
 """Key under which the candidate's own metrics are kept after :func:`read_candidate` normalises them."""
@@ -72,7 +86,7 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 def read_selection(run_dir: Path) -> Selection:
     """Read ``<run_dir>/selection.json``."""
-    path = run_dir / "selection.json"
+    path = selection_file(run_dir)
     raw = _read_json(path, "selection")
     if "selected" not in raw:
         raise RegistryError(
@@ -90,14 +104,6 @@ def read_selection(run_dir: Path) -> Selection:
         lake_versions=lake_versions,
         raw=raw,
     )
-
-
-def candidate_names(run_dir: Path) -> list[str]:
-    """Names of the candidate directories of a run (each holding an ``evaluation.json``)."""
-    root = run_dir / "candidates"
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / "evaluation.json").is_file())
 
 
 def _flat(values: Any, prefix: str = "") -> dict[str, float]:
@@ -134,16 +140,16 @@ def normalise_metrics(name: str, models: Any, source: str) -> Metrics:
 
 def read_candidate(run_dir: Path, name: str) -> Candidate:
     """Read ``<run_dir>/candidates/<name>/``."""
-    directory = run_dir / "candidates" / name
+    directory = candidate_dir(run_dir, name)
     if not directory.is_dir():
         raise RegistryError(
             f"candidate {name!r} has no directory {directory}; "
             f"candidates of this run: {candidate_names(run_dir)}"
         )
-    evaluation_path = directory / "evaluation.json"
+    evaluation_path = evaluation_file(run_dir, name)
     evaluation = _read_json(evaluation_path, "evaluation")
     metrics = normalise_metrics(name, evaluation.get("models"), str(evaluation_path))
-    model_dir = directory / str(evaluation.get("model_dir", "model"))
+    model_dir = directory / str(evaluation.get("model_dir", MODEL_DIR))
     if not model_dir.is_dir():
         raise RegistryError(f"candidate {name!r}: model directory {model_dir} is missing")
     report = directory / str(evaluation["report"]) if evaluation.get("report") else None

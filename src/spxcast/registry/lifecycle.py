@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 from spxcast.config import Settings
 from spxcast.db import connect
 from spxcast.errors import RegistryError
+from spxcast.features.catalog import feature_catalog
+from spxcast.features.labels import label_names
 from spxcast.lake import Lake
 from spxcast.registry import audit
 from spxcast.registry.gates import ChampionComparison, GateReport, evaluate_gates
@@ -49,7 +51,6 @@ from spxcast.registry.window import (
     Predictor,
     default_loader,
     recent_window,
-    target_column,
     window_rmse,
 )
 
@@ -257,12 +258,13 @@ class ModelRegistry:
     # ----- gates
     def load(self, version: int, scratch: Path) -> Predictor:
         """The model of ``version``, downloaded under ``scratch`` and loaded (``spxcast.models.io``)."""
-        return default_loader()(self.download(version, scratch / f"v{version}"))
+        loader = default_loader(feature_catalog(self.settings))
+        return loader(self.download(version, scratch / f"v{version}"))
 
     def compare_on_shared_window(self, challenger: int, champion: int) -> ChampionComparison:
         """RMSE of both versions on the most recent labelled rows of gold.features (the same rows)."""
         lake = Lake.from_settings(self.settings)
-        target = target_column(self.settings.horizon_minutes, self.settings.horizon_bars)
+        target = label_names(self.settings.horizon_minutes, self.settings.horizon_bars)[0]
         with tempfile.TemporaryDirectory() as scratch:
             models = {v: self.load(v, Path(scratch)) for v in (challenger, champion)}
         features = sorted({name for model in models.values() for name in model.feature_names})

@@ -10,6 +10,7 @@ from typing import Any
 
 from spxcast import __version__
 from spxcast.config import Settings
+from spxcast.features.catalog import feature_catalog
 from spxcast.registry.handoff import Candidate, Selection, candidate_names, read_candidate, read_selection
 from spxcast.registry.lifecycle import ModelRegistry
 from spxcast.registry.lineage import Lineage, directory_sha256, git_commit, training_config
@@ -81,7 +82,7 @@ def register_run(
     When selection chose nothing (no candidate beat the zero forecast), nothing is registered and the
     result says why.
     """
-    load = default_loader()
+    load = default_loader(feature_catalog(settings))
     selection = read_selection(run_dir)
     registry = ModelRegistry(settings)
     experiment = registry.experiment_id()

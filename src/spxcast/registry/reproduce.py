@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
 from spxcast.config import FeatureSettings, Settings, TrainingSettings
 from spxcast.errors import RegistryError
 from spxcast.lake import Lake
+from spxcast.lake.tables import GOLD_FEATURES
 from spxcast.registry.lifecycle import ModelRegistry
 from spxcast.registry.lineage import Lineage, verify_lake_versions
 
-GOLD = "gold.features"
+GOLD = GOLD_FEATURES.name
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def reproduce_version(registry: ModelRegistry, version: int) -> Reproduction:
 
     Raises :class:`RegistryError` when the lineage is missing or names lake versions that no longer load.
     """
-    from spxcast.features.catalog import FeatureContext, default_catalog
+    from spxcast.features.catalog import NEWS_GROUP, feature_catalog
     from spxcast.models.train import TrainingSpec, labelled_frame, train_candidate, without_absent_news
 
     lineage = registry.get(version).lineage
@@ -71,15 +71,9 @@ def reproduce_version(registry: ModelRegistry, version: int) -> Reproduction:
     lake = Lake.from_settings(registry.settings)
     verify_lake_versions(lake, lineage)
     settings = lineage_settings(registry.settings, lineage)
-    gold = (
-        lake.scan(GOLD, lineage.lake_versions[GOLD])
-        .filter(
-            (pl.col("instrument") == settings.instrument) & (pl.col("granularity") == settings.granularity)
-        )
-        .collect()
-    )
-    catalog = default_catalog(FeatureContext(settings.granularity, settings.horizon_minutes))
-    features, news_features = without_absent_news(gold, catalog.names(), catalog.names("news"))
+    gold = lake.series(GOLD, settings.instrument, settings.granularity, lineage.lake_versions[GOLD]).collect()
+    catalog = feature_catalog(settings)
+    features, news_features = without_absent_news(gold, catalog.names(), catalog.names(NEWS_GROUP))
     spec = TrainingSpec.from_settings(
         settings,
         lineage.candidate,

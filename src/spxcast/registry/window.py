@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 import polars as pl
 
 from spxcast.config import Settings
 from spxcast.errors import ModelError, RegistryError
+from spxcast.features.labels import label_names
 from spxcast.lake import Lake
+from spxcast.lake.tables import GOLD_FEATURES
+
+if TYPE_CHECKING:
+    from spxcast.features.catalog import Catalog
 
 
 class Predictor(Protocol):
@@ -26,43 +32,33 @@ class Predictor(Protocol):
 ModelLoader = Callable[[Path], Predictor]
 
 
-def default_loader() -> ModelLoader:
-    """``spxcast.models.io.load_model`` (imported lazily: it pulls in the boosting libraries)."""
+def default_loader(catalog: Catalog) -> ModelLoader:
+    """``spxcast.models.io.load_model`` checking against ``catalog`` (the running feature catalog).
+
+    Imported lazily: it pulls in the boosting libraries.
+    """
     try:
         from spxcast.models.io import load_model
     except ImportError as exc:
         raise RegistryError(
             f"loading saved models needs spxcast.models.io.load_model, which is missing: {exc}"
         ) from exc
-    return cast(ModelLoader, load_model)
-
-
-def target_column(horizon_minutes: int, horizon_bars: int | None = None) -> str:
-    from spxcast.features.labels import label_names
-
-    return label_names(horizon_minutes, horizon_bars)[0]
+    return cast(ModelLoader, partial(load_model, catalog=catalog))
 
 
 def recent_window(settings: Settings, lake: Lake, rows: int, features: Sequence[str]) -> pl.DataFrame:
     """The most recent ``rows`` labelled rows of ``gold.features`` for the configured instrument and bars,
-    in time order (bar start ``ts``, UTC), with every column in ``features``.
-
-    Features that are not gold columns are the lagged horizon returns the AR model and the persistence
-    baseline read; they are added over the whole history first (as training does) so the window's first
-    rows have their lags.
+    in time order (bar start ``ts``, UTC), with every column in ``features`` (the horizon lags the AR model
+    and the persistence baseline read are gold features).
     """
-    target = target_column(settings.horizon_minutes, settings.horizon_bars)
-    frame = (
-        lake.scan("gold.features")
-        .filter(
-            (pl.col("instrument") == settings.instrument) & (pl.col("granularity") == settings.granularity)
-        )
-        .sort("ts")
-        .collect()
-    )
+    target = label_names(settings.horizon_minutes, settings.horizon_bars)[0]
+    frame = lake.series(GOLD_FEATURES.name, settings.instrument, settings.granularity).collect()
     missing = [f for f in features if f not in frame.columns]
     if missing:
-        frame = _with_lags(frame, target, settings.horizon_minutes, missing)
+        raise RegistryError(
+            f"models read columns {GOLD_FEATURES.name} does not have: {missing[:5]}; rebuild gold with the "
+            "running catalog (spxcast features build) or retrain the models"
+        )
     frame = frame.filter(pl.col("label_ok") & pl.col(target).is_not_null() & pl.col(target).is_finite()).tail(
         rows
     )
@@ -72,18 +68,6 @@ def recent_window(settings: Settings, lake: Lake, rows: int, features: Sequence[
             "the champion comparison needs the recent window"
         )
     return frame
-
-
-def _with_lags(
-    frame: pl.DataFrame, target: str, horizon_minutes: int, missing: Sequence[str]
-) -> pl.DataFrame:
-    from spxcast.models.lags import add_horizon_lags, lag_column
-
-    orders = {lag_column(horizon_minutes, k): k for k in range(1, 1000)}
-    unknown = [name for name in missing if name not in orders]
-    if unknown:
-        raise RegistryError(f"models read columns gold.features does not have: {unknown[:5]}")
-    return add_horizon_lags(frame, target, horizon_minutes, max(orders[name] for name in missing))
 
 
 def window_rmse(model: Predictor, frame: pl.DataFrame, target: str) -> float:

@@ -63,20 +63,25 @@ def score_news(lake: Lake, scorer: SentimentScorer, scored_at: datetime) -> dict
     return {"scorer_id": scorer.scorer_id, "scored": todo.height, "version": version}
 
 
-def scored_articles(lake: Lake, scorer_id: str) -> pl.DataFrame:
+def scored_articles(
+    lake: Lake, scorer_id: str, received: tuple[datetime, datetime] | None = None
+) -> pl.DataFrame:
     """Articles with their scores by ``scorer_id``: article_id, received_at, score, confidence.
 
-    Articles without a score by that scorer are left out (score them first).
+    Articles without a score by that scorer are left out (score them first). ``received = (after, until)``
+    keeps only articles with ``after < received_at <= until`` (UTC).
     """
+    articles = lake.scan(NEWS.name).select("article_id", "received_at", "text_hash")
+    if received is not None:
+        after, until = received
+        articles = articles.filter((pl.col("received_at") > after) & (pl.col("received_at") <= until))
     scores = (
         lake.scan(NEWS_SCORES.name)
         .filter(pl.col("scorer_id") == scorer_id)
         .select("text_hash", "score", "confidence")
     )
     return (
-        lake.scan(NEWS.name)
-        .select("article_id", "received_at", "text_hash")
-        .join(scores, on="text_hash", how="inner")
+        articles.join(scores, on="text_hash", how="inner")
         .select("article_id", "received_at", "score", "confidence")
         .collect()
     )

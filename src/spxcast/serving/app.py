@@ -24,7 +24,7 @@ from spxcast.errors import SpxcastError
 from spxcast.serving.errors import DeployRefused, InvalidInput, NoModel, NotFound
 from spxcast.serving.features import FeatureSource
 from spxcast.serving.loading import VersionLoader
-from spxcast.serving.routers import admin, bars, explain, health, history, models, news, predict
+from spxcast.serving.routers import admin, bars, explain, health, history, models, monitoring, news, predict
 from spxcast.serving.service import ServingService
 from spxcast.serving.telemetry import Telemetry
 
@@ -67,7 +67,7 @@ def create_app(settings: Settings, service: ServingService | None = None) -> Fas
         lifespan=lifespan,
     )
     app.state.settings = settings
-    for module in (predict, explain, history, bars, news, models, health, admin):
+    for module in (predict, explain, history, bars, news, models, health, admin, monitoring):
         app.include_router(module.router)
     _error_handlers(app)
     if settings.serving.cors_origins:

@@ -4,7 +4,7 @@
 a Float32 matrix, closes, labels), so a request does no DataFrame work and no I/O: the newest closed bar's
 vector (or any historical bar's) is a row lookup. A background refresh reloads the series when the lake's
 ``gold.features`` version changes. Lagged horizon returns (the AR model's inputs) are added exactly as
-training adds them (:func:`spxcast.models.lags.add_horizon_lags`).
+gold holds them (:mod:`spxcast.features.lags`).
 
 This is the switch point for the online path (``spxcast.features.online``): :meth:`FeatureSource.row`
 is the only function the service calls for a vector.
@@ -24,6 +24,7 @@ import polars as pl
 
 from spxcast.config import Settings
 from spxcast.features.labels import label_names
+from spxcast.features.lags import lag_name, lags_from_labels
 from spxcast.lake import Lake
 from spxcast.serving.errors import NotFound
 from spxcast.timeutil import bar_length
@@ -108,10 +109,13 @@ class FeatureSource:
             .sort("ts")
             .collect()
         )
-        if self._lags and self.target in frame.columns:
-            from spxcast.models.lags import add_horizon_lags
-
-            frame = add_horizon_lags(frame, self.target, self.horizon_minutes, self._lags)
+        absent = [
+            k for k in range(1, self._lags + 1) if lag_name(self.horizon_minutes, k) not in frame.columns
+        ]
+        if absent and self.target in frame.columns:  # gold built before the lags were catalog features
+            frame = frame.hstack(
+                lags_from_labels(frame, self.target, self.horizon_minutes, absent).get_columns()
+            )
         frame = frame.join(self._closes(), on="ts", how="left") if "close" not in frame.columns else frame
         names = [c for c, t in frame.schema.items() if c not in _NOT_FEATURES and t.is_numeric()]
         matrix = frame.select(pl.col(names).cast(pl.Float32)).to_numpy() if names else np.empty((0, 0))

@@ -60,12 +60,9 @@ class LoadedModel:
 
 def running_fingerprint(settings: Settings) -> str:
     """Fingerprint of the running feature catalog (what every loaded model must have been trained with)."""
-    from spxcast.features.catalog import FeatureContext, default_catalog
-    from spxcast.pipeline.tasks.training import catalog_fingerprint
+    from spxcast.features.catalog import feature_catalog
 
-    return catalog_fingerprint(
-        default_catalog(FeatureContext(settings.granularity, settings.horizon_minutes))
-    )
+    return feature_catalog(settings).fingerprint()
 
 
 class VersionLoader:
@@ -99,13 +96,14 @@ class VersionLoader:
 
     def load(self, version: int) -> LoadedModel:
         """Download, check and calibrate ``version``; raises DeployRefused with the reason."""
+        from spxcast.features.catalog import feature_catalog
         from spxcast.models.io import load_model
 
         try:
             info = self.registry.get(version)
             with tempfile.TemporaryDirectory(prefix="spxcast-serve-") as scratch:
                 directory = self.registry.download(version, Path(scratch))
-                model = load_model(directory)
+                model = load_model(directory, catalog=feature_catalog(self.settings))
                 recorded = self._recorded(info.run_id, Path(scratch))
         except DeployRefused:
             raise

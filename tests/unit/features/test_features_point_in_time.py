@@ -6,7 +6,7 @@ series starts on a Thursday so that the weekend falls after the longest lookback
 Point-in-time: for each sampled bar t, the features are recomputed (a) with every bar after t removed and
 (b) with every bar after t replaced by random values; row t must be identical in both and equal to the
 full-history value. Parity: the expression evaluated on only the trailing ``lookback`` bars ending at t
-reproduces the batch value at t, and :func:`online_features` reproduces the whole gold row.
+reproduces the batch value at t, and :func:`online_row` reproduces the whole market part of the row.
 """
 
 from __future__ import annotations
@@ -18,14 +18,18 @@ import polars as pl
 import pytest
 
 from features_factory import random_candles
-from spxcast.features.build import feature_frame, market_specs, online_features
+from spxcast.features.build import feature_frame, market_specs
 from spxcast.features.catalog import FeatureContext, market_catalog
+from spxcast.features.online import online_row
 
 N_BARS = 2600
 CATALOG = market_catalog(FeatureContext())
 SPECS = {s.name: s for s in market_specs(CATALOG)}
 MAX_LOOKBACK = CATALOG.max_lookback()
 RNG = np.random.default_rng(7)
+NO_ARTICLES = pl.DataFrame(
+    schema={"received_at": pl.Datetime("us", "UTC"), "score": pl.Float32, "confidence": pl.Float32}
+)
 EARLY = sorted(RNG.choice(np.arange(0, MAX_LOOKBACK), size=6, replace=False).tolist())
 RANDOM_LATE = RNG.choice(np.arange(MAX_LOOKBACK, N_BARS), size=6, replace=False).tolist()
 
@@ -126,7 +130,7 @@ def test_online_features_reproduce_the_gold_row(candles: pl.DataFrame, late: lis
     specs = list(SPECS.values())
     gold = feature_frame(candles, specs).collect()
     for t in late[:3]:
-        row = online_features(candles.head(t + 1), CATALOG)
+        row = online_row(candles.head(t + 1), NO_ARTICLES, CATALOG, FeatureContext())
         assert row.height == 1
         assert row["ts"][0] == candles["ts"][t]
         assert row.schema == gold.schema
@@ -140,7 +144,7 @@ def test_online_features_refuse_a_mixed_window(candles: pl.DataFrame) -> None:
 
     other = random_candles(50, instrument="NAS100_USD")
     with pytest.raises(DataQualityError, match="several instrument"):
-        online_features(pl.concat([candles.tail(50), other]), CATALOG)
+        online_row(pl.concat([candles.tail(50), other]), NO_ARTICLES, CATALOG, FeatureContext())
 
 
 def test_the_check_catches_a_global_statistic(candles: pl.DataFrame, late: list[int]) -> None:

@@ -14,11 +14,24 @@ from features_factory import NEWS_TEST_FEATURES, news_signals_for, random_candle
 from spxcast.cli.main import app
 from spxcast.config import Settings
 from spxcast.errors import LakeError
-from spxcast.features.catalog import default_catalog
+from spxcast.features.catalog import default_catalog, feature_context
 from spxcast.lake import Lake
 from spxcast.lake.tables import BAR_KEY
 from spxcast.pipeline.context import TaskContext
-from spxcast.pipeline.tasks.features import FEATURE_TASKS, build_features, feature_context
+from spxcast.pipeline.runner import resolve_callable
+from spxcast.pipeline.spec import NEWS_FEATURE_TASKS, get_dag
+from spxcast.pipeline.tasks.features import build_features
+
+# The features DAG without its news tasks, in the spec's order (gold_labels last).
+MARKET_ORDER = [name for name in get_dag("features").order() if name not in NEWS_FEATURE_TASKS]
+
+
+def _run_market_tasks(settings: Settings, run_id: str) -> dict[str, dict[str, object]]:
+    dag = get_dag("features")
+    return {
+        name: dict(resolve_callable(dag.task(name).callable)(TaskContext(settings, run_id, name)) or {})
+        for name in MARKET_ORDER
+    }
 
 
 @pytest.fixture
@@ -38,7 +51,8 @@ def test_tasks_build_gold_features_that_match_the_catalog(
     settings: Settings, lake_with_candles: Lake
 ) -> None:
     # The tasks in DAG order with news signals in the lake: gold joins them.
-    results = {name: task(TaskContext(settings, "test-run", name)) for name, task in FEATURE_TASKS.items()}
+    assert MARKET_ORDER.index("gold_labels") == len(MARKET_ORDER) - 1
+    results = _run_market_tasks(settings, "test-run")
     assert "market_only" not in results["gold_labels"]
     gold = lake_with_candles.read("gold.features")
     catalog = default_catalog(feature_context(settings))
@@ -55,7 +69,7 @@ def test_tasks_build_gold_features_that_match_the_catalog(
     }
     assert gold[NEWS_TEST_FEATURES[0]].null_count() == 0
     # A rebuild overwrites atomically: a new version with the same content.
-    again = {name: task(TaskContext(settings, "test-run-2", name)) for name, task in FEATURE_TASKS.items()}
+    again = _run_market_tasks(settings, "test-run-2")
     assert again["gold_labels"]["version"] == results["gold_labels"]["version"] + 1
     assert lake_with_candles.read("gold.features").equals(gold)
 
@@ -66,8 +80,8 @@ def test_no_news_builds_market_features_only(settings: Settings, lake_with_candl
     results = build_features(
         settings, "test-run", on_step=lambda task, result: steps.append(task), include_news=False
     )
-    assert list(results) == list(FEATURE_TASKS)
-    assert steps == [name for name in FEATURE_TASKS for _ in range(2)]
+    assert list(results) == MARKET_ORDER
+    assert steps == [name for name in MARKET_ORDER for _ in range(2)]
     assert results["gold_labels"]["market_only"] is True
     assert "turned off" in results["gold_labels"]["news"]
     gold = lake_with_candles.read("gold.features")

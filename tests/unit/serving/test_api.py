@@ -15,7 +15,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from serving_factories import ServedHome, app_settings, build_home, client
+from serving_factories import FEATURES, ServedHome, app_settings, build_home, client
+from spxcast.features.catalog import feature_catalog
 from spxcast.models.io import load_model
 from spxcast.registry import ModelRegistry
 from spxcast.serving.slots import SlotState, route
@@ -68,10 +69,9 @@ def test_predict_for_a_historical_bar_equals_the_batch_prediction(api: Any, home
         deployed = deploy(api, version)
         assert deployed.status_code == 200, deployed.json()
         registry = ModelRegistry(home.settings)
-        model = load_model(registry.download(version, Path(api.app.state.settings.home) / f"dl{version}"))
-        from spxcast.models.lags import add_horizon_lags
-
-        gold = add_horizon_lags(home.gold, "target_ret_30m_pct", 30, 6)
+        downloaded = registry.download(version, Path(api.app.state.settings.home) / f"dl{version}")
+        model = load_model(downloaded, catalog=feature_catalog(home.settings))
+        gold = home.gold  # the horizon lags are gold columns
         picks = gold[[100, 1234, 2500, gold.height - 1]]
         batch = model.predict(picks)
         for ts, expected in zip(picks["ts"], batch, strict=True):
@@ -104,14 +104,14 @@ def test_explain_contributions_sum_to_the_prediction(api: Any, home: ServedHome)
 def test_explicit_features_and_their_errors(api: Any, home: ServedHome) -> None:
     deploy(api, home.versions["lightgbm"])
     row = home.gold.row(500, named=True)
-    features = {f"f{i}": row[f"f{i}"] for i in range(4)}
+    features = {name: row[name] for name in FEATURES}
     body = api.post("/predict", json={"instrument": SPX, "features": features}).json()
     by_bar = api.post("/predict", json={"instrument": SPX, "ts": row["ts"].isoformat()}).json()
     assert body["predicted_return_pct"] == by_bar["predicted_return_pct"]
     assert body["bar_ts"] is None
-    wrong = api.post("/predict", json={"instrument": SPX, "features": {"f0": 1.0, "zzz": 2.0}})
+    wrong = api.post("/predict", json={"instrument": SPX, "features": {FEATURES[0]: 1.0, "zzz": 2.0}})
     assert wrong.status_code == 422
-    assert "missing ['f1', 'f2', 'f3']" in wrong.json()["detail"] and "zzz" in wrong.json()["detail"]
+    assert f"missing {list(FEATURES[1:])}" in wrong.json()["detail"] and "zzz" in wrong.json()["detail"]
     both = api.post("/predict", json={"instrument": SPX, "features": features, "ts": row["ts"].isoformat()})
     assert both.status_code == 422 and "not both" in both.json()["detail"]
     assert api.post("/predict", json={"instrument": "DAX"}).status_code == 404
@@ -132,7 +132,8 @@ def test_failed_replay_or_catalog_is_refused_and_the_live_slot_untouched(api: An
     refused = deploy(api, home.versions["tampered"])
     assert refused.status_code == 409 and "replay of 200 recorded predictions" in refused.json()["detail"]
     other = deploy(api, home.versions["other-catalog"])
-    assert other.status_code == 409 and "trained with catalog" in other.json()["detail"]
+    assert other.status_code == 409 and "another feature catalog" in other.json()["detail"]
+    assert "ret_log_w1: description changed" in other.json()["detail"]
     assert api.get("/models").json()["slots"] == before["slots"]
     assert (
         api.post("/predict", json={"instrument": SPX}).json()["model"]["version"] == home.versions["lightgbm"]

@@ -19,15 +19,17 @@ from spxcast.errors import DataQualityError
 from spxcast.features.build import gold_features_frame, gold_market_frame, silver_frame
 from spxcast.features.catalog import (
     BAR_COLUMNS,
+    NEWS_GROUP,
     SILVER_FAMILIES,
     Catalog,
-    FeatureContext,
-    default_catalog,
+    feature_catalog,
+    feature_context,
     market_catalog,
 )
 from spxcast.features.labels import label_schema, make_labels
+from spxcast.features.lags import horizon_lags
 from spxcast.lake import Lake
-from spxcast.lake.tables import BAR_KEY
+from spxcast.lake.tables import BAR_KEY, GOLD_FEATURES
 from spxcast.pipeline.context import TaskContext
 
 log = logging.getLogger(__name__)
@@ -35,11 +37,7 @@ log = logging.getLogger(__name__)
 CANDLES = "bronze.candles"
 GOLD_MARKET = "gold.market_features"
 NEWS_SIGNALS = "gold.news_signals"
-GOLD = "gold.features"
-
-
-def feature_context(settings: Settings) -> FeatureContext:
-    return FeatureContext(granularity=settings.granularity, horizon_minutes=settings.horizon_minutes)
+GOLD = GOLD_FEATURES.name
 
 
 def _candles(settings: Settings, lake: Lake) -> pl.DataFrame:
@@ -96,28 +94,31 @@ def gold_market_features(ctx: TaskContext) -> dict[str, Any]:
 def build_gold_features(
     settings: Settings, lake: Lake, catalog: Catalog, news_absent: str | None = None
 ) -> pl.DataFrame:
-    """gold.market_features LEFT JOIN gold.news_signals on the bar key, plus labels from bronze.candles.
+    """gold.market_features LEFT JOIN gold.news_signals on the bar key, plus horizon lags and labels from
+    bronze.candles.
 
     ``news_absent`` (why there is no news, see :func:`spxcast.pipeline.tasks.news.signals_absence`): the
     market-only mode; the news columns are then null on every bar and gold.news_signals is not read.
     """
     market = lake.read(GOLD_MARKET)
-    news_specs = [s for s in catalog if s.expr is None]
+    news_specs = [s for s in catalog if s.group == NEWS_GROUP]
     if news_absent is not None or not news_specs:
         news = market.select(BAR_KEY).with_columns(
             pl.lit(None, dtype=s.dtype).alias(s.name) for s in news_specs
         )
     else:
         news = lake.scan(NEWS_SIGNALS).select(*BAR_KEY, *(s.name for s in news_specs)).collect()
+    candles = _candles(settings, lake)
     labels = make_labels(
-        _candles(settings, lake),
+        candles,
         settings.horizon_minutes,
         settings.features.label_tolerance_minutes,
         settings.horizon_bars,
         settings.calendar,
     )
+    lags = candles.select(BAR_KEY).hstack(horizon_lags(candles, feature_context(settings)).get_columns())
     schema = label_schema(settings.horizon_minutes, settings.horizon_bars)
-    return gold_features_frame(market, news, labels, catalog, schema)
+    return gold_features_frame(market, news, labels, catalog, schema, lags)
 
 
 def gold_labels(ctx: TaskContext) -> dict[str, Any]:
@@ -131,7 +132,7 @@ def gold_labels(ctx: TaskContext) -> dict[str, Any]:
     absent = signals_absence(ctx.settings, lake)
     if absent is not None:
         log.warning("market-only: %s; gold.features gets market features only (news columns null)", absent)
-    gold = build_gold_features(ctx.settings, lake, default_catalog(feature_context(ctx.settings)), absent)
+    gold = build_gold_features(ctx.settings, lake, feature_catalog(ctx.settings), absent)
     inputs = [GOLD_MARKET, CANDLES] if absent is not None else [GOLD_MARKET, NEWS_SIGNALS, CANDLES]
     extra: dict[str, Any] = {MARKET_ONLY: True, "news": f"none: {absent}"} if absent is not None else {}
     return _written(
@@ -144,48 +145,36 @@ def gold_labels(ctx: TaskContext) -> dict[str, Any]:
     )
 
 
-FEATURE_TASKS: dict[str, Callable[[TaskContext], dict[str, Any]]] = {
-    "silver_returns": silver_returns,
-    "silver_technical": silver_technical,
-    "silver_volatility": silver_volatility,
-    "silver_microstructure": silver_microstructure,
-    "gold_market_features": gold_market_features,
-    "gold_labels": gold_labels,
-}
-
-
 def build_features(
     settings: Settings,
     run_id: str,
     on_step: Callable[[str, dict[str, Any] | None], None] | None = None,
     include_news: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Run every feature task in dependency order in this process (``spxcast features build``).
+    """Run the ``features`` DAG of :mod:`spxcast.pipeline.spec` in this process, in its order.
 
     With ``include_news`` the news tasks (score unscored articles, then news signals as of each bar's
     close) run before ``gold_labels``; with no news in the lake they report market-only and gold holds the
-    market features alone. Without ``include_news`` (``--no-news``) gold is built without news features.
-    ``on_step(task, None)`` is called before a task and ``on_step(task, result)`` after it.
+    market features alone. Without ``include_news`` (``--no-news``) the news tasks are left out and gold is
+    built without news features. ``on_step(task, None)`` is called before a task and
+    ``on_step(task, result)`` after it.
     """
-    steps = dict(FEATURE_TASKS)
-    if include_news and settings.features.use_news:
-        from spxcast.pipeline.tasks import news
+    from spxcast.pipeline.runner import resolve_callable
+    from spxcast.pipeline.spec import NEWS_FEATURE_TASKS, get_dag
 
-        labels = steps.pop("gold_labels")
-        steps |= {
-            "silver_news_sentiment": news.silver_news_sentiment,
-            "gold_news_signals": news.gold_news_signals,
-            "gold_labels": labels,
-        }
-    else:
+    with_news = include_news and settings.features.use_news
+    if not with_news:
         settings = settings.model_copy(
             update={"features": settings.features.model_copy(update={"use_news": False})}
         )
+    dag = get_dag("features")
+    names = [n for n in dag.order() if with_news or n not in NEWS_FEATURE_TASKS]
     results: dict[str, dict[str, Any]] = {}
-    for name, task in steps.items():
+    for name in names:
         if on_step:
             on_step(name, None)
-        results[name] = task(TaskContext(settings=settings, run_id=run_id, task=name))
+        task = resolve_callable(dag.task(name).callable)
+        results[name] = dict(task(TaskContext(settings=settings, run_id=run_id, task=name)) or {})
         if on_step:
             on_step(name, results[name])
     return results

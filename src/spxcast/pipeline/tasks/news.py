@@ -15,7 +15,7 @@ import polars as pl
 
 from spxcast.config import Settings
 from spxcast.errors import DataQualityError
-from spxcast.features.catalog import FeatureContext
+from spxcast.features.catalog import feature_context
 from spxcast.ingest import news as news_ingest
 from spxcast.lake import Lake
 from spxcast.lake.tables import CANDLES, NEWS
@@ -92,12 +92,8 @@ def gold_news_signals(ctx: TaskContext) -> dict[str, Any]:
             lake.write(NEWS_SIGNALS, pl.DataFrame(schema=lake.scan(NEWS_SIGNALS).collect_schema()))
         return _skipped(reason)
     bars = (
-        lake.scan(CANDLES.name)
-        .filter(
-            (pl.col("instrument") == settings.instrument) & (pl.col("granularity") == settings.granularity)
-        )
+        lake.series(CANDLES.name, settings.instrument, settings.granularity)
         .select("instrument", "granularity", "ts")
-        .sort("ts")
         .collect()
     )
     if bars.is_empty():
@@ -109,7 +105,7 @@ def gold_news_signals(ctx: TaskContext) -> dict[str, Any]:
 
     scorer = scorer_id(settings.sentiment)
     articles = scored_articles(lake, scorer)
-    signals = news_signals(bars, articles, FeatureContext(settings.granularity, settings.horizon_minutes))
+    signals = news_signals(bars, articles, feature_context(settings))
     version = lake.write(NEWS_SIGNALS, signals)
     return {
         "version": version,

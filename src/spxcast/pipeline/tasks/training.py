@@ -1,17 +1,8 @@
 """Training tasks: one per candidate (concurrent under the runner), then selection.
 
-Layout written under ``<run_dir>``::
-
-    candidates/<model>/
-        model/               saved model (spxcast.models.io: model.json, booster, metadata.json)
-        evaluation.json      every metric, every split, the candidate AND the baselines; splits, lake
-                             versions, tuning stages, feature importance
-        predictions.parquet  split, ts, actual, one forecast column per model (rebuilds the evaluation)
-        report/index.html    the report, with its PNGs
-    selection.json           selected candidate (or null), why each lost, splits, lake versions
-
-A candidate directory is written under a temporary name and renamed into place, so a crash leaves either
-the previous complete directory or none.
+They write the run folder whose layout :mod:`spxcast.pipeline.runs` owns. A candidate directory is
+written under a temporary name and renamed into place, so a crash leaves either the previous complete
+directory or none.
 """
 
 from __future__ import annotations
@@ -31,7 +22,9 @@ from spxcast.config import Settings
 from spxcast.errors import ModelError
 from spxcast.evaluation.evaluate import evaluate_predictions
 from spxcast.evaluation.report import write_report
-from spxcast.models.io import catalog_hash, save_model
+from spxcast.features.catalog import NEWS_GROUP, Catalog, feature_catalog
+from spxcast.lake.tables import GOLD_FEATURES
+from spxcast.models.io import save_model
 from spxcast.models.selection import select_candidate
 from spxcast.models.train import (
     BASELINES,
@@ -41,44 +34,32 @@ from spxcast.models.train import (
     without_absent_news,
 )
 from spxcast.pipeline.context import TaskContext
+from spxcast.pipeline.runs import (
+    CANDIDATES_DIR,
+    EVALUATION_FILE,
+    MODEL_DIR,
+    PREDICTIONS_FILE,
+    REPORT_DIR,
+    REPORT_FILE,
+    candidate_dir,
+    candidate_names,
+    candidates_root,
+    evaluation_file,
+    predictions_file,
+    selection_file,
+)
 
 log = logging.getLogger(__name__)
 
-GOLD = "gold.features"
-CANDIDATES_DIR = "candidates"
-EVALUATION_FILE = "evaluation.json"
-PREDICTIONS_FILE = "predictions.parquet"
-SELECTION_FILE = "selection.json"
-MODEL_DIR = "model"
-REPORT_DIR = "report"
+GOLD = GOLD_FEATURES.name
 
 
-def catalog_fingerprint(catalog: Any) -> str:
-    """Hash of a feature catalog's entries (name, group, unit, lookback, dtype, description), in order.
-
-    Saved with every model as ``catalog_hash``; serving and the registry compare it with the running catalog.
-    """
-    return catalog_hash(
-        {
-            "name": s.name,
-            "group": s.group,
-            "unit": s.unit,
-            "lookback": s.lookback,
-            "dtype": str(s.dtype),
-            "description": s.description,
-        }
-        for s in catalog
-    )
-
-
-def feature_set(settings: Settings, gold_columns: list[str]) -> tuple[list[str], list[str], str]:
-    """Catalog feature names, the news ones among them, and the catalog fingerprint.
+def feature_set(settings: Settings, gold_columns: list[str]) -> tuple[list[str], list[str], Catalog]:
+    """Catalog feature names, the news ones among them, and the running catalog.
 
     Raises when gold lacks a catalog feature: the model must be trained on exactly the running catalog.
     """
-    from spxcast.features.catalog import FeatureContext, default_catalog
-
-    catalog = default_catalog(FeatureContext(settings.granularity, settings.horizon_minutes))
+    catalog = feature_catalog(settings)
     names = catalog.names()
     missing = [n for n in names if n not in gold_columns]
     if missing:
@@ -86,7 +67,7 @@ def feature_set(settings: Settings, gold_columns: list[str]) -> tuple[list[str],
             f"{GOLD} lacks {len(missing)} catalog features ({missing[:5]}); "
             "rebuild gold with the current catalog"
         )
-    return names, catalog.names("news"), catalog_fingerprint(catalog)
+    return names, catalog.names(NEWS_GROUP), catalog
 
 
 def used_features(
@@ -97,10 +78,8 @@ def used_features(
     Market-only (:func:`spxcast.models.train.without_absent_news`): when gold holds no news signal the
     news features are left out, and this is logged.
     """
-    from spxcast.features.catalog import FeatureContext, default_catalog
-
     features, news_features = without_absent_news(gold, features, news_features)
-    catalog = default_catalog(FeatureContext(settings.granularity, settings.horizon_minutes))
+    catalog = feature_catalog(settings)
     used = set(features)
     families = list(dict.fromkeys(s.group for s in catalog if s.name in used))
     return features, news_features, families
@@ -115,18 +94,10 @@ def read_gold(ctx: TaskContext) -> tuple[pl.DataFrame, int]:
             f"lake table {GOLD} does not exist yet; run the features pipeline (gold_labels) first"
         )
     s = ctx.settings
-    gold = (
-        lake.scan(GOLD, version)
-        .filter((pl.col("instrument") == s.instrument) & (pl.col("granularity") == s.granularity))
-        .collect()
-    )
+    gold = lake.series(GOLD, s.instrument, s.granularity, version).collect()
     if gold.is_empty():
         raise ModelError(f"{GOLD} v{version} has no rows for {s.instrument} {s.granularity}")
     return gold, version
-
-
-def candidate_dir(run_dir: Path, model: str) -> Path:
-    return run_dir / CANDIDATES_DIR / model
 
 
 def write_candidate(
@@ -134,7 +105,7 @@ def write_candidate(
     run: CandidateRun,
     spec: TrainingSpec,
     lineage: dict[str, Any],
-    catalog: str,
+    catalog: Catalog,
     families: list[str],
 ) -> None:
     """Write one candidate's model, evaluation, predictions and report; atomically replaces ``directory``."""
@@ -156,7 +127,7 @@ def write_candidate(
             "horizon_minutes": spec.horizon_minutes,
             "feature_families": list(families),
         }
-        save_model(run.model, staging / MODEL_DIR, catalog_hash=catalog, metadata=metadata)
+        save_model(run.model, staging / MODEL_DIR, catalog=catalog, metadata=metadata)
         run.predictions.write_parquet(staging / PREDICTIONS_FILE)
         evaluation = {
             "candidate": run.name,
@@ -166,9 +137,9 @@ def write_candidate(
             "horizon_bars": spec.horizon_bars,
             "cost_bps": spec.cost_bps,
             "model_dir": MODEL_DIR,
-            "report": f"{REPORT_DIR}/index.html",
+            "report": REPORT_FILE,
             "split_boundaries": boundaries,
-            "catalog_hash": catalog,
+            "catalog_hash": catalog.fingerprint(),
             "feature_families": list(families),
             **lineage,
             "fit_seconds": run.fit_seconds,
@@ -238,11 +209,10 @@ def train_ar(ctx: TaskContext) -> dict[str, Any]:
 
 def read_evaluations(run_dir: Path) -> dict[str, dict[str, Any]]:
     """``{candidate: evaluation.json}`` for every candidate directory of a run."""
-    root = run_dir / CANDIDATES_DIR
-    files = sorted(root.glob(f"*/{EVALUATION_FILE}")) if root.is_dir() else []
-    if not files:
-        raise ModelError(f"no candidates in {root}; run the train_<model> tasks first")
-    return {f.parent.name: json.loads(f.read_text()) for f in files}
+    names = candidate_names(run_dir)
+    if not names:
+        raise ModelError(f"no candidates in {candidates_root(run_dir)}; run the train_<model> tasks first")
+    return {name: json.loads(evaluation_file(run_dir, name).read_text()) for name in names}
 
 
 def _one(evaluations: dict[str, dict[str, Any]], key: str) -> Any:
@@ -297,7 +267,7 @@ def select_model(ctx: TaskContext) -> dict[str, Any]:
     """Pick the candidate to register (or none) and write ``selection.json``."""
     document = build_selection(ctx.run_dir, ctx.settings.training.selection_dm_pvalue)
     document["created_at"] = datetime.now(UTC).isoformat()
-    write_json_atomically(ctx.run_dir / SELECTION_FILE, document)
+    write_json_atomically(selection_file(ctx.run_dir), document)
     return {"selected": document["selected"], "reasons": document["reasons"]}
 
 
@@ -310,7 +280,7 @@ def rebuild_evaluations(run_dir: Path, cost_bps: float | None = None) -> dict[st
     evaluations = read_evaluations(run_dir)
     for name, evaluation in evaluations.items():
         directory = candidate_dir(run_dir, name)
-        predictions = pl.read_parquet(directory / PREDICTIONS_FILE)
+        predictions = pl.read_parquet(predictions_file(run_dir, name))
         cost = evaluation["cost_bps"] if cost_bps is None else cost_bps
         evaluation["cost_bps"] = cost
         evaluation["models"] = evaluate_predictions(
@@ -330,12 +300,12 @@ def rebuild_evaluations(run_dir: Path, cost_bps: float | None = None) -> dict[st
             cost,
             extra={k: evaluation[k] for k in ("split_boundaries", "tuning")},
         )
-        write_json_atomically(directory / EVALUATION_FILE, evaluation)
-    selection_file = run_dir / SELECTION_FILE
-    if selection_file.is_file():
-        previous = json.loads(selection_file.read_text())
+        write_json_atomically(evaluation_file(run_dir, name), evaluation)
+    selection = selection_file(run_dir)
+    if selection.is_file():
+        previous = json.loads(selection.read_text())
         document = build_selection(run_dir, previous["dm_pvalue_threshold"])
         document["created_at"] = previous.get("created_at")
         document["rebuilt_at"] = datetime.now(UTC).isoformat()
-        write_json_atomically(selection_file, document)
+        write_json_atomically(selection, document)
     return evaluations

@@ -1,0 +1,135 @@
+"""Lagged horizon returns: the past values of the target's kind, as catalog features built from bars.
+
+The k-th lag at bar t is the H-minute return that ENDED at ``t - (k-1)·H``: the label of the bar that
+started at ``t - k·H`` (``100 · (close[t-(k-1)H] / close[t-kH] - 1)``, percent), with the future bar found
+by :func:`spxcast.features.labels.make_labels` — the one definition of a horizon return (bar by time, within
+the label tolerance). Its window closes at or before bar t, so it is known at t's close: lag 1 ends exactly
+at t. Matching is by time, never by row offset; a lag whose starting bar does not exist (weekend, daily
+break, halt, before the data) or whose horizon return has no ending bar is null.
+
+The same builder serves the batch build (a whole series) and the online row: there it runs on
+:func:`lag_inputs`, the few bars of the trailing ``span`` (:attr:`FeatureSpec.span_minutes`) that can
+start or end one of the newest bar's lagged horizons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from spxcast.features.catalog import LAGS_GROUP, FeatureContext, FeatureSpec
+from spxcast.features.labels import label_names, make_labels
+from spxcast.lake.tables import BAR_KEY, epoch_us
+
+UNIT = "percent"
+
+
+def lag_name(horizon_minutes: int, k: int) -> str:
+    """Name of the k-th lagged horizon return (``lag1_ret_30m_pct``)."""
+    return f"lag{k}_ret_{horizon_minutes}m_pct"
+
+
+def lag_span_minutes(context: FeatureContext, k: int) -> float:
+    """Minutes of bars before ``ts_t`` the k-th lag reads: back to the start of its horizon window."""
+    return float(k * context.horizon_minutes)
+
+
+def specs(context: FeatureContext) -> list[FeatureSpec]:
+    """``context.horizon_lags`` lagged horizon returns (group "lags", computed by :func:`horizon_lags`)."""
+    h = context.horizon_minutes
+    return [
+        FeatureSpec(
+            lag_name(h, k),
+            LAGS_GROUP,
+            f"100 * (close[t-{(k - 1) * h} min] / close[t-{k * h} min] - 1): the {h}-minute return that "
+            f"ended {(k - 1) * h} min before this bar's start, i.e. the label of the bar that started "
+            f"{k * h} min earlier (matched by time; null when that bar is missing or its return has no "
+            "ending bar). Known at the bar's close.",
+            UNIT,
+            1,
+            span_minutes=lag_span_minutes(context, k),
+        )
+        for k in range(1, context.horizon_lags + 1)
+    ]
+
+
+def lags_from_labels(
+    frame: pl.DataFrame, label: str, horizon_minutes: int, orders: Sequence[int]
+) -> pl.DataFrame:
+    """The lags of the given ``orders`` (k) for every row of ``frame``, shifting its ``label`` by time.
+
+    ``frame`` holds ``ts``, ``label`` (the forward horizon return of each bar, null when it has none) and,
+    when present, the series key; the k-th lag of row t is ``label`` of the row of the same series with
+    ``ts = t - k·H`` exactly, null when there is no such row. Returns the lag columns only (Float32, named
+    by :func:`lag_name`), in ``frame``'s row order.
+    """
+    keys = [c for c in BAR_KEY if c in frame.columns and c != "ts"]
+    single = not keys or all(frame[c].n_unique() == 1 for c in keys)
+    parts = [frame] if single else frame.with_row_index("_row").partition_by(keys, maintain_order=True)
+    horizon_us = horizon_minutes * 60_000_000
+    out = {k: np.full(frame.height, np.nan) for k in orders}
+    for part in parts:
+        if part.is_empty():
+            continue
+        rows = part["_row"].to_numpy() if "_row" in part.columns else np.arange(part.height)
+        ts = epoch_us(part["ts"])
+        order = np.argsort(ts, kind="stable")
+        ts, rows = ts[order], rows[order]
+        # Labels are never NaN (a ratio of real closes), so NaN can stand for null here.
+        values = part[label].to_numpy().astype(np.float64)[order]
+        for k in orders:
+            start = ts - k * horizon_us
+            index = np.minimum(np.searchsorted(ts, start), ts.size - 1)
+            out[k][rows] = np.where(ts[index] == start, values[index], np.nan)
+    return pl.DataFrame(
+        [pl.Series(lag_name(horizon_minutes, k), out[k], dtype=pl.Float32, nan_to_null=True) for k in orders]
+    )
+
+
+def horizon_lags(
+    bars: pl.DataFrame, context: FeatureContext, orders: Sequence[int] | None = None
+) -> pl.DataFrame:
+    """The lags of the given ``orders`` (default 1 .. ``context.horizon_lags``) of every bar, in row order.
+
+    Parameters
+    ----------
+    bars : ts (bar start, UTC) and close, with or without the series key (instrument, granularity);
+        several series are kept apart by that key. Real bars only, unique per series.
+    context : horizon H, label tolerance and number of lags.
+    """
+    if orders is None:
+        orders = range(1, context.horizon_lags + 1)
+    # Built from Series rather than queries: the online row calls this on a handful of bars.
+    series = pl.DataFrame(
+        [
+            bars[c] if c in bars.columns else pl.Series(c, [""] * bars.height, dtype=pl.Utf8)
+            for c in (*BAR_KEY, "close")
+        ]
+    )
+    label = label_names(context.horizon_minutes)[0]
+    labels = make_labels(series, context.horizon_minutes, context.label_tolerance_minutes)
+    lags = lags_from_labels(labels, label, context.horizon_minutes, list(orders))
+    if all(labels[c].equals(series[c]) for c in BAR_KEY):  # bars came in the labels' (key) order
+        return lags
+    keyed = labels.select(BAR_KEY).hstack(lags.get_columns())
+    return (
+        series.select(BAR_KEY).join(keyed, on=list(BAR_KEY), how="left", maintain_order="left").drop(BAR_KEY)
+    )
+
+
+def lag_inputs(bars: pl.DataFrame, context: FeatureContext, orders: Sequence[int]) -> pl.DataFrame:
+    """The bars of one series (sorted by ts) that the lags ``orders`` of its LAST bar t read.
+
+    Those starting within the label tolerance of ``t - j·H`` for ``j = 0 .. max(orders)``: every start
+    ``t - kH`` of a lagged horizon and every bar that may end one. :func:`horizon_lags` on them gives the
+    last bar's lags exactly as on the whole series.
+    """
+    ts = epoch_us(bars["ts"])
+    horizon_us = context.horizon_minutes * 60_000_000
+    tolerance_us = context.label_tolerance_minutes * 60_000_000
+    before = ts[-1] - ts
+    nearest = np.rint(before / horizon_us)
+    keep = (np.abs(before - nearest * horizon_us) <= tolerance_us) & (nearest <= max(orders, default=0))
+    return bars[np.flatnonzero(keep)]

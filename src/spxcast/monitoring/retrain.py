@@ -1,0 +1,82 @@
+"""Closing the loop: when an alert asks for a new model, and when a shadow challenger may replace the
+champion (pure decision functions; the pipeline and serving calls live in :mod:`spxcast.monitoring.service`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from spxcast.errors import ConfigError
+from spxcast.monitoring.alerts import NewAlert
+from spxcast.monitoring.performance import Paired
+
+# Checks whose alerts say the model no longer fits the data (a single drifting feature does not).
+RETRAIN_CHECKS = ("decay", "drift_share", "prediction_drift")
+
+Action = Literal["none", "suggest", "train"]
+
+
+def retrain_action(policy: str, opened: Sequence[NewAlert]) -> tuple[Action, list[str]]:
+    """What the newly opened alerts ask for under ``policy`` (off, suggest, automatic), and why.
+
+    Only alerts opened by this run count (an alert already open has had its say), and only the checks in
+    :data:`RETRAIN_CHECKS`. ``suggest`` records and notifies the suggestion; ``automatic`` runs training.
+    """
+    reasons = [a.finding.key for a in opened if a.finding.check in RETRAIN_CHECKS]
+    if policy == "off" or not reasons:
+        return "none", reasons
+    return ("train" if policy == "automatic" else "suggest"), reasons
+
+
+@dataclass(frozen=True)
+class PromotionLimits:
+    min_rows: int
+    p_value: float
+    max_p99_latency_ms: float
+    max_error_rate: float
+
+
+@dataclass(frozen=True)
+class Promotion:
+    promote: bool
+    reasons: list[str]
+    forced: bool = False
+
+
+def promotion_decision(
+    paired: Paired,
+    *,
+    challenger_p99_latency_ms: float,
+    challenger_error_rate: float,
+    limits: PromotionLimits,
+    force: bool = False,
+    reason: str | None = None,
+) -> Promotion:
+    """Whether the shadow challenger replaces the champion.
+
+    It must have scored at least ``min_rows`` realised live rows that the champion also scored, have a lower
+    squared error with the paired test's one-sided p-value below ``p_value``, and stay within the latency
+    and error limits. A person may override with ``force`` and a non-empty ``reason`` (recorded).
+    """
+    failures = []
+    if paired.rows < limits.min_rows:
+        failures.append(f"only {paired.rows} paired live rows (need {limits.min_rows})")
+    if not (math.isfinite(paired.p_value) and paired.p_value < limits.p_value):
+        failures.append(
+            f"challenger not significantly better (p = {paired.p_value:.3g}, need < {limits.p_value}; "
+            f"RMSE {paired.challenger_rmse:.4g} vs champion {paired.champion_rmse:.4g})"
+        )
+    if not challenger_p99_latency_ms <= limits.max_p99_latency_ms:
+        failures.append(
+            f"p99 latency {challenger_p99_latency_ms:.0f} ms over {limits.max_p99_latency_ms:.0f} ms"
+        )
+    if not challenger_error_rate <= limits.max_error_rate:
+        failures.append(f"error rate {challenger_error_rate:.2%} over {limits.max_error_rate:.2%}")
+    if force:
+        if not reason or not reason.strip():
+            raise ConfigError("a forced promotion needs a reason: pass --reason TEXT")
+        return Promotion(True, [f"forced: {reason.strip()}", *failures], forced=True)
+    return Promotion(not failures, failures or ["challenger beats champion on the same live rows"])
