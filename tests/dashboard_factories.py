@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 import numpy as np
 import polars as pl
-from serving_factories import ServedHome, build_home
 
+from serving_factories import ServedHome, build_home
 from spxcast.lake import Lake
 from training_factories import HORIZON, TARGET
 
@@ -159,6 +159,15 @@ def _admin(base: str, path: str, body: dict[str, Any]) -> None:
     assert response.status_code == 200, response.text
 
 
+def monitor(home: ServedHome, app_db: Path) -> dict[str, Any]:
+    """One monitoring run over the served home's prediction log (no messages, no HTML report), as the
+    monitoring DAG would: its summary is what GET /monitoring/latest returns."""
+    from spxcast.monitoring.service import run_monitoring
+
+    db = home.settings.db.model_copy(update={"url": f"sqlite:///{app_db}"})
+    return run_monitoring(home.settings.model_copy(update={"db": db}), send=False, report=False)
+
+
 @contextmanager
 def running_api(root: Path) -> Iterator[RunningApi]:
     """The API on demo data with forecasts (some realised) of the last bars; stopped on exit."""
@@ -202,6 +211,7 @@ def running_api(root: Path) -> Iterator[RunningApi]:
                 if sum(r["realised_return_pct"] is not None for r in rows) >= FORECAST_BARS - 40:
                     break
                 time.sleep(0.3)
+        monitor(home, root / "app.db")
         yield RunningApi(base, home, champion, challenger, env)
     finally:
         server.terminate()
