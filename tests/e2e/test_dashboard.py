@@ -97,7 +97,7 @@ def test_predict_now_asks_the_api_for_the_newest_bar_and_shows_it(
     at.button[0].click().run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["model"] == f"v{api.champion} (green)" or metrics["model"].startswith(f"v{api.champion} (")
+    assert metrics["model"].startswith(f"v{api.champion} (")
     deadline = time.monotonic() + 10
     while len(logged()) == before and time.monotonic() < deadline:  # the log is written asynchronously
         time.sleep(0.1)
@@ -275,7 +275,8 @@ def test_in_chromium_the_live_page_shows_candles_forecasts_an_interval_and_skill
             ).json_value()
             kinds = {name: (kind, n) for kind, name, n in traces}
             assert kinds["bars"][0] == "candlestick" and kinds["bars"][1] == 120
-            # every forecast's interval is checked in the AppTest above; here: the browser draws one
+            # >= 1, not every forecast: after the Predict-now test the band misses points (open defect,
+            # see docs/dashboard.md); the AppTest checks each drawn interval
             assert kinds["forecast (30 min)"][1] >= 100 and kinds["prediction interval"][1] >= 1
             page.wait_for_timeout(1500)
             page.screenshot(path=str(shots / "live.png"))

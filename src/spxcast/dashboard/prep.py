@@ -106,8 +106,11 @@ def forecast_frame(rows: Sequence[Mapping[str, Any]], horizon_minutes: int) -> p
                 "realised_price": at(r.get("realised_return_pct")),
             }
         )
+    # Built by columns: from rows, polars infers types from the first rows and may null later values.
+    columns = {name: [row[name] for row in out] for name in _FORECAST_SCHEMA}
+    frame = pl.DataFrame(columns, schema=_FORECAST_SCHEMA)
     # several forecasts of one bar (repeated requests): the newest one is drawn
-    return pl.DataFrame(out, schema=_FORECAST_SCHEMA).unique("bar_ts", keep="last").sort("bar_ts")
+    return frame.unique("bar_ts", keep="last", maintain_order=True).sort("bar_ts")
 
 
 @dataclass(frozen=True)
