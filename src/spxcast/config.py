@@ -281,7 +281,10 @@ class RegistrySettings(BaseModel):
         description="Fraction by which the challenger's recent-window RMSE may exceed the champion's",
     )
     shared_window_rows: int = Field(
-        default=10_000, ge=10, description="Most recent labelled rows both challenger and champion predict"
+        default=10_000,
+        ge=10,
+        description="Most recent labelled rows both challenger and champion predict, only rows after the "
+        "challenger's training window (its valid split): rows neither model trained on, at any bar size",
     )
     require_manual_approval: bool = False
     actor: str | None = Field(default=None, description="Who the audit trail names; default the OS user")
@@ -404,6 +407,25 @@ class PipelineSettings(BaseModel):
         return {**DEFAULT_SCHEDULES, **value}
 
 
+class LiveSettings(BaseModel):
+    """The live loop (``spxcast live``, ``spxcast serve --live``): sources, publishing, feature store."""
+
+    source: Literal["oanda", "files", "replay"] = Field(
+        default="oanda", description="Where new candles come from (replay: a stored range of bronze.candles)"
+    )
+    poll_s: float = Field(default=5.0, gt=0, description="Seconds between polls of the candle source")
+    files_dir: str | None = Field(default=None, description="Directory watched for new candle files")
+    news_poll_s: float = Field(default=300.0, gt=0, description="Seconds between news polls (news.source)")
+    redis_url: str | None = Field(
+        default=None, description="Redis for pub/sub to API replicas and the Feast online store; none = local"
+    )
+    channel: str = Field(default="spxcast:market-stream", description="Redis pub/sub channel of the stream")
+    client_queue: int = Field(default=256, ge=1, description="Frames queued per WebSocket client before drop")
+    feature_store: Literal["none", "sqlite", "redis"] = Field(
+        default="sqlite", description="Feast online store the loop pushes to (redis needs redis_url)"
+    )
+
+
 class DashboardSettings(BaseModel):
     """The Streamlit dashboard (``spxcast dashboard``): a client of the API at ``api_url`` only."""
 
@@ -452,6 +474,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     @field_validator("granularity")

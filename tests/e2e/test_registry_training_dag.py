@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from spxcast.config import Settings, load_settings
 from spxcast.features.catalog import feature_catalog
 from spxcast.lake import Lake
+from spxcast.lake.tables import GOLD_FEATURES
 from spxcast.pipeline.runner import run_dag, run_states
 from spxcast.registry import CHALLENGER, ModelRegistry, Stage
 from spxcast.registry.handoff import read_candidate, read_selection
@@ -17,7 +19,7 @@ from spxcast.registry.lineage import verify_lake_versions
 from spxcast.registry.registration import build_lineage
 from spxcast.registry.reproduce import reproduce_version
 from spxcast.registry.tracking import find_run
-from spxcast.registry.window import default_loader
+from spxcast.registry.window import default_loader, fitted_until
 
 UPSTREAM = {
     "ingest_market",
@@ -113,7 +115,14 @@ def test_training_dag_end_to_end_with_failure_resume_lineage_and_reuse(tmp_path:
     gates = {r.name: r for r in registry.gates(version.version).results}
     champion_gate = gates["not_worse_than_champion"]
     assert f"champion v{info.version}" in champion_gate.figure
-    assert f"same {settings.registry.shared_window_rows} rows" in champion_gate.figure
+    # Only rows after the challenger's training window (its valid split): neither model trained on them.
+    after = fitted_until(boosted.split_boundaries)
+    assert after is not None
+    gold = lake.series(GOLD_FEATURES.name, settings.instrument, settings.granularity).collect()
+    untouched = gold.filter(pl.col("label_ok") & (pl.col("ts") > after)).height
+    assert 0 < untouched < gold.filter(pl.col("label_ok")).height
+    shared = min(untouched, settings.registry.shared_window_rows)
+    assert f"same {shared} rows" in champion_gate.figure
 
     second = run_dag(settings, "full")
     assert second.status == "succeeded", second.errors

@@ -79,6 +79,12 @@ with DAG(
         retries=1,
         doc_md='gold.market_features + gold.news_signals + labels -> gold.features',
     )
+    materialize = BashOperator(
+        task_id='materialize',
+        bash_command='"${SPXCAST_BIN:-spxcast}" pipeline task materialize --run-id \'{{ run_id }}\'',
+        retries=1,
+        doc_md='gold.features -> Feast offline source (Parquet) and online store (newest rows)',
+    )
     train_ar = BashOperator(
         task_id='train_ar',
         bash_command='"${SPXCAST_BIN:-spxcast}" pipeline task train_ar --run-id \'{{ run_id }}\'',
@@ -123,6 +129,7 @@ with DAG(
     validate_market >> gold_news_signals
     gold_market_features >> gold_labels
     gold_news_signals >> gold_labels
+    gold_labels >> materialize
     gold_labels >> train_ar
     gold_labels >> train_lightgbm
     gold_labels >> train_xgboost

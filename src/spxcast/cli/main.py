@@ -24,6 +24,7 @@ _GROUPS = (
     "models_cmd",
     "monitor_cmd",
     "serve_cmd",
+    "live_cmd",
     "dashboard_cmd",
 )
 

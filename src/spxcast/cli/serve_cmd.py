@@ -25,6 +25,11 @@ def serve(
     host: str | None = typer.Option(None, "--host", help="Bind address (default 127.0.0.1)"),
     port: int | None = typer.Option(None, "--port", help="Port (default 8000)"),
     workers: int | None = typer.Option(None, "--workers", help="uvicorn worker processes"),
+    live: bool = typer.Option(False, "--live", help="Run the live loop in this process (spxcast live)"),
+    replay: tuple[str, str] | None = typer.Option(
+        None, "--replay", help="With --live: play a stored range FROM TO (UTC) instead of live.source"
+    ),
+    speed: str = typer.Option("60x", "--speed", help="With --replay: 60x (market time per second) or max"),
 ) -> None:
     """Run the API (when no subcommand is given)."""
     if ctx.invoked_subcommand is not None:
@@ -34,6 +39,21 @@ def serve(
     from spxcast.serving.app import create_app
 
     cfg = settings(ctx, **{"serving.host": host, "serving.port": port, "serving.workers": workers})
+    if live or cfg.live.redis_url:
+        from spxcast.serving.live.runtime import live_app
+
+        if cfg.serving.workers != 1:
+            raise SpxcastError(
+                "--live and live.redis_url need one worker per process; start replicas instead"
+            )
+        uvicorn.run(
+            live_app(cfg, live, replay, speed),
+            host=cfg.serving.host,
+            port=cfg.serving.port,
+            log_level="warning",
+            access_log=False,
+        )
+        return
     if cfg.serving.workers == 1:
         uvicorn.run(
             create_app(cfg),

@@ -140,3 +140,15 @@ class SlotChange(Base):
     action: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(Text, doc="JSON of the slot state after the change")
+
+
+class LivePosition(Base):
+    """Where the live loop of one series stands: the newest bar it predicted, logged and published."""
+
+    __tablename__ = "live_positions"
+
+    instrument: Mapped[str] = mapped_column(String(64), primary_key=True)
+    granularity: Mapped[str] = mapped_column(String(8), primary_key=True)
+    bar_ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), doc="start of the newest processed bar")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    bars: Mapped[int] = mapped_column(Integer, default=0, doc="bars processed since the position was created")

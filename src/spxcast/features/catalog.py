@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from spxcast.errors import SchemaError
+from spxcast.sources.market.calendar import resolve_calendar_name
 
 if TYPE_CHECKING:
     from spxcast.config import Settings
@@ -83,12 +84,16 @@ class FeatureContext:
     ``granularity`` is the bar size, ``horizon_minutes`` the forecast horizon H, ``horizon_lags`` how many
     lagged horizon returns the catalog holds (the largest AR order), ``label_tolerance_minutes`` how far
     from ``ts + H`` the bar ending a horizon return may start (the labels' rule, reused by the lags).
+    ``horizon_bars`` N, when set, puts the horizon in bars on the trading ``calendar`` (a resolved name such
+    as ``cfd``): labels and lags then step N bar positions instead of H minutes.
     """
 
     granularity: str = "M1"
     horizon_minutes: int = 30
     horizon_lags: int = 6
     label_tolerance_minutes: float = 0.0
+    horizon_bars: int | None = None
+    calendar: str = "cfd"
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,6 +270,8 @@ def feature_context(settings: Settings) -> FeatureContext:
         horizon_minutes=settings.horizon_minutes,
         horizon_lags=settings.training.ar_max_lags,
         label_tolerance_minutes=settings.features.label_tolerance_minutes,
+        horizon_bars=settings.horizon_bars,
+        calendar=resolve_calendar_name(settings.instrument, settings.calendar),
     )
 
 

@@ -28,10 +28,15 @@ from spxcast.sources.market.calendar import bar_positions
 from spxcast.timeutil import bar_length
 
 
+def horizon_tag(horizon_minutes: int, horizon_bars: int | None = None) -> str:
+    """The horizon's tag in label and lag names: ``30m`` (minutes, by time) or ``2b`` (bars, calendar)."""
+    return f"{horizon_minutes}m" if horizon_bars is None else f"{horizon_bars}b"
+
+
 def label_names(horizon_minutes: int, horizon_bars: int | None = None) -> tuple[str, str]:
     """(return label, direction label) names: ``target_ret_30m_pct`` for a horizon in minutes, or
     ``target_ret_1b_pct`` when the horizon is given in bars (``horizon_bars``, calendar labels)."""
-    tag = f"{horizon_minutes}m" if horizon_bars is None else f"{horizon_bars}b"
+    tag = horizon_tag(horizon_minutes, horizon_bars)
     return f"target_ret_{tag}_pct", f"target_dir_{tag}"
 
 

@@ -7,9 +7,17 @@ the label tolerance). Its window closes at or before bar t, so it is known at t'
 at t. Matching is by time, never by row offset; a lag whose starting bar does not exist (weekend, daily
 break, halt, before the data) or whose horizon return has no ending bar is null.
 
+Horizons in bars (``context.horizon_bars = N``): the k-th lag at bar t is the N-bar return that ended at
+the bar ``(k-1)·N`` positions before t on the instrument's trading calendar
+(:func:`spxcast.sources.market.calendar.bar_positions`): the bar-horizon label of the bar ``k·N`` positions
+before t. It ends at or before t (lag 1 ends at t), across weekends, holidays and daily breaks alike; it is
+null only when that bar, or the bar ending its return, is missing from the data. Names carry the
+``{N}b`` tag (``lag1_ret_2b_pct``). Such a lag reads at most the ``k·N + 1`` trailing real bars (positions
+grow by at least one per bar), declared as its ``lookback``.
+
 The same builder serves the batch build (a whole series) and the online row: there it runs on
-:func:`lag_inputs`, the few bars of the trailing ``span`` (:attr:`FeatureSpec.span_minutes`) that can
-start or end one of the newest bar's lagged horizons.
+:func:`lag_inputs`, the few bars of the trailing ``span`` (:attr:`FeatureSpec.span_minutes`, minutes) or
+``lookback`` (bars) that can start or end one of the newest bar's lagged horizons.
 """
 
 from __future__ import annotations
@@ -20,24 +28,42 @@ import numpy as np
 import polars as pl
 
 from spxcast.features.catalog import LAGS_GROUP, FeatureContext, FeatureSpec
-from spxcast.features.labels import label_names, make_labels
+from spxcast.features.labels import horizon_tag, label_names, make_labels
 from spxcast.lake.tables import BAR_KEY, epoch_us
+from spxcast.sources.market.calendar import bar_positions
+from spxcast.timeutil import bar_length
 
 UNIT = "percent"
 
 
-def lag_name(horizon_minutes: int, k: int) -> str:
-    """Name of the k-th lagged horizon return (``lag1_ret_30m_pct``)."""
-    return f"lag{k}_ret_{horizon_minutes}m_pct"
+def lag_name(horizon_minutes: int, k: int, horizon_bars: int | None = None) -> str:
+    """Name of the k-th lagged horizon return: ``lag1_ret_30m_pct`` or, in bars, ``lag1_ret_2b_pct``."""
+    return f"lag{k}_ret_{horizon_tag(horizon_minutes, horizon_bars)}_pct"
 
 
 def lag_span_minutes(context: FeatureContext, k: int) -> float:
-    """Minutes of bars before ``ts_t`` the k-th lag reads: back to the start of its horizon window."""
-    return float(k * context.horizon_minutes)
+    """Minutes of bars before ``ts_t`` the k-th lag reads: back to the start of its horizon window
+    (0 for a horizon in bars, whose lags declare a lookback in bars instead)."""
+    return 0.0 if context.horizon_bars is not None else float(k * context.horizon_minutes)
 
 
 def specs(context: FeatureContext) -> list[FeatureSpec]:
     """``context.horizon_lags`` lagged horizon returns (group "lags", computed by :func:`horizon_lags`)."""
+    n = context.horizon_bars
+    if n is not None:
+        return [
+            FeatureSpec(
+                lag_name(context.horizon_minutes, k, n),
+                LAGS_GROUP,
+                f"100 * (close[bar {(k - 1) * n} positions back] / close[bar {k * n} positions back] - 1): "
+                f"the {n}-bar return that ended {(k - 1) * n} bars before this bar on the "
+                f"{context.calendar} trading calendar, i.e. the label of the bar {k * n} positions earlier "
+                "(null when that bar or the bar ending its return is missing). Known at the bar's close.",
+                UNIT,
+                k * n + 1,
+            )
+            for k in range(1, context.horizon_lags + 1)
+        ]
     h = context.horizon_minutes
     return [
         FeatureSpec(
@@ -56,19 +82,26 @@ def specs(context: FeatureContext) -> list[FeatureSpec]:
 
 
 def lags_from_labels(
-    frame: pl.DataFrame, label: str, horizon_minutes: int, orders: Sequence[int]
+    frame: pl.DataFrame,
+    label: str,
+    horizon_minutes: int,
+    orders: Sequence[int],
+    horizon_bars: int | None = None,
+    calendar: str = "cfd",
+    granularity: str | None = None,
 ) -> pl.DataFrame:
-    """The lags of the given ``orders`` (k) for every row of ``frame``, shifting its ``label`` by time.
+    """The lags of the given ``orders`` (k) for every row of ``frame``, shifting its ``label``.
 
     ``frame`` holds ``ts``, ``label`` (the forward horizon return of each bar, null when it has none) and,
     when present, the series key; the k-th lag of row t is ``label`` of the row of the same series with
-    ``ts = t - k·H`` exactly, null when there is no such row. Returns the lag columns only (Float32, named
-    by :func:`lag_name`), in ``frame``'s row order.
+    ``ts = t - k·H`` exactly (``horizon_bars`` None), or with calendar position ``p_t - k·N`` on
+    ``calendar`` for bars of ``granularity`` (the frame's ``granularity`` column when None); null when there
+    is no such row. Returns the lag columns only (Float32, named by :func:`lag_name`), in ``frame``'s row
+    order.
     """
     keys = [c for c in BAR_KEY if c in frame.columns and c != "ts"]
     single = not keys or all(frame[c].n_unique() == 1 for c in keys)
     parts = [frame] if single else frame.with_row_index("_row").partition_by(keys, maintain_order=True)
-    horizon_us = horizon_minutes * 60_000_000
     out = {k: np.full(frame.height, np.nan) for k in orders}
     for part in parts:
         if part.is_empty():
@@ -77,14 +110,22 @@ def lags_from_labels(
         ts = epoch_us(part["ts"])
         order = np.argsort(ts, kind="stable")
         ts, rows = ts[order], rows[order]
+        if horizon_bars is None:
+            coordinate, step = ts, horizon_minutes * 60_000_000
+        else:
+            bar = bar_length(granularity or part["granularity"][0])
+            coordinate, step = bar_positions(ts, "", bar, calendar), horizon_bars
         # Labels are never NaN (a ratio of real closes), so NaN can stand for null here.
         values = part[label].to_numpy().astype(np.float64)[order]
         for k in orders:
-            start = ts - k * horizon_us
-            index = np.minimum(np.searchsorted(ts, start), ts.size - 1)
-            out[k][rows] = np.where(ts[index] == start, values[index], np.nan)
+            start = coordinate - k * step
+            index = np.minimum(np.searchsorted(coordinate, start), coordinate.size - 1)
+            out[k][rows] = np.where(coordinate[index] == start, values[index], np.nan)
     return pl.DataFrame(
-        [pl.Series(lag_name(horizon_minutes, k), out[k], dtype=pl.Float32, nan_to_null=True) for k in orders]
+        [
+            pl.Series(lag_name(horizon_minutes, k, horizon_bars), out[k], dtype=pl.Float32, nan_to_null=True)
+            for k in orders
+        ]
     )
 
 
@@ -102,15 +143,30 @@ def horizon_lags(
     if orders is None:
         orders = range(1, context.horizon_lags + 1)
     # Built from Series rather than queries: the online row calls this on a handful of bars.
+    absent = {"instrument": "", "granularity": context.granularity}
     series = pl.DataFrame(
         [
-            bars[c] if c in bars.columns else pl.Series(c, [""] * bars.height, dtype=pl.Utf8)
+            bars[c] if c in bars.columns else pl.Series(c, [absent[c]] * bars.height, dtype=pl.Utf8)
             for c in (*BAR_KEY, "close")
         ]
     )
-    label = label_names(context.horizon_minutes)[0]
-    labels = make_labels(series, context.horizon_minutes, context.label_tolerance_minutes)
-    lags = lags_from_labels(labels, label, context.horizon_minutes, list(orders))
+    label = label_names(context.horizon_minutes, context.horizon_bars)[0]
+    labels = make_labels(
+        series,
+        context.horizon_minutes,
+        context.label_tolerance_minutes,
+        context.horizon_bars,
+        context.calendar,
+    )
+    lags = lags_from_labels(
+        labels,
+        label,
+        context.horizon_minutes,
+        list(orders),
+        context.horizon_bars,
+        context.calendar,
+        context.granularity,
+    )
     if all(labels[c].equals(series[c]) for c in BAR_KEY):  # bars came in the labels' (key) order
         return lags
     keyed = labels.select(BAR_KEY).hstack(lags.get_columns())
@@ -123,9 +179,12 @@ def lag_inputs(bars: pl.DataFrame, context: FeatureContext, orders: Sequence[int
     """The bars of one series (sorted by ts) that the lags ``orders`` of its LAST bar t read.
 
     Those starting within the label tolerance of ``t - j·H`` for ``j = 0 .. max(orders)``: every start
-    ``t - kH`` of a lagged horizon and every bar that may end one. :func:`horizon_lags` on them gives the
-    last bar's lags exactly as on the whole series.
+    ``t - kH`` of a lagged horizon and every bar that may end one; for a horizon in bars, the trailing
+    ``max(orders)·N + 1`` bars. :func:`horizon_lags` on them gives the last bar's lags exactly as on the
+    whole series.
     """
+    if context.horizon_bars is not None:
+        return bars.tail(max(orders, default=0) * context.horizon_bars + 1)
     ts = epoch_us(bars["ts"])
     horizon_us = context.horizon_minutes * 60_000_000
     tolerance_us = context.label_tolerance_minutes * 60_000_000

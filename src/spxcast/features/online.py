@@ -69,7 +69,7 @@ def history_need(catalog: Catalog, names: Sequence[str] | None = None) -> Histor
     """The history the features ``names`` (default: the whole catalog) need for the newest bar.
 
     Market features need their ``lookback`` bars; news features ``span_minutes`` of articles; horizon
-    lags ``span_minutes`` of bars.
+    lags ``span_minutes`` of bars (horizons in minutes) or their ``lookback`` bars (horizons in bars).
     """
     specs = _specs(catalog, names)
     return HistoryNeed(
@@ -100,7 +100,10 @@ class _Plan:
             for rows, group in _market_buckets(market_specs(Catalog(s for s in specs if s.expr is not None)))
         ]
         self.news = [s.name for s in specs if s.group == NEWS_GROUP]
-        by_name = {lag_name(context.horizon_minutes, k): k for k in range(1, context.horizon_lags + 1)}
+        by_name = {
+            lag_name(context.horizon_minutes, k, context.horizon_bars): k
+            for k in range(1, context.horizon_lags + 1)
+        }
         self.lag_orders = [by_name[s.name] for s in specs if s.group == LAGS_GROUP]
         self.need = history_need(catalog, self.names)
 

@@ -15,7 +15,7 @@ from spxcast.errors import DataQualityError
 from spxcast.features.catalog import BAR_COLUMNS
 from spxcast.features.online import ARTICLE_COLUMNS, HistoryNeed
 from spxcast.lake.store import Lake
-from spxcast.lake.tables import CANDLES
+from spxcast.lake.tables import CANDLES, UTC_TS
 from spxcast.timeutil import bar_length
 
 
@@ -34,7 +34,8 @@ def online_inputs(
     -------
     bars : the series' bars with ``ts <= at`` that ``need`` asks for, sorted by ts, ``at`` last.
     articles : received_at, score, confidence of the scored articles with ``received_at`` in
-        ``(close - need.article_minutes, close]``, close = ``at`` + bar length.
+        ``(close - need.article_minutes, close]``, close = ``at`` + bar length (none, and no news table
+        read, when ``need.article_minutes`` is 0).
     """
     from spxcast.sentiment.cache import scored_articles
 
@@ -51,5 +52,9 @@ def online_inputs(
             "(weekend, break or halt, or not ingested yet)"
         )
     close = at + bar_length(granularity)
+    if need.article_minutes <= 0:  # no news feature asked for (market-only models): no news tables read
+        return window, pl.DataFrame(
+            schema={"received_at": UTC_TS, "score": pl.Float64, "confidence": pl.Float64}
+        )
     articles = scored_articles(lake, scorer_id, (close - timedelta(minutes=need.article_minutes), close))
     return window, articles.select(ARTICLE_COLUMNS)

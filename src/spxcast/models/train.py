@@ -109,7 +109,8 @@ class TrainingSpec:
 
     @property
     def lag_features(self) -> tuple[str, ...]:
-        return tuple(lag_name(self.horizon_minutes, k) for k in range(1, self.ar_lags + 1))
+        bars = self.horizon_bars if self.labels_in_bars else None
+        return tuple(lag_name(self.horizon_minutes, k, bars) for k in range(1, self.ar_lags + 1))
 
 
 @dataclass

@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -36,6 +35,7 @@ from spxcast.db import PipelineRun, TaskRun, connect
 from spxcast.errors import PipelineError, redact
 from spxcast.lake import Lake
 from spxcast.lake.locks import LockHeld, exclusive
+from spxcast.pipeline import runs
 from spxcast.pipeline.context import TaskContext
 from spxcast.pipeline.reuse import (
     REUSE_KEY,
@@ -186,11 +186,12 @@ def _find_reusable(
     if not task.reusable:
         return None
     lake = Lake.from_settings(settings)
-    runs = settings.artifacts_dir() / "runs"
     for row in recorder.succeeded_attempts(task.name, exclude_run=run_id):
         outputs = json.loads(row.outputs or "{}")
         record = outputs.get(REUSE_KEY)
-        if isinstance(record, dict) and still_valid(record, settings, lake, code, runs / row.run_id, task):
+        if isinstance(record, dict) and still_valid(
+            record, settings, lake, code, runs.run_dir(settings, row.run_id), task
+        ):
             return Reusable(outputs.get("reused_from", row.run_id), outputs)
     return None
 
@@ -220,7 +221,7 @@ def run_dag(
     recorder = _Recorder(_engine(settings))
     if resume is not None:
         _check_resumable(recorder, resume, dag.name)
-    run_id = resume or _new_run_id(dag.name)
+    run_id = resume or runs.new_run_id(dag.name)
     with exclusive_home(settings, f"run {run_id} (DAG {dag.name})"):
         run = _Run(settings, dag, recorder, run_id, on_event or (lambda _event: None), reuse)
         if resume is not None:
@@ -239,10 +240,6 @@ def run_dag(
         failed = sorted(n for n, s in summary.tasks.items() if s == FAILED)
         recorder.finish_run(run_id, summary.status, f"failed tasks: {', '.join(failed)}" if failed else None)
     return summary
-
-
-def _new_run_id(dag_name: str) -> str:
-    return f"{dag_name}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
 def _check_resumable(recorder: _Recorder, run_id: str, dag_name: str) -> None:
@@ -360,7 +357,7 @@ class _Run:
         self.settings, self.dag, self.recorder, self.run_id = settings, dag, recorder, run_id
         self.emit, self.reuse = emit, reuse
         self.code = code_fingerprint()
-        self.run_dir = settings.artifacts_dir() / "runs" / run_id
+        self.run_dir = runs.run_dir(settings, run_id)
         self.state: dict[str, str] = {}
         self.outputs: dict[str, dict[str, Any]] = {}
         self.errors: dict[str, str] = {}
@@ -414,7 +411,7 @@ class _Run:
         )
         if found is None:
             return False
-        copy_artifacts(task, self.settings.artifacts_dir() / "runs" / found.run_id, self.run_dir)
+        copy_artifacts(task, runs.run_dir(self.settings, found.run_id), self.run_dir)
         attempt = self._next_attempt(name)
         payload = {**found.outputs, "reused_from": found.run_id}
         self.recorder.finish_task(
@@ -478,7 +475,7 @@ def run_task(
     """Run one task in this process and record it (``spxcast pipeline task`` and Airflow call this)."""
     task = find_task(task_name)
     recorder = _Recorder(_engine(settings))
-    run_id = run_id or _new_run_id(f"task-{task_name}")
+    run_id = run_id or runs.new_run_id(f"task-{task_name}")
     if recorder.run_dag_name(run_id) is None:
         recorder.start_run(run_id, f"task:{task_name}")
     previous = recorder.latest_attempts(run_id).get(task_name)
@@ -520,11 +517,11 @@ def run_states(settings: Settings, run_id: str | None = None, limit: int = 10) -
         query = select(PipelineRun).order_by(PipelineRun.started_at.desc())
         if run_id is not None:
             query = query.where(PipelineRun.id == run_id)
-        runs = session.scalars(query.limit(limit)).all()
-        if run_id is not None and not runs:
+        pipeline_runs = session.scalars(query.limit(limit)).all()
+        if run_id is not None and not pipeline_runs:
             raise PipelineError(f"no pipeline run {run_id!r}; see `spxcast pipeline status` for recent runs")
         states = []
-        for run in runs:
+        for run in pipeline_runs:
             latest: dict[str, TaskRun] = {row.task: row for row in run.tasks}
             tasks = tuple(
                 TaskState(r.task, r.attempt, r.status, r.started_at, r.finished_at, r.error)

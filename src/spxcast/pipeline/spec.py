@@ -109,6 +109,7 @@ def _graph_tasks() -> tuple[Task, ...]:
     features = "spxcast.pipeline.tasks.features"
     training = "spxcast.pipeline.tasks.training"
     registry = "spxcast.pipeline.tasks.registry"
+    featurestore = "spxcast.pipeline.tasks.featurestore"
     monitoring = "spxcast.pipeline.tasks.monitoring"
     silver_market = ("silver_returns", "silver_technical", "silver_volatility", "silver_microstructure")
     return (
@@ -169,6 +170,12 @@ def _graph_tasks() -> tuple[Task, ...]:
             f"{features}:gold_labels",
             deps=("gold_market_features", "gold_news_signals"),
             description="gold.market_features + gold.news_signals + labels -> gold.features",
+        ),
+        Task(
+            "materialize",
+            f"{featurestore}:materialize",
+            deps=("gold_labels",),
+            description="gold.features -> Feast offline source (Parquet) and online store (newest rows)",
         ),
         *(
             Task(

@@ -50,6 +50,7 @@ from spxcast.registry.tracking import (
 from spxcast.registry.window import (
     Predictor,
     default_loader,
+    fitted_until,
     recent_window,
     window_rmse,
 )
@@ -262,13 +263,16 @@ class ModelRegistry:
         return loader(self.download(version, scratch / f"v{version}"))
 
     def compare_on_shared_window(self, challenger: int, champion: int) -> ChampionComparison:
-        """RMSE of both versions on the most recent labelled rows of gold.features (the same rows)."""
+        """RMSE of both versions on the same most recent labelled rows of gold.features, after the
+        challenger's training window (rows neither version trained on)."""
         lake = Lake.from_settings(self.settings)
         target = label_names(self.settings.horizon_minutes, self.settings.horizon_bars)[0]
         with tempfile.TemporaryDirectory() as scratch:
             models = {v: self.load(v, Path(scratch)) for v in (challenger, champion)}
         features = sorted({name for model in models.values() for name in model.feature_names})
-        frame = recent_window(self.settings, lake, self.settings.registry.shared_window_rows, features)
+        lineage = self.get(challenger).lineage
+        after = fitted_until(lineage.split_boundaries) if lineage is not None else None
+        frame = recent_window(self.settings, lake, self.settings.registry.shared_window_rows, features, after)
         rmse = {v: window_rmse(model, frame, target) for v, model in models.items()}
         stamps = frame["ts"].dt.strftime("%Y-%m-%d %H:%M")
         window = f"{stamps[0]}..{stamps[-1]} UTC"

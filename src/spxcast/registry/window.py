@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import polars as pl
@@ -46,10 +47,37 @@ def default_loader(catalog: Catalog) -> ModelLoader:
     return cast(ModelLoader, partial(load_model, catalog=catalog))
 
 
-def recent_window(settings: Settings, lake: Lake, rows: int, features: Sequence[str]) -> pl.DataFrame:
-    """The most recent ``rows`` labelled rows of ``gold.features`` for the configured instrument and bars,
-    in time order (bar start ``ts``, UTC), with every column in ``features`` (the horizon lags the AR model
-    and the persistence baseline read are gold features).
+def fitted_until(split_boundaries: Mapping[str, Any]) -> datetime | None:
+    """The last bar start a version's training saw: the end of its ``valid`` split (the latest rows it was
+    fitted, tuned or selected on; test, OOT and OOT2 come after). ``None`` when nothing was recorded."""
+    if not split_boundaries:
+        return None
+    ranges = {r["name"]: r for r in split_boundaries.get("splits", [])}
+    if "valid" not in ranges:
+        return None
+    return datetime.fromisoformat(str(ranges["valid"]["end"]))
+
+
+def shared_rows(frame: pl.DataFrame, target: str, rows: int, after: datetime | None) -> pl.DataFrame:
+    """The most recent ``rows`` labelled rows of ``frame`` (sorted by ts) that start after ``after``.
+
+    ``after`` is the challenger's :func:`fitted_until`: the comparison is then on rows neither model was
+    trained on (the champion trained on older data), whatever the bar size — at D a fixed row count would
+    otherwise reach back into the challenger's training years.
+    """
+    labelled = pl.col("label_ok") & pl.col(target).is_not_null() & pl.col(target).is_finite()
+    if after is not None:
+        labelled = labelled & (pl.col("ts") > after)
+    return frame.filter(labelled).tail(rows)
+
+
+def recent_window(
+    settings: Settings, lake: Lake, rows: int, features: Sequence[str], after: datetime | None = None
+) -> pl.DataFrame:
+    """The most recent ``rows`` labelled rows of ``gold.features`` for the configured instrument and bars
+    that start after ``after`` (see :func:`shared_rows`), in time order (bar start ``ts``, UTC), with every
+    column in ``features`` (the horizon lags the AR model and the persistence baseline read are gold
+    features).
     """
     target = label_names(settings.horizon_minutes, settings.horizon_bars)[0]
     frame = lake.series(GOLD_FEATURES.name, settings.instrument, settings.granularity).collect()
@@ -59,13 +87,12 @@ def recent_window(settings: Settings, lake: Lake, rows: int, features: Sequence[
             f"models read columns {GOLD_FEATURES.name} does not have: {missing[:5]}; rebuild gold with the "
             "running catalog (spxcast features build) or retrain the models"
         )
-    frame = frame.filter(pl.col("label_ok") & pl.col(target).is_not_null() & pl.col(target).is_finite()).tail(
-        rows
-    )
+    frame = shared_rows(frame, target, rows, after)
     if frame.is_empty():
+        since = "" if after is None else f" after the challenger's training window (ends {after.isoformat()})"
         raise RegistryError(
-            f"gold.features has no labelled rows for {settings.instrument} {settings.granularity}; "
-            "the champion comparison needs the recent window"
+            f"gold.features has no labelled rows{since} for {settings.instrument} {settings.granularity}; "
+            "the champion comparison needs them: ingest newer bars and rebuild features"
         )
     return frame
 

@@ -23,8 +23,20 @@ from spxcast.db import connect
 from spxcast.errors import SpxcastError
 from spxcast.serving.errors import DeployRefused, InvalidInput, NoModel, NotFound
 from spxcast.serving.features import FeatureSource
+from spxcast.serving.live.hub import StreamHub
 from spxcast.serving.loading import VersionLoader
-from spxcast.serving.routers import admin, bars, explain, health, history, models, monitoring, news, predict
+from spxcast.serving.routers import (
+    admin,
+    bars,
+    explain,
+    health,
+    history,
+    models,
+    monitoring,
+    news,
+    predict,
+    stream,
+)
 from spxcast.serving.service import ServingService
 from spxcast.serving.telemetry import Telemetry
 
@@ -40,10 +52,11 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def build_service(settings: Settings) -> ServingService:
-    """The service of ``settings``: app database (migrated), in-memory features, registry loader, metrics."""
+def build_service(settings: Settings, source: FeatureSource | None = None) -> ServingService:
+    """The service of ``settings``: app database (migrated), in-memory features (``source``, default the
+    gold rows), registry loader, metrics."""
     engine = connect(settings.db_url(), settings.db.sqlite_busy_timeout_ms)
-    source = FeatureSource(settings)
+    source = source or FeatureSource(settings)
     return ServingService(settings, source, VersionLoader(settings, source), engine, Telemetry())
 
 
@@ -67,7 +80,8 @@ def create_app(settings: Settings, service: ServingService | None = None) -> Fas
         lifespan=lifespan,
     )
     app.state.settings = settings
-    for module in (predict, explain, history, bars, news, models, health, admin, monitoring):
+    app.state.hub = StreamHub(settings.live.client_queue)  # the live stream; fed by a loop or a relay
+    for module in (predict, explain, history, bars, news, models, health, admin, monitoring, stream):
         app.include_router(module.router)
     _error_handlers(app)
     if settings.serving.cors_origins:

@@ -168,6 +168,7 @@ class ServingService:
 
     def _apply(self, state: SlotState, change_id: int) -> None:
         models = {s: None if v is None else self._model(v) for s, v in state.versions.items()}
+        self.source.require(n for m in models.values() if m is not None for n in m.features)
         self._slots = _Slots(state, models, change_id)
         self._cache = {m.version: m for m in models.values() if m is not None}
         self.telemetry.slots_changed(state, models)
@@ -439,6 +440,8 @@ class ServingService:
             raise DeployRefused(
                 f"the slot change cannot be audited (app database: {exc}); nothing changed"
             ) from exc
+        # The online row gets the new models' features before they can answer (off the request path).
+        self.source.require(n for m in models.values() if m is not None for n in m.features)
         self._slots = _Slots(state, models, change)  # the swap: one reference, atomic
         self._cache = {m.version: m for m in models.values() if m is not None}
         self.telemetry.slots_changed(state, models)

@@ -174,8 +174,11 @@ def _fx_calendar(start: datetime, end: datetime) -> TradingCalendar:
 
 
 def _exchange_calendar(name: str, start: datetime, end: datetime) -> TradingCalendar:
-    """An exchange's regular sessions (holidays and early closes included) from ``exchange_calendars``."""
-    opens, closes = _exchange_sessions(name, start.date(), end.date())
+    """An exchange's regular sessions (holidays and early closes included) from ``exchange_calendars``.
+
+    Whole calendar years are built (and cached), so that the many short windows of online rows reuse one.
+    """
+    opens, closes = _exchange_sessions(name, date(start.year, 1, 1), date(end.year, 12, 31))
     return TradingCalendar(name, opens, closes)
 
 

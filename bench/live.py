@@ -1,0 +1,179 @@
+"""Benchmark: the live loop end to end, from a candle's arrival to the WebSocket frame at a client.
+
+Home: tests/live_factories.py (five synthetic trading days of M1 bars with synthetic news, gold built by
+the batch path, one registered LightGBM version reading 16 market, lag and news features). The API runs
+under uvicorn in this process (``create_app`` with the live feature source); a WebSocket client runs in
+its own process and records, for every ``bar`` frame, ``time.time()`` at receipt minus the frame's
+``arrived_at`` (when the loop got the candle from its source). Each bar goes through ``append_bars``
+(Delta merge), the online row, the prediction, the log + position transaction (SQLite app database), the
+in-memory feature source, the feature store push (background thread) and the hub.
+
+Two stores: ``sqlite`` (Feast SQLite online store, frames through the in-process hub) and ``redis`` (Feast
+Redis online store, frames published to Redis pub/sub and relayed by the API's RedisRelay).
+Two pacings: ``max`` (the replay as fast as it goes, 64 bars per poll: throughput, bars/s) and ``paced``
+(one bar per poll at 5 bars/s, as live: candle-to-frame latency without queueing behind a batch).
+
+    python bench/live.py [--days 2] [--runs 3] [--stores sqlite,redis]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))  # the test home factory
+
+GOALS = {"bars_per_s": 500.0, "p99_ms": 20.0}
+
+CLIENT = """
+import asyncio, json, sys, time, websockets
+async def main(url, n, out):
+    latencies = []
+    async with websockets.connect(url, max_queue=None) as ws:
+        print("ready", flush=True)
+        while len(latencies) < n:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == "bar":
+                latencies.append(time.time() - frame["arrived_at"])
+    open(out, "w").write(json.dumps(latencies))
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
+"""
+
+
+def _server(app: Any) -> tuple[Any, int]:
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return server, port
+
+
+def run_once(home: Any, store: str, pacing: str, days: int, tmp: Path) -> dict[str, Any]:
+    import polars as pl
+    from spxcast.serving.app import create_app
+
+    from spxcast.sentiment import scorer_id
+    from spxcast.serving.live.hub import RedisPublisher, RedisRelay
+    from spxcast.serving.live.loop import LiveLoop
+    from spxcast.serving.live.news import StoredArticles
+    from spxcast.serving.live.runtime import build_live_service, feature_sink
+    from spxcast.serving.live.sources import ReplaySource
+
+    redis_url = "redis://127.0.0.1:6379/0"
+    live = home.settings.live.model_copy(
+        update={"feature_store": store, "redis_url": redis_url if store == "redis" else None}
+    )
+    settings = home.app_settings(tmp, live=live)
+    end = home.replay_end
+    start = end - timedelta(days=days) if pacing == "max" else end - timedelta(minutes=100)
+    bars = home.gold.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).height
+    service = build_live_service(settings)
+    app = create_app(settings, service)
+    server, port = _server(app)
+    relay = None
+    if store == "redis":
+        relay = RedisRelay(redis_url, settings.live.channel, app.state.hub).start()
+        publisher: Any = RedisPublisher(redis_url, settings.live.channel)
+    else:
+        publisher = app.state.hub
+    out = tmp / "latencies.json"
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT, f"ws://127.0.0.1:{port}/ws/market-stream", str(bars), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert client.stdout is not None and client.stdout.readline().strip() == "ready"
+    time.sleep(0.3)
+    lake = service.source.lake
+    speed = None if pacing == "max" else 300.0  # 5 M1 bars per second
+    source = ReplaySource(
+        lake, settings.instrument, settings.granularity, start, end, speed, batch=64 if speed is None else 1
+    )
+    articles = StoredArticles(lake, scorer_id(settings.sentiment), start - timedelta(days=30), end)
+    sink = feature_sink(settings)
+    loop = LiveLoop(settings, service, source, publisher, articles=articles, sink=sink).start()
+    began = time.perf_counter()
+    stats = loop.run()
+    elapsed = time.perf_counter() - began
+    client.wait(120)
+    latencies = sorted(json.loads(out.read_text()))
+    if sink is not None:
+        sink.close()
+    if relay is not None:
+        relay.close()
+    server.should_exit = True
+    time.sleep(0.5)
+    service.close()
+
+    def pct(q: float) -> float:
+        return 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
+    return {
+        "store": store,
+        "pacing": pacing,
+        "bars": stats.bars,
+        "bars_per_s": stats.bars / elapsed if pacing == "max" else None,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--days", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--stores", default="sqlite,redis")
+    args = parser.parse_args()
+    import os
+
+    from live_factories import build_live_home
+
+    print(f"machine: {os.cpu_count()} cores; load: {os.getloadavg()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as scratch:
+        home = build_live_home(Path(scratch))
+        results: list[dict[str, Any]] = []
+        for store in args.stores.split(","):
+            for pacing in ("max", "paced"):
+                for run in range(args.runs):
+                    tmp = Path(scratch) / f"{store}-{pacing}-{run}"
+                    tmp.mkdir()
+                    result = run_once(home, store, pacing, args.days, tmp)
+                    print(json.dumps(result), flush=True)
+                    results.append(result)
+        print("\nmedian of runs (goals: replay >= 500 bars/s, candle -> frame p99 <= 20 ms)")
+        print(f"{'store':7} {'pacing':6} {'bars':>6} {'bars/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+        for store in args.stores.split(","):
+            for pacing in ("max", "paced"):
+                group = [r for r in results if r["store"] == store and r["pacing"] == pacing]
+                rate = [r["bars_per_s"] for r in group if r["bars_per_s"] is not None]
+                print(
+                    f"{store:7} {pacing:6} {group[0]['bars']:>6} "
+                    f"{statistics.median(rate) if rate else float('nan'):>8.0f} "
+                    f"{statistics.median(r['p50_ms'] for r in group):>8.1f} "
+                    f"{statistics.median(r['p99_ms'] for r in group):>8.1f}"
+                )
+        print(f"load after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

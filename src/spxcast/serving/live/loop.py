@@ -1,0 +1,480 @@
+"""The live loop of one series: every new complete candle becomes a served, logged, streamed prediction.
+
+One step (:meth:`LiveLoop.step`):
+
+1. the source's new candles -> :func:`~spxcast.ingest.market.append_bars` (validate, quarantine, commit to
+   ``bronze.candles``); only accepted bars after the position go on, oldest first;
+2. for each bar, the online row (:func:`spxcast.features.online.online_row`) from the in-memory trailing
+   window (sized by :func:`~spxcast.features.online.history_need`; the lake is read once at start, never
+   per bar) and the scored articles received by the bar's close;
+3. a prediction by every model slot of the serving service (the same slot snapshot and models ``/predict``
+   uses) with a deterministic id per (model version, series, bar);
+4. the predictions and the new position in ONE app-database transaction (:mod:`.position`): a crash leaves
+   both or neither, a replayed bar is ignored by id;
+5. the vectors to the in-memory feature source (``/predict``), the feature store and the publisher
+   (``bar`` frames);
+6. realised returns: labels of earlier bars whose horizon has now passed (the same
+   :func:`~spxcast.features.labels.make_labels` as gold) -> the service's
+   :meth:`~spxcast.serving.service.ServingService.attach_realised` (log rows + adaptive conformal
+   interval) and ``outcome`` frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import numpy as np
+import polars as pl
+
+from spxcast.config import Settings
+from spxcast.errors import ConfigError, SourceError
+from spxcast.features.catalog import BAR_COLUMNS, feature_catalog, feature_context
+from spxcast.features.labels import label_names, make_labels
+from spxcast.features.online import ARTICLE_COLUMNS, history_need, online_row
+from spxcast.ingest.market import append_bars
+from spxcast.lake import Lake
+from spxcast.lake.tables import CANDLES
+from spxcast.serving.live import position
+from spxcast.serving.live.features import LiveFeatureSource
+from spxcast.serving.live.hub import Publisher
+from spxcast.serving.live.sources import BarSource
+from spxcast.serving.loading import LoadedModel
+from spxcast.serving.predlog import LogEntry
+from spxcast.serving.service import ServingService
+from spxcast.serving.slots import SLOTS
+
+log = logging.getLogger(__name__)
+
+ARTICLE_SCHEMA: dict[str, pl.DataType] = {
+    "received_at": pl.Datetime("us", "UTC"),
+    "score": pl.Float64(),
+    "confidence": pl.Float64(),
+}
+
+
+class ArticleFeed(Protocol):
+    """Scored articles as they become known (the loop asks before each batch)."""
+
+    def new_articles(self) -> pl.DataFrame:
+        """Articles (received_at, score, confidence) not handed out before; empty when none."""
+        ...
+
+
+class VectorSink(Protocol):
+    """Where the bars' vectors go besides the in-memory source (the Feast online store)."""
+
+    def push(self, instrument: str, granularity: str, vectors: pl.DataFrame) -> None:
+        """``vectors``: ``ts`` + features, one row per bar, oldest first."""
+        ...
+
+
+class BackgroundSink:
+    """A :class:`VectorSink` written by its own thread: the loop hands batches over and goes on.
+
+    The online store is a cache of gold and of the loop's vectors (replicas read it only on start), so a
+    batch lost in a crash is rebuilt by the next push or ``materialize``; nothing the log needs waits here.
+    """
+
+    def __init__(self, target: VectorSink) -> None:
+        import queue
+
+        self.target = target
+        self.errors = 0
+        self._queue: queue.SimpleQueue[tuple[str, str, pl.DataFrame] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="feature-store-push", daemon=True)
+        self._thread.start()
+
+    def push(self, instrument: str, granularity: str, vectors: pl.DataFrame) -> None:
+        self._queue.put((instrument, granularity, vectors))
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Push what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get())
+            stopping = None in batch
+            items = [b for b in batch if b is not None]
+            if not items:
+                continue
+            instrument, granularity, _ = items[0]
+            try:
+                self.target.push(instrument, granularity, pl.concat([b[2] for b in items]))
+            except Exception as exc:  # Feast raises many types; the loop must not stop for a cache
+                self.errors += 1
+                log.warning("feature store push failed (%s): %s", type(exc).__name__, exc)
+
+
+@dataclass
+class LoopStats:
+    """Counters of one loop since it started."""
+
+    polls: int = 0
+    bars: int = 0
+    predictions: int = 0
+    quarantined: int = 0
+    outcomes: int = 0
+    attached: int = 0
+    source_errors: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class _Made:
+    prediction_id: str
+    slot: str
+    role: str
+    model: LoadedModel
+    predicted_pct: float
+
+
+class LiveLoop:
+    """The loop of ``settings.instrument``/``settings.granularity`` around one :class:`ServingService`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: ServingService,
+        source: BarSource,
+        publisher: Publisher,
+        *,
+        lake: Lake | None = None,
+        articles: ArticleFeed | None = None,
+        sink: BackgroundSink | None = None,
+        on_bar: Callable[[dict[str, Any]], None] | None = None,
+        publish_vectors: bool = False,
+    ) -> None:
+        if not isinstance(service.source, LiveFeatureSource):
+            raise ConfigError(
+                "the live loop needs a service built with a LiveFeatureSource (build_live_service)"
+            )
+        self.settings = settings
+        self.service = service
+        self.features: LiveFeatureSource = service.source
+        self.source = source
+        self.publisher = publisher
+        self.lake = lake or service.source.lake
+        self.articles_feed = articles
+        self.sink = sink
+        self.on_bar = on_bar
+        self.publish_vectors = publish_vectors
+        self.instrument = settings.instrument
+        self.granularity = settings.granularity
+        self.bar = service.bar
+        self.catalog = feature_catalog(settings)
+        self.context = feature_context(settings)
+        self.horizon = timedelta(minutes=settings.horizon_minutes)
+        self.stats = LoopStats()
+        self._stop = threading.Event()
+        self._names: tuple[str, ...] = ()
+        self._need = history_need(self.catalog, [])
+        self._window = pl.DataFrame(schema={c: self.bar_schema[c] for c in BAR_COLUMNS})
+        self._articles = pl.DataFrame(schema=ARTICLE_SCHEMA)
+        self._pending: OrderedDict[datetime, list[_Made]] = OrderedDict()
+        self.position: datetime | None = None
+
+    bar_schema = CANDLES.schema
+
+    # ----- start: position and the trailing window, read once
+    def start(self) -> LiveLoop:
+        self.position = position.load(self.service.engine, self.instrument, self.granularity)
+        origin = self.source.origin
+        self._refresh_names()
+        self._read_window()
+        if self.position is None and origin is None and not self._window.is_empty():
+            self.position = self._window["ts"][-1]  # a live source starts after the newest stored bar
+        self._take_articles()
+        self._realise(self._window)
+        log.info(
+            "live loop %s %s from %s (%d bars of history in memory)",
+            self.instrument,
+            self.granularity,
+            self.position.isoformat() if self.position else "the first bar",
+            self._window.height,
+        )
+        return self
+
+    def _read_window(self) -> None:
+        """The trailing window from bronze.candles: bars up to the position (or before a replay's start)."""
+        if not self.lake.exists(CANDLES.name):
+            return
+        stored = self.lake.series(CANDLES.name, self.instrument, self.granularity).select(BAR_COLUMNS)
+        if self.position is not None:
+            stored = stored.filter(pl.col("ts") <= self.position)
+        elif self.source.origin is not None:
+            stored = stored.filter(pl.col("ts") < self.source.origin)
+        self._window = stored.tail(self._keep_bars()).collect().cast(self._window.schema)
+
+    def _refresh_names(self) -> None:
+        """The features any slot's model reads, in catalog order (the vector the loop computes). A newly
+        deployed model needing more history than the window holds gets it from the lake, once."""
+        models = [m for m in self.service.slots().models.values() if m is not None]
+        wanted = {n for m in models for n in m.features}
+        names = tuple(spec.name for spec in self.catalog if spec.name in wanted)
+        if names != self._names:
+            before = self._keep_bars()
+            self._names = names
+            self._need = history_need(self.catalog, list(names))
+            if self._keep_bars() > before and not self._window.is_empty():
+                self._read_window()
+
+    def _keep_bars(self) -> int:
+        """Bars the window keeps: what the features need, and enough to label a bar at the horizon."""
+        horizon_bars = self.settings.horizon_bar_count
+        return max(self._need.bars, 2 * horizon_bars + 2) + 1
+
+    # ----- running
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, until_finished: bool = True) -> LoopStats:
+        """Poll and process until :meth:`stop` (or the source is finished, when ``until_finished``)."""
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except SourceError as exc:  # the source is unreachable: try again next poll, keep the position
+                self.stats.source_errors += 1
+                log.warning(
+                    "live %s source failed (retrying in %ss): %s", self.source.name, self.source.wait_s(), exc
+                )
+            if until_finished and self.source.finished:
+                break
+            self._stop.wait(self.source.wait_s())
+        return self.stats
+
+    def step(self) -> int:
+        """One poll: process every new bar; returns how many bars were processed."""
+        raw = self.source.poll(self.position)
+        self.stats.polls += 1
+        if raw.is_empty():
+            return 0
+        arrived = time.time()
+        now = self.source.now()
+        result = append_bars(
+            self.lake,
+            raw,
+            instrument=self.instrument,
+            granularity=self.granularity,
+            source=self.source.name,
+            now=now,
+            quality=self.settings.quality,
+        )
+        self.stats.quarantined += result.quarantined.height
+        new = result.accepted.select(BAR_COLUMNS).unique("ts", keep="last").sort("ts")
+        if self.position is not None:
+            new = new.filter(pl.col("ts") > self.position)
+        if new.is_empty():
+            return 0
+        self._process(new, now, arrived)
+        return new.height
+
+    def _process(self, new: pl.DataFrame, now: datetime, arrived: float) -> None:
+        self._refresh_names()
+        self._take_articles()
+        snapshot = self.service.slots()
+        full = pl.concat([self._window, new.cast(self._window.schema)], how="vertical")
+        first = self._window.height
+        rows: list[dict[str, Any]] = []
+        frames: list[dict[str, Any]] = []
+        vectors: list[tuple[datetime, float, np.ndarray]] = []
+        computed: list[pl.DataFrame] = []
+        for index in range(first, full.height):
+            bars = self._need.keep_bars(full.slice(0, index + 1))
+            bar = bars.row(bars.height - 1, named=True)
+            ts: datetime = bar["ts"]
+            close_at = ts + self.bar
+            articles = self._need.keep_articles(self._articles, close_at)
+            vector = online_row(bars, articles, self.catalog, self.context, self._names)
+            values = vector.drop("ts").to_numpy().reshape(-1).astype(np.float32)
+            price = float(bar["close"])
+            made = self._predict(snapshot, ts, close_at, price, values, rows)
+            self._pending[ts] = made
+            vectors.append((ts, price, values))
+            computed.append(vector)
+            frames.append(self._bar_frame(bar, close_at, price, made, arrived))
+        last = full["ts"][-1]
+        position.commit_bars(
+            self.service.engine, self.instrument, self.granularity, last, new.height, rows, datetime.now(UTC)
+        )
+        self.position = last
+        self._window = full.tail(self._keep_bars())
+        for (ts, price, values), frame in zip(vectors, frames, strict=True):
+            self.features.push(ts, price, self._names, values)
+            if self.publish_vectors:
+                self.publisher.publish(self._vector_frame(ts, price, values))
+            self.publisher.publish(frame)
+            if self.on_bar is not None:
+                self.on_bar(frame)
+        if self.sink is not None:
+            self.sink.push(self.instrument, self.granularity, pl.concat(computed))
+        self.stats.bars += new.height
+        self.stats.predictions += len(rows)
+        self._realise(full)
+        self.stats.attached += self.service.attach_realised(now)
+
+    def _predict(
+        self,
+        snapshot: Any,
+        ts: datetime,
+        close_at: datetime,
+        price: float,
+        values: np.ndarray,
+        rows: list[dict[str, Any]],
+    ) -> list[_Made]:
+        """One prediction per loaded slot: the live slot's is ``served``, the other one's ``shadow``."""
+        index = {name: i for i, name in enumerate(self._names)}
+        made = []
+        created = datetime.now(UTC)
+        for slot in SLOTS:
+            model = snapshot.models[slot]
+            if model is None:
+                continue
+            x = values[[index[n] for n in model.features]]
+            predicted = model.predict(x)
+            lower = upper = None
+            if model.conformal is not None:
+                lower, upper = model.conformal.interval(predicted)
+            role = "served" if slot == snapshot.state.live else "shadow"
+            pid = position.prediction_id(
+                model.model_name, model.version, self.instrument, self.granularity, ts
+            )
+            entry = LogEntry(
+                prediction_id=pid,
+                created_at=created,
+                instrument=self.instrument,
+                granularity=self.granularity,
+                horizon_minutes=self.settings.horizon_minutes,
+                bar_ts=ts,
+                feature_as_of=close_at,
+                model_name=model.model_name,
+                model_version=model.version,
+                slot=slot,
+                role=role,
+                predicted_pct=predicted,
+                lower_pct=lower,
+                upper_pct=upper,
+                price=price,
+                names=model.features,
+                values=x,
+            )
+            rows.append(entry.row())
+            self.service.telemetry.predicted(slot, role)
+            made.append(_Made(pid, slot, role, model, predicted))
+        return made
+
+    def _bar_frame(
+        self, bar: dict[str, Any], close_at: datetime, price: float, made: Sequence[_Made], arrived: float
+    ) -> dict[str, Any]:
+        predictions = []
+        for m in made:
+            lower = upper = level = None
+            if m.model.conformal is not None:
+                lower, upper = m.model.conformal.interval(m.predicted_pct)
+                level = m.model.conformal.level
+            predictions.append(
+                {
+                    "prediction_id": m.prediction_id,
+                    "slot": m.slot,
+                    "role": m.role,
+                    "model_name": m.model.model_name,
+                    "model_version": m.model.version,
+                    "predicted_pct": m.predicted_pct,
+                    "lower_pct": lower,
+                    "upper_pct": upper,
+                    "level": level,
+                    "predicted_price": price * (1 + m.predicted_pct / 100),
+                }
+            )
+        return {
+            "type": "bar",
+            "instrument": self.instrument,
+            "granularity": self.granularity,
+            "ts": bar["ts"].isoformat(),
+            "close_at": close_at.isoformat(),
+            "open": bar["open"],
+            "high": bar["high"],
+            "low": bar["low"],
+            "close": price,
+            "volume": bar["volume"],
+            "horizon_minutes": self.settings.horizon_minutes,
+            "predictions": predictions,
+            "arrived_at": arrived,
+        }
+
+    def _vector_frame(self, ts: datetime, price: float, values: np.ndarray) -> dict[str, Any]:
+        return {
+            "type": "vector",
+            "instrument": self.instrument,
+            "granularity": self.granularity,
+            "ts": ts.isoformat(),
+            "price": price,
+            "names": list(self._names),
+            "values": [None if not np.isfinite(v) else float(v) for v in values],
+        }
+
+    # ----- news and realised returns
+    def _take_articles(self) -> None:
+        if self.articles_feed is None:
+            return
+        fresh = self.articles_feed.new_articles()
+        if not fresh.is_empty():
+            fresh = fresh.select(ARTICLE_COLUMNS).cast(ARTICLE_SCHEMA)  # type: ignore[arg-type]
+            self._articles = pl.concat([self._articles, fresh]).unique().sort("received_at")
+        if self.position is not None and not self._articles.is_empty():
+            since = self.position - timedelta(minutes=self._need.article_minutes) - self.bar
+            self._articles = self._articles.filter(pl.col("received_at") > since)
+
+    def _realise(self, bars: pl.DataFrame) -> None:
+        """Labels of the bars whose horizon has passed by the newest bar of ``bars`` (the gold labels)."""
+        if bars.height < 2:
+            return
+        keyed = bars.with_columns(
+            pl.lit(self.instrument).alias("instrument"), pl.lit(self.granularity).alias("granularity")
+        )
+        ret, _ = label_names(self.settings.horizon_minutes, self.settings.horizon_bars)
+        labels = make_labels(
+            keyed,
+            self.settings.horizon_minutes,
+            self.settings.features.label_tolerance_minutes,
+            self.settings.horizon_bars,
+            self.settings.calendar,
+        )
+        newest: datetime = bars["ts"][-1]
+        known = labels.filter(pl.col(ret).is_not_null() & (pl.col("ts") <= newest - self.horizon))
+        for ts, value in known.select("ts", ret).iter_rows():
+            self.features.set_realised(ts, float(value))
+            made = self._pending.pop(ts, None)
+            if made is None:
+                continue
+            self.stats.outcomes += 1
+            self.publisher.publish(
+                {
+                    "type": "outcome",
+                    "instrument": self.instrument,
+                    "granularity": self.granularity,
+                    "ts": ts.isoformat(),
+                    "realised_pct": float(value),
+                    "predictions": [
+                        {
+                            "prediction_id": m.prediction_id,
+                            "model_version": m.model.version,
+                            "predicted_pct": m.predicted_pct,
+                        }
+                        for m in made
+                    ],
+                }
+            )
+        while len(self._pending) > 10_000:
+            self._pending.popitem(last=False)
