@@ -53,18 +53,24 @@ demo: $(STAMP)
 	-$(BIN)/spxcast models promote --reason "make demo"
 	$(BIN)/spxcast models summary
 
-# The embedded stack on this machine until Ctrl-C: the API and the dashboard (a model comes from `make demo`).
+# The embedded stack on this machine until Ctrl-C: the API with the live loop and the dashboard (a model comes
+# from `make demo`). The loop replays stored bars with REPLAY='FROM TO' (UTC, e.g. make up
+# REPLAY='2025-01-06T14:00 2025-01-06T20:00'), or follows OANDA when SPXCAST_OANDA__TOKEN is set.
 API_PORT ?= 8000
 DASHBOARD_PORT ?= 8501
+REPLAY ?=
+SPEED ?= 60x
 up: $(STAMP)
-	@trap 'kill $$api $$dashboard 2>/dev/null; wait' INT TERM EXIT; \
-	$(BIN)/spxcast serve --port $(API_PORT) & api=$$!; \
+	@if [ -n "$(REPLAY)" ]; then live="--live --replay $(REPLAY) --speed $(SPEED)"; loop="replaying $(REPLAY) at $(SPEED)"; \
+	elif [ -n "$$SPXCAST_OANDA__TOKEN" ]; then export SPXCAST_LIVE__SOURCE=oanda; live="--live"; loop="following OANDA"; \
+	else live=""; loop="off: set REPLAY='FROM TO' to replay stored bars or SPXCAST_OANDA__TOKEN for OANDA"; fi; \
+	trap 'kill $$api $$dashboard 2>/dev/null; wait' INT TERM EXIT; \
+	$(BIN)/spxcast serve --port $(API_PORT) $$live & api=$$!; \
 	$(BIN)/spxcast dashboard --port $(DASHBOARD_PORT) --api-url http://127.0.0.1:$(API_PORT) & dashboard=$$!; \
 	sleep 2; \
 	echo "API:       http://127.0.0.1:$(API_PORT)  (docs at /docs)"; \
 	echo "dashboard: http://127.0.0.1:$(DASHBOARD_PORT)"; \
-	echo "The live loop (replay, or OANDA with a token) arrives with issue 12; until then forecasts come"; \
-	echo "from POST /predict (the dashboard's Predict now button). Ctrl-C stops both."; \
+	echo "live loop: $$loop. Ctrl-C stops everything."; \
 	wait
 
 test: $(STAMP)
