@@ -8,7 +8,7 @@ AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_REQS := deploy/airflow/requirements.txt deploy/airflow/constraints-py3.11.txt
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell cat $(AIRFLOW_REQS) | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint bench clean airflow-venv system-deps
+.PHONY: install demo test lint bench clean airflow-venv system-deps up
 
 # The CPU build of torch must be installed by this exact pin before anything that needs torch.
 $(STAMP): pyproject.toml
@@ -36,10 +36,11 @@ $(AIRFLOW_STAMP): $(AIRFLOW_REQS)
 airflow-venv: $(AIRFLOW_STAMP)
 
 # Debian packages the tests need (as root, as CI runs): docker-compose lints deploy/compose.yaml; nginx fronts
-# two API replicas in tests/e2e/test_serving_nginx.py.
+# two API replicas in tests/e2e/test_serving_nginx.py; chromium runs the dashboard's browser test (driven
+# by Playwright with this executable, no browser download).
 system-deps:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose nginx
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose nginx chromium
 
 # The whole offline pipeline on the embedded default: a synthetic year of candles and news with the planted
 # signal, ingest -> features -> news -> train -> select -> register, then promotion through the gates.
@@ -51,6 +52,26 @@ demo: $(STAMP)
 	$(BIN)/spxcast data health
 	-$(BIN)/spxcast models promote --reason "make demo"
 	$(BIN)/spxcast models summary
+
+# The embedded stack on this machine until Ctrl-C: the API with the live loop and the dashboard (a model comes
+# from `make demo`). The loop replays stored bars with REPLAY='FROM TO' (UTC, e.g. make up
+# REPLAY='2025-01-06T14:00 2025-01-06T20:00'), or follows OANDA when SPXCAST_OANDA__TOKEN is set.
+API_PORT ?= 8000
+DASHBOARD_PORT ?= 8501
+REPLAY ?=
+SPEED ?= 60x
+up: $(STAMP)
+	@if [ -n "$(REPLAY)" ]; then live="--live --replay $(REPLAY) --speed $(SPEED)"; loop="replaying $(REPLAY) at $(SPEED)"; \
+	elif [ -n "$$SPXCAST_OANDA__TOKEN" ]; then export SPXCAST_LIVE__SOURCE=oanda; live="--live"; loop="following OANDA"; \
+	else live=""; loop="off: set REPLAY='FROM TO' to replay stored bars or SPXCAST_OANDA__TOKEN for OANDA"; fi; \
+	trap 'kill $$api $$dashboard 2>/dev/null; wait' INT TERM EXIT; \
+	$(BIN)/spxcast serve --port $(API_PORT) $$live & api=$$!; \
+	$(BIN)/spxcast dashboard --port $(DASHBOARD_PORT) --api-url http://127.0.0.1:$(API_PORT) & dashboard=$$!; \
+	sleep 2; \
+	echo "API:       http://127.0.0.1:$(API_PORT)  (docs at /docs)"; \
+	echo "dashboard: http://127.0.0.1:$(DASHBOARD_PORT)"; \
+	echo "live loop: $$loop. Ctrl-C stops everything."; \
+	wait
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)

@@ -68,9 +68,9 @@ def _server(app: Any) -> tuple[Any, int]:
 
 def run_once(home: Any, store: str, pacing: str, days: int, tmp: Path) -> dict[str, Any]:
     import polars as pl
-    from spxcast.serving.app import create_app
 
     from spxcast.sentiment import scorer_id
+    from spxcast.serving.app import create_app
     from spxcast.serving.live.hub import RedisPublisher, RedisRelay
     from spxcast.serving.live.loop import LiveLoop
     from spxcast.serving.live.news import StoredArticles

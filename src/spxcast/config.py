@@ -426,6 +426,16 @@ class LiveSettings(BaseModel):
     )
 
 
+class DashboardSettings(BaseModel):
+    """The Streamlit dashboard (``spxcast dashboard``): a client of the API at ``api_url`` only."""
+
+    api_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of the spxcast API")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8501, ge=0, le=65535)
+    refresh_s: float = Field(default=5.0, ge=1, description="How often the live page polls the API")
+    timeout_s: float = Field(default=5.0, gt=0, description="Timeout of one API request")
+
+
 class Settings(BaseSettings):
     """Effective configuration of one spxcast process."""
 
@@ -465,6 +475,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     @field_validator("granularity")
     @classmethod

@@ -80,6 +80,7 @@ def test_replay_equals_batch_and_realised_equals_labels(home: LiveHome, tmp_path
 
 def test_websocket_client_receives_every_bar_in_order(home: LiveHome, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
+
     from spxcast.serving.app import create_app
 
     settings = home.app_settings(tmp_path)

@@ -49,10 +49,9 @@ def _equal(left: np.ndarray, right: np.ndarray) -> bool:
 def test_historical_retrieval_equals_gold_and_online_read_equals_pushed_vector(
     home: Settings, store: object
 ) -> None:
+    from spxcast.features.catalog import feature_catalog, feature_context
     from spxcast.features.online import history_need, online_row
     from spxcast.lake.online import online_inputs
-
-    from spxcast.features.catalog import feature_catalog, feature_context
     from spxcast.sentiment import scorer_id
 
     client = store

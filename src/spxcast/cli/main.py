@@ -25,6 +25,7 @@ _GROUPS = (
     "monitor_cmd",
     "serve_cmd",
     "live_cmd",
+    "dashboard_cmd",
 )
 
 app = typer.Typer(

@@ -25,7 +25,18 @@ from spxcast.serving.errors import DeployRefused, InvalidInput, NoModel, NotFoun
 from spxcast.serving.features import FeatureSource
 from spxcast.serving.live.hub import StreamHub
 from spxcast.serving.loading import VersionLoader
-from spxcast.serving.routers import admin, explain, health, history, models, monitoring, news, predict, stream
+from spxcast.serving.routers import (
+    admin,
+    bars,
+    explain,
+    health,
+    history,
+    models,
+    monitoring,
+    news,
+    predict,
+    stream,
+)
 from spxcast.serving.service import ServingService
 from spxcast.serving.telemetry import Telemetry
 
@@ -70,7 +81,7 @@ def create_app(settings: Settings, service: ServingService | None = None) -> Fas
     )
     app.state.settings = settings
     app.state.hub = StreamHub(settings.live.client_queue)  # the live stream; fed by a loop or a relay
-    for module in (predict, explain, history, news, models, health, admin, monitoring, stream):
+    for module in (predict, explain, history, bars, news, models, health, admin, monitoring, stream):
         app.include_router(module.router)
     _error_handlers(app)
     if settings.serving.cors_origins:

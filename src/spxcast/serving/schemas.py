@@ -94,6 +94,21 @@ class HistoryResponse(_Strict):
     rows: list[HistoryRow]
 
 
+class BarOut(_Strict):
+    ts: datetime = Field(description="Bar start (UTC)")
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int | None
+
+
+class BarsResponse(_Strict):
+    instrument: str
+    granularity: str
+    bars: list[BarOut] = Field(description="Oldest first")
+
+
 class NewsItem(_Strict):
     article_id: str
     received_at: datetime

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -349,6 +350,25 @@ class ServingService:
             .collect()
             .rename({"scorer_id": "scorer"})
             .drop("text_hash")
+            .to_dicts()
+        )
+
+    def bars(self, instrument: str, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` stored bars of ``instrument`` (bronze.candles), oldest first."""
+        if instrument != self.settings.instrument:
+            raise NotFound(
+                f"unknown instrument {instrument!r}; this server serves {self.settings.instrument!r}"
+            )
+        lake = self.source.lake
+        if not lake.exists("bronze.candles"):
+            return []
+        return (
+            lake.scan("bronze.candles")
+            .filter(pl.col("instrument") == instrument, pl.col("granularity") == self.settings.granularity)
+            .select("ts", "open", "high", "low", "close", "volume")
+            .sort("ts")
+            .tail(limit)
+            .collect()
             .to_dicts()
         )
 

@@ -37,9 +37,8 @@ def test_no_server_errors_on_generated_requests(home: ServedHome, tmp_path: Path
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         failures: list[str] = []
         operations = [result.ok() for result in schema.get_all_operations()]
-        assert (
-            len(operations) == 15
-        )  # 12 serving routes + GET /monitoring/latest, /monitoring/report, /alerts
+        # 12 serving routes + GET /bars (issue 14) + GET /monitoring/latest, /monitoring/report, /alerts
+        assert len(operations) == 16
         for operation in operations:
 
             @given(case=operation.as_strategy())
