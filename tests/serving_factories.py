@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+import httpx
 import polars as pl
 
 from spxcast.config import Settings, load_settings
@@ -115,3 +118,29 @@ def client(settings: Settings) -> Iterator[Any]:
 
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+def wait_for_http(
+    url: str, process: subprocess.Popen[bytes], log: Path | None = None, timeout: float = 90
+) -> None:
+    """Poll ``url`` until it answers 200 while ``process`` runs; on failure show the tail of ``log``.
+
+    ``timeout`` is in seconds (wall clock).
+    """
+
+    def tail() -> str:
+        if log is None or not log.exists():
+            return ""
+        return "\n--- last lines of " + str(log) + " ---\n" + log.read_text(errors="replace")[-4000:]
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = process.poll()
+        assert code is None, f"process for {url} exited with code {code}{tail()}"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer 200 within {timeout} s{tail()}")

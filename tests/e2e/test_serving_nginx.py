@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from string import Template
 
@@ -17,7 +16,7 @@ import pytest
 
 from pg_cluster import free_port
 from services import services_required
-from serving_factories import build_home
+from serving_factories import build_home, wait_for_http
 
 KEY = "nginx-admin-key"
 CONFIG = Path(__file__).parents[2] / "deploy" / "nginx"
@@ -31,19 +30,6 @@ def _nginx() -> str:
             pytest.fail(f"{message}; SPXCAST_REQUIRE_SERVICES=1 requires it")
         pytest.skip(message)
     return found
-
-
-def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"process for {url} exited"
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer 200 within {timeout} s")
 
 
 def _predictions(port: int) -> float:
@@ -99,10 +85,10 @@ def test_two_replicas_behind_nginx(tmp_path: Path) -> None:
         )
         assert test.returncode == 0, test.stderr
         proxy = subprocess.Popen([nginx, "-p", str(prefix), "-c", "nginx.conf", "-g", directives])
-        for port, replica in zip(ports, replicas, strict=True):
-            _wait(f"http://127.0.0.1:{port}/health", replica)
+        for i, (port, replica) in enumerate(zip(ports, replicas, strict=True)):
+            wait_for_http(f"http://127.0.0.1:{port}/health", replica, tmp_path / f"replica{i}.log")
         base = f"http://127.0.0.1:{listen}"
-        _wait(f"{base}/health", proxy)
+        wait_for_http(f"{base}/health", proxy)
         deployed = httpx.post(
             f"{base}/admin/deploy",
             json={"version": home.versions["lightgbm"], "reason": "behind nginx"},
@@ -110,8 +96,8 @@ def test_two_replicas_behind_nginx(tmp_path: Path) -> None:
             timeout=60,
         )
         assert deployed.status_code == 200, deployed.text
-        for port, replica in zip(ports, replicas, strict=True):  # the other replica follows the audit
-            _wait(f"http://127.0.0.1:{port}/ready", replica)
+        for i, (port, replica) in enumerate(zip(ports, replicas, strict=True)):  # the other follows the audit
+            wait_for_http(f"http://127.0.0.1:{port}/ready", replica, tmp_path / f"replica{i}.log")
         statuses = []
         with httpx.Client(base_url=base, timeout=30) as http:
             for i in range(300):

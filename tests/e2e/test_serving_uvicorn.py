@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from pg_cluster import free_port, throwaway_cluster
-from serving_factories import build_home
+from serving_factories import build_home, wait_for_http
 from spxcast.db import PredictionRecord
 
 KEY = "e2e-admin-key-7f3a"
@@ -59,19 +59,6 @@ class Load:
             t.join()
 
 
-def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "server exited"
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("server did not start")
-
-
 def admin(base: str, path: str, body: dict[str, Any]) -> httpx.Response:
     return httpx.post(f"{base}/admin/{path}", json=body, headers={"X-Admin-Key": KEY}, timeout=60)
 
@@ -98,7 +85,7 @@ def test_swaps_and_a_database_outage_under_load_lose_and_double_nothing(tmp_path
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_ready(base, server)
+            wait_for_http(f"{base}/health", server, tmp_path / "server.log")
             assert (
                 admin(base, "deploy", {"version": home.versions["lightgbm"], "reason": "first"}).status_code
                 == 200
