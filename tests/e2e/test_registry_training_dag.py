@@ -34,6 +34,7 @@ UPSTREAM = {
     "gold_market_features",
     "gold_news_signals",
     "gold_labels",
+    "materialize",
     "train_lightgbm",
     "train_xgboost",
     "train_ar",
