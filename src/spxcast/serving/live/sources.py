@@ -63,11 +63,28 @@ class BarSource(Protocol):
         ...
 
 
-class OandaPolling:
+class _LiveSource:
+    """What the live sources share: wall-clock time, a fixed poll interval, no end."""
+
+    origin: datetime | None = None
+    poll_s: float
+    clock: Clock
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def wait_s(self) -> float:
+        return self.poll_s
+
+    @property
+    def finished(self) -> bool:
+        return False
+
+
+class OandaPolling(_LiveSource):
     """OANDA candles after the newest processed bar, asked for every ``poll_s`` seconds."""
 
     name = "oanda"
-    origin: datetime | None = None
 
     def __init__(
         self,
@@ -92,22 +109,11 @@ class OandaPolling:
         frames = list(self.client.fetch(self.instrument, self.granularity, start, now + self.bar))
         return pl.concat(frames, how="vertical") if frames else pl.DataFrame()
 
-    def now(self) -> datetime:
-        return self.clock()
 
-    def wait_s(self) -> float:
-        return self.poll_s
-
-    @property
-    def finished(self) -> bool:
-        return False
-
-
-class DirectorySource:
+class DirectorySource(_LiveSource):
     """Candle files appearing in ``directory``, read once each in name order (new or changed files)."""
 
     name = "files"
-    origin: datetime | None = None
 
     def __init__(
         self, directory: Path, config: FilesSourceSettings, poll_s: float, clock: Clock = utc_now
@@ -131,16 +137,6 @@ class DirectorySource:
             source = FileCandleSource(self.config, path)
             frames.extend(frame.drop("line", strict=False) for frame in source.fetch("", "", None, None))
         return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-
-    def now(self) -> datetime:
-        return self.clock()
-
-    def wait_s(self) -> float:
-        return self.poll_s
-
-    @property
-    def finished(self) -> bool:
-        return False
 
 
 class ReplaySource:
