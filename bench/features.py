@@ -23,16 +23,16 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from support.measure import peak_rss  # noqa: E402
 
 # In memory: the feature computation alone; --lake: the tasks with their Delta reads and writes.
 GOALS = {False: {"total_s": 20.0, "peak_rss_gb": 4.0}, True: {"total_s": 10.0, "peak_rss_gb": 3.0}}
@@ -50,32 +50,9 @@ def _load() -> str:
     return "load average " + " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min)"
 
 
-@contextmanager
-def _peak_rss() -> Iterator[Callable[[], float]]:
-    """Sample this process's RSS every 5 ms; yields a function returning the peak so far (GB)."""
-    import psutil
-
-    process = psutil.Process()
-    peak = [process.memory_info().rss]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], process.memory_info().rss)
-            stop.wait(0.005)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield lambda: peak[0] / 1e9
-    finally:
-        stop.set()
-        thread.join()
-
-
 def _timed(records: list[dict[str, Any]], name: str, function: Callable[[], Any]) -> Any:
     """Run ``function`` as one stage; append its wall seconds, CPU seconds and peak RSS to ``records``."""
-    with _peak_rss() as peak:
+    with peak_rss() as peak:
         start, cpu = time.perf_counter(), _cpu_seconds()
         result = function()
         records.append(

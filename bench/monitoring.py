@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +31,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from support.measure import peak_rss  # noqa: E402
 
 GOALS = {"seconds": 10.0, "peak_rss_gb": 1.0}
 NOW = datetime(2026, 3, 6, 15, 0, tzinfo=UTC)
@@ -111,8 +112,6 @@ def champion() -> Any:
 
 
 def one_run(home: Path, bars: int, report: bool) -> dict[str, Any]:
-    import psutil
-
     from spxcast.config import Settings
     from spxcast.monitoring.service import run_monitoring
 
@@ -121,27 +120,15 @@ def one_run(home: Path, bars: int, report: bool) -> dict[str, Any]:
     settings = settings.model_copy(
         update={"monitoring": settings.monitoring.model_copy(update={"performance_window_bars": bars})}
     )
-    process = psutil.Process()
-    peak = [process.memory_info().rss]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], process.memory_info().rss)
-            stop.wait(0.005)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    started = time.perf_counter()
-    summary = run_monitoring(
-        settings, now=NOW, send=False, report=report, champion_loader=lambda _: reference
-    )
-    seconds = time.perf_counter() - started
-    stop.set()
-    thread.join()
+    with peak_rss() as peak:
+        started = time.perf_counter()
+        summary = run_monitoring(
+            settings, now=NOW, send=False, report=report, champion_loader=lambda _: reference
+        )
+        seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
-        "peak_rss_gb": peak[0] / 1e9,
+        "peak_rss_gb": peak(),
         "realised_rows": summary["realised_rows"],
         "features": len(reference.features),
     }
