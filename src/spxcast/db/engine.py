@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from spxcast.errors import ConfigError, SpxcastError
-from spxcast.lake.locks import exclusive
+from spxcast.locks import exclusive
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # Key of the PostgreSQL advisory lock held while migrating (any fixed 64-bit integer private to spxcast).

@@ -5,7 +5,7 @@ version (uncommitted data files are invisible), a crash after it leaves the new 
 table version, which training records as lineage.
 
 Concurrent writers: on a local lake, the create-or-merge of a keyed table runs under one lock per table
-(``<root>/_locks/<table>.lock``, see :mod:`spxcast.lake.locks`), so two processes writing the same keys
+(``<root>/_locks/<table>.lock``, see :mod:`spxcast.locks`), so two processes writing the same keys
 store each key once, the write that creates the table included. On object storage, the create is a
 Delta "create if absent" commit that falls back to a merge when another writer created the table first.
 """
@@ -25,8 +25,8 @@ from typing import Any
 import polars as pl
 
 from spxcast.errors import LakeError, SchemaError
-from spxcast.lake.locks import exclusive
 from spxcast.lake.tables import TableSpec, table
+from spxcast.locks import exclusive
 
 log = logging.getLogger(__name__)
 

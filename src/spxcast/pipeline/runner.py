@@ -34,7 +34,7 @@ from spxcast.config import Settings, register_secrets
 from spxcast.db import PipelineRun, TaskRun, connect
 from spxcast.errors import PipelineError, redact
 from spxcast.lake import Lake
-from spxcast.lake.locks import LockHeld, exclusive
+from spxcast.locks import LockHeld, exclusive
 from spxcast.pipeline import runs
 from spxcast.pipeline.context import TaskContext
 from spxcast.pipeline.reuse import (
