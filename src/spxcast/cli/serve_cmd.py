@@ -56,7 +56,7 @@ def serve(
         return
     if cfg.serving.workers == 1:
         uvicorn.run(
-            create_app(cfg),
+            create_app(cfg, server=True),
             host=cfg.serving.host,
             port=cfg.serving.port,
             log_level="warning",
@@ -64,8 +64,11 @@ def serve(
         )
         return
     # Workers are separate processes: each builds its app from the environment and config file, so the
-    # global options given here travel as environment variables.
+    # global options given here travel as environment variables. Each worker keeps its own slot snapshot
+    # (following the audited state), prediction-log queue and spool file; metrics are summed over them.
     import os
+
+    from spxcast.serving.telemetry import shared_between_workers
 
     os.environ.update(
         {
@@ -74,15 +77,16 @@ def serve(
             "SPXCAST_GRANULARITY": cfg.granularity,
         }
     )
-    uvicorn.run(
-        "spxcast.serving.app:app_from_environment",
-        factory=True,
-        host=cfg.serving.host,
-        port=cfg.serving.port,
-        workers=cfg.serving.workers,
-        log_level="warning",
-        access_log=False,
-    )
+    with shared_between_workers():
+        uvicorn.run(
+            "spxcast.serving.app:app_from_environment",
+            factory=True,
+            host=cfg.serving.host,
+            port=cfg.serving.port,
+            workers=cfg.serving.workers,
+            log_level="warning",
+            access_log=False,
+        )
 
 
 def _admin(ctx: typer.Context, url: str | None, path: str, body: dict[str, Any]) -> None:
