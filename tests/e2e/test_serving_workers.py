@@ -27,22 +27,37 @@ SPX = "SPX500_USD"
 
 
 def _predict(base: str) -> dict[str, object]:
-    # A fresh connection per request, so that both workers accept some.
+    """One answer, on a fresh connection (so that both workers accept some)."""
     response = httpx.post(f"{base}/predict", json={"instrument": SPX}, timeout=30)
     assert response.status_code == 200, response.text
     return dict(response.json())
 
 
 def _per_worker_predictions(directory: Path) -> dict[str, float]:
-    """Served predictions per worker pid, read from each worker's multiprocess counter file."""
+    """Predictions per worker pid, read from each worker's multiprocess counter file."""
     counts = {}
     for file in directory.glob("counter_*.db"):
         counts[file.stem.split("_", 1)[1]] = sum(
             value
             for key, value, _, _ in MmapedDict.read_all_values_from_file(str(file))
-            if json.loads(key)[0] == "spxcast_predictions" and "served" in json.loads(key)[3]
+            if json.loads(key)[0] == "spxcast_predictions"
         )
     return counts
+
+
+def _live_versions(directory: Path) -> dict[str, float]:
+    """The live slot's model version per worker pid, from each worker's multiprocess gauge file."""
+    found = {}
+    for file in directory.glob("gauge_livemostrecent_*.db"):
+        gauges: dict[tuple[str, str], float] = {}
+        for key, value, _, _ in MmapedDict.read_all_values_from_file(str(file)):
+            name, _, labels, _ = json.loads(key)  # prometheus_client's key: metric, sample, labels, help
+            if "slot" in labels:
+                gauges[name, labels["slot"]] = value
+        live = [slot for (name, slot), value in gauges.items() if name == "spxcast_slot_live" and value == 1]
+        if live:
+            found[file.stem.rsplit("_", 1)[1]] = gauges.get(("spxcast_slot_model_version", live[0]), 0.0)
+    return found
 
 
 def _metric(base: str, name: str) -> float:
@@ -87,19 +102,18 @@ def test_two_workers_share_slot_state_log_and_metrics(tmp_path: Path) -> None:
                 )
                 assert deployed.status_code == 200, deployed.text
                 deadline = time.monotonic() + 60
-                while True:  # the other worker follows within serving.feature_refresh_s
-                    batch = list(pool.map(lambda _: _predict(base), range(40)))
-                    if all(b["model"]["version"] == version for b in batch):  # type: ignore[index]
-                        break
-                    assert time.monotonic() < deadline, "a worker did not follow the deploy"
-                answered += batch
-                answered += pool.map(lambda _: _predict(base), range(200))
-        assert all(b["model"]["version"] == home.versions["ar"] for b in answered[-200:])  # type: ignore[index]
+                # The worker that took the deploy swapped at once; the other follows the audited state.
+                while list(_live_versions(metrics).values()) != [version, version]:
+                    assert time.monotonic() < deadline, f"workers did not follow: {_live_versions(metrics)}"
+                    time.sleep(0.2)
+                steady = list(pool.map(lambda _: _predict(base), range(200)))
+                assert all(b["model"]["version"] == version for b in steady)  # type: ignore[index]
+                answered += steady
 
         per_worker = _per_worker_predictions(metrics)
         assert len(per_worker) == 2 and all(n > 0 for n in per_worker.values()), per_worker
         served = _metric(base, "spxcast_predictions_total")
-        assert served == sum(per_worker.values()) >= len(answered)
+        assert served == sum(per_worker.values()) == len(answered)
 
         ids = {str(b["prediction_id"]) for b in answered}
         engine = create_engine(f"sqlite:///{db}")
