@@ -358,7 +358,16 @@ class MonitoringSettings(BaseModel):
     email_to: list[str] = Field(default_factory=list)
     webhook_url: SecretStr | None = Field(default=None, description="Slack-compatible incoming webhook")
     channel_timeout_s: float = Field(default=10.0, gt=0)
-    retrain_policy: Literal["off", "suggest", "automatic"] = "suggest"
+    retrain_policy: Literal["off", "suggest", "automatic"] = Field(
+        default="suggest",
+        description="On a new decay or drift-share alert: off; suggest (the command in the message); "
+        "automatic (the training DAG, the gates, the idle slot in shadow, promotion on live evidence)",
+    )
+    serving_url: str | None = Field(
+        default=None,
+        description="Base URL of the serving API whose admin routes (serving.admin_key) the retrain loop "
+        "deploys through; unset: a new challenger is recorded as awaiting deploy, with the command",
+    )
     promote_min_rows: int = Field(default=500, ge=10, description="Live rows both slots scored, at least")
     promote_pvalue: float = Field(default=0.05, gt=0, lt=1, description="Paired test: challenger better")
     promote_max_p99_latency_ms: float = Field(default=250.0, gt=0)

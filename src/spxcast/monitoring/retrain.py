@@ -5,6 +5,7 @@ champion (pure decision functions; the pipeline and serving calls live in :mod:`
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -29,6 +30,19 @@ def retrain_action(policy: str, opened: Sequence[NewAlert]) -> tuple[Action, lis
     if policy == "off" or not reasons:
         return "none", reasons
     return ("train" if policy == "automatic" else "suggest"), reasons
+
+
+def deploy_commands(version: int, reason: str, *, swap: bool) -> list[str]:
+    """What a person runs to do a deploy the loop could not make itself (no serving URL or admin key, or
+    the server refused): load ``version`` into the idle slot and make it live (``swap``) or score in shadow.
+    """
+    why = shlex.quote(reason)
+    if swap:
+        return [f"spxcast serve deploy {version} --reason {why}"]
+    return [
+        f"spxcast serve deploy {version} --no-swap --reason {why}",
+        f"spxcast serve shadow on --reason {why}",
+    ]
 
 
 @dataclass(frozen=True)

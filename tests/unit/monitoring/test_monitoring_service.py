@@ -121,7 +121,7 @@ def test_run_raises_decay_and_drift_alerts_sends_them_once_and_retrains(
                 report=report,
                 champion_loader=lambda _: reference,
                 engine=engine,
-                trainer=lambda s: calls.append(s) or {"status": "trained"},
+                trainer=lambda s, why: calls.append((s, why)) or {"status": "trained"},
             )
 
         first = run(NOW)
