@@ -56,6 +56,27 @@ def smtp_server(password: str) -> Iterator[tuple[Inbox, int]]:
 
 
 @contextmanager
+def serving_api(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port in a thread; yields its base URL, stops it after."""
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@contextmanager
 def webhook_receiver() -> Iterator[tuple[list[tuple[str, dict[str, Any]]], int]]:
     received: list[tuple[str, dict[str, Any]]] = []
 
