@@ -363,6 +363,12 @@ class MonitoringSettings(BaseModel):
         description="On a new decay or drift-share alert: off; suggest (the command in the message); "
         "automatic (the training DAG, the gates, the idle slot in shadow, promotion on live evidence)",
     )
+    retrain_retry_minutes: float = Field(
+        default=1440.0,
+        gt=0,
+        description="automatic: while a decay or drift-share alert stays open and the last retrain brought "
+        "no challenger to the shadow slot, retrain again after this many minutes",
+    )
     serving_url: str | None = Field(
         default=None,
         description="Base URL of the serving API whose admin routes (serving.admin_key) the retrain loop "

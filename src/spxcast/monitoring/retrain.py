@@ -8,10 +8,11 @@ import math
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 from spxcast.errors import ConfigError
-from spxcast.monitoring.alerts import NewAlert
+from spxcast.monitoring.alerts import Finding, NewAlert
 from spxcast.monitoring.performance import Paired
 
 # Checks whose alerts say the model no longer fits the data (a single drifting feature does not).
@@ -20,16 +21,47 @@ RETRAIN_CHECKS = ("decay", "drift_share", "prediction_drift")
 Action = Literal["none", "suggest", "train"]
 
 
-def retrain_action(policy: str, opened: Sequence[NewAlert]) -> tuple[Action, list[str]]:
-    """What the newly opened alerts ask for under ``policy`` (off, suggest, automatic), and why.
+def retrain_action(
+    policy: str,
+    opened: Sequence[NewAlert],
+    persisting: Sequence[Finding] = (),
+    last: LastRetrain | None = None,
+    now: datetime | None = None,
+    retry_minutes: float = math.inf,
+) -> tuple[Action, list[str]]:
+    """What the alerts ask for under ``policy`` (off, suggest, automatic), and why.
 
-    Only alerts opened by this run count (an alert already open has had its say), and only the checks in
-    :data:`RETRAIN_CHECKS`. ``suggest`` records and notifies the suggestion; ``automatic`` runs training.
+    Alerts opened by this run count, for the checks in :data:`RETRAIN_CHECKS`. ``suggest`` records and
+    notifies the suggestion; ``automatic`` runs training. An alert already open has had its say, except
+    under ``automatic`` when the condition persists (``persisting``: findings refreshing open alerts) and the
+    ``last`` automatic retrain brought no challenger to serving's shadow slot (a new regime may need more
+    rows before a model can learn it): then training runs again once ``retry_minutes`` have passed since.
     """
     reasons = [a.finding.key for a in opened if a.finding.check in RETRAIN_CHECKS]
-    if policy == "off" or not reasons:
+    if policy == "off":
         return "none", reasons
-    return ("train" if policy == "automatic" else "suggest"), reasons
+    if reasons:
+        return ("train" if policy == "automatic" else "suggest"), reasons
+    still = [f.key for f in persisting if f.check in RETRAIN_CHECKS]
+    if (
+        policy == "automatic"
+        and still
+        and last is not None
+        and not last.reached_shadow
+        and now is not None
+        and now - last.at >= timedelta(minutes=retry_minutes)
+    ):
+        return "train", [f"{key} (still open; retry)" for key in still]
+    return "none", []
+
+
+@dataclass(frozen=True)
+class LastRetrain:
+    """The last automatic retrain: when (the monitoring clock, UTC) and whether its version reached
+    serving's idle slot in shadow (deployed, or awaiting a person's deploy)."""
+
+    at: datetime
+    reached_shadow: bool
 
 
 def deploy_commands(version: int, reason: str, *, swap: bool) -> list[str]:

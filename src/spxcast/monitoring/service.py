@@ -541,7 +541,14 @@ def run_monitoring(
 
     plan = alerts.plan(outcome.findings, known_alerts(engine, now), config.rules, now)
     opened_ids = apply_plan(engine, plan, run_id, now)
-    action, reasons = retrain.retrain_action(config.retrain_policy, plan.open)
+    action, reasons = retrain.retrain_action(
+        config.retrain_policy,
+        plan.open,
+        [finding for _, finding in plan.refresh],
+        last_retrain(settings),
+        now,
+        config.retrain_retry_minutes,
+    )
     extra = []
     if action == "suggest":
         extra.append(f"Retraining suggested ({', '.join(reasons)}): run spxcast pipeline run training")
@@ -558,6 +565,8 @@ def run_monitoring(
     if action == "train":
         why = f"monitoring run {run_id}: {', '.join(reasons)}"
         retrained = trainer(settings, why) if trainer is not None else {"status": "deferred"}
+        shadow = (retrained.get("shadow") or {}).get("status")
+        _record_retrain(settings, now, shadow in ("deployed", "awaiting deploy"))
     promotion = (
         promoter(settings, now)
         if promoter is not None and config.retrain_policy == "automatic" and outcome.paired is not None
@@ -587,6 +596,24 @@ def run_monitoring(
     (folder / "summary.json").write_text(text_summary)
     (monitoring_dir(settings) / "latest.json").write_text(text_summary)
     return summary
+
+
+def _last_retrain_file(settings: Settings) -> Path:
+    return monitoring_dir(settings) / "last_retrain.json"
+
+
+def last_retrain(settings: Settings) -> retrain.LastRetrain | None:
+    """The last automatic retrain of this home's monitoring (``<monitoring>/last_retrain.json``), or None."""
+    path = _last_retrain_file(settings)
+    if not path.exists():
+        return None
+    document = json.loads(path.read_text())
+    return retrain.LastRetrain(datetime.fromisoformat(document["at"]), bool(document["reached_shadow"]))
+
+
+def _record_retrain(settings: Settings, at: datetime, reached_shadow: bool) -> None:
+    document = {"at": at.isoformat(), "reached_shadow": reached_shadow}
+    _last_retrain_file(settings).write_text(json.dumps(document))
 
 
 def latest(settings: Settings) -> dict[str, Any] | None:
