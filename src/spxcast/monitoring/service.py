@@ -747,17 +747,27 @@ def deploy_to_serving(settings: Settings, version: int, reason: str, *, swap: bo
 def shadow_health(log_rows: pl.DataFrame) -> tuple[float, float]:
     """(p99 latency in ms, error rate) of the shadow model from the prediction log.
 
-    Latency: ``created_at - feature_as_of`` of its rows (from the moment its inputs were known to the
-    logged prediction, serving's own time included). Error rate: served bars without a shadow row (a
-    shadow prediction that failed is not logged) over served bars. Both inf/1.0 when it logged nothing.
+    Latency: how long after the live prediction of the same bar the shadow's was logged (``created_at``
+    of the shadow row minus that of the served row, at least 0): the time the challenger adds on serving's
+    path. Wall-clock differences only, so a replay of historical bars is judged like live traffic. Error
+    rate: served bars since the shadow's first row without a shadow row (a shadow prediction that failed is
+    not logged) over those served bars. Both inf/1.0 when it logged nothing.
     """
-    served = log_rows.filter(pl.col("role") == "served")["bar_ts"].n_unique()
     shadow = log_rows.filter(pl.col("role") == "shadow")
-    if served == 0 or shadow.is_empty():
+    if shadow.is_empty():
         return math.inf, 1.0
-    delay = (shadow["created_at"] - shadow["feature_as_of"]).dt.total_milliseconds().drop_nulls()
-    p99 = float(delay.quantile(0.99) or 0.0) if delay.len() else math.inf
-    return p99, max(0.0, 1.0 - shadow["bar_ts"].n_unique() / served)
+    first = shadow["bar_ts"].min()
+    served = log_rows.filter((pl.col("role") == "served") & (pl.col("bar_ts") >= first))
+    if served.is_empty():
+        return math.inf, 1.0
+    lag = (
+        shadow.group_by("bar_ts")
+        .agg(pl.col("created_at").max().alias("shadow_at"))
+        .join(served.group_by("bar_ts").agg(pl.col("created_at").min().alias("served_at")), on="bar_ts")
+        .select(((pl.col("shadow_at") - pl.col("served_at")).dt.total_milliseconds()).clip(0).alias("ms"))
+    )["ms"].drop_nulls()
+    p99 = float(lag.quantile(0.99) or 0.0) if lag.len() else math.inf
+    return p99, max(0.0, 1.0 - shadow["bar_ts"].n_unique() / served["bar_ts"].n_unique())
 
 
 def promotion_check(

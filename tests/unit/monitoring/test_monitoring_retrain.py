@@ -55,3 +55,27 @@ def test_without_serving_url_or_admin_key_a_deploy_awaits_a_person(settings: Set
     assert keyless["why"] == "no serving.admin_key" and keyless["commands"] == [
         "spxcast serve deploy 7 --reason promoted"
     ]
+
+
+def test_retrain_policy_opens_once_and_retries_only_a_retrain_that_reached_no_shadow() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from spxcast.monitoring.alerts import Finding, NewAlert
+
+    decay = Finding("decay", "model", 1.6, 1.2, True, "decayed")
+    drift_one = Finding("drift", "f0", 0.4, 0.1, True, "one feature")
+    now = datetime(2026, 3, 6, 15, tzinfo=UTC)
+    opened = [NewAlert(decay, "critical"), NewAlert(drift_one, "info")]
+    assert retrain.retrain_action("off", opened) == ("none", ["decay:model"])
+    assert retrain.retrain_action("suggest", opened) == ("suggest", ["decay:model"])
+    assert retrain.retrain_action("automatic", opened) == ("train", ["decay:model"])
+    assert retrain.retrain_action("automatic", [NewAlert(drift_one, "info")]) == ("none", [])
+    failed = retrain.LastRetrain(now - timedelta(hours=25), reached_shadow=False)
+    retry = retrain.retrain_action("automatic", [], [decay], failed, now, 1440)
+    assert retry == ("train", ["decay:model (still open; retry)"])
+    too_soon = retrain.LastRetrain(now - timedelta(hours=23), reached_shadow=False)
+    assert retrain.retrain_action("automatic", [], [decay], too_soon, now, 1440) == ("none", [])
+    shadowed = retrain.LastRetrain(now - timedelta(days=9), reached_shadow=True)
+    assert retrain.retrain_action("automatic", [], [decay], shadowed, now, 1440) == ("none", [])
+    assert retrain.retrain_action("suggest", [], [decay], failed, now, 1440) == ("none", [])
+    assert retrain.retrain_action("automatic", [], [drift_one], failed, now, 1440) == ("none", [])
