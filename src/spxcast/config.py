@@ -315,6 +315,11 @@ class DriftSettings(BaseModel):
         default=50_000, ge=100, description="Most recent train rows used as reference"
     )
     report_rows: int = Field(default=5_000, ge=100, description="Reference rows sampled for the HTML report")
+    report_features: int = Field(
+        default=20,
+        ge=1,
+        description="Most features in the HTML report (the drifted, else the largest effects)",
+    )
 
 
 class AlertRule(BaseModel):
@@ -366,8 +371,9 @@ class MonitoringSettings(BaseModel):
     retrain_retry_minutes: float = Field(
         default=1440.0,
         gt=0,
-        description="automatic: while a decay or drift-share alert stays open and the last retrain brought "
-        "no challenger to the shadow slot, retrain again after this many minutes",
+        description="automatic: at most one retrain per this many minutes; while a decay or drift-share "
+        "alert stays open and the last retrain brought no challenger to the shadow slot, retrain again "
+        "after this long",
     )
     serving_url: str | None = Field(
         default=None,

@@ -27,30 +27,28 @@ def retrain_action(
     persisting: Sequence[Finding] = (),
     last: LastRetrain | None = None,
     now: datetime | None = None,
-    retry_minutes: float = math.inf,
+    retry_minutes: float = 0.0,
 ) -> tuple[Action, list[str]]:
     """What the alerts ask for under ``policy`` (off, suggest, automatic), and why.
 
-    Alerts opened by this run count, for the checks in :data:`RETRAIN_CHECKS`. ``suggest`` records and
-    notifies the suggestion; ``automatic`` runs training. An alert already open has had its say, except
-    under ``automatic`` when the condition persists (``persisting``: findings refreshing open alerts) and the
-    ``last`` automatic retrain brought no challenger to serving's shadow slot (a new regime may need more
-    rows before a model can learn it): then training runs again once ``retry_minutes`` have passed since.
+    Alerts of the checks in :data:`RETRAIN_CHECKS` count. ``suggest`` records and notifies the suggestion
+    for alerts opened by this run. ``automatic`` runs training for them too, at most once per
+    ``retry_minutes`` since the ``last`` automatic retrain (a flapping alert does not retrain every hour, and
+    a challenger in shadow gets that long to gather live evidence); and while the condition persists
+    (``persisting``: findings refreshing open alerts) and the last retrain brought no challenger to serving's
+    shadow slot (a new regime may need more rows before a model can learn it), it trains again once
+    ``retry_minutes`` have passed.
     """
     reasons = [a.finding.key for a in opened if a.finding.check in RETRAIN_CHECKS]
-    if policy == "off":
-        return "none", reasons
+    if policy == "off" or (policy == "suggest" and not reasons):
+        return "none", reasons if policy == "off" else []
+    if policy == "suggest":
+        return "suggest", reasons
+    due = last is None or (now is not None and now - last.at >= timedelta(minutes=retry_minutes))
     if reasons:
-        return ("train" if policy == "automatic" else "suggest"), reasons
+        return ("train", reasons) if due else ("none", [])
     still = [f.key for f in persisting if f.check in RETRAIN_CHECKS]
-    if (
-        policy == "automatic"
-        and still
-        and last is not None
-        and not last.reached_shadow
-        and now is not None
-        and now - last.at >= timedelta(minutes=retry_minutes)
-    ):
+    if still and last is not None and not last.reached_shadow and due:
         return "train", [f"{key} (still open; retry)" for key in still]
     return "none", []
 

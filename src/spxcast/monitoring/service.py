@@ -432,17 +432,18 @@ def write_report(
     drift_frame: pl.DataFrame,
     rows: int,
     seed: int,
+    columns: int = 20,
 ) -> None:
-    """Evidently's drift report of the drifted features (else the 10 largest effects) and the prediction,
-    with the calibrated thresholds; the reference is sampled to ``rows`` rows."""
+    """Evidently's drift report of the drifted features (else the largest effects) and the prediction, at
+    most ``columns`` of them, with the calibrated thresholds; the reference is sampled to ``rows`` rows."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     judged = drift_frame.filter(pl.col("statistic").is_not_null()).sort("statistic", descending=True)
     chosen = judged.filter(pl.col("drifted") | (pl.col("feature") == checks.PREDICTION))
-    if chosen.height < 10:
+    if chosen.height < min(10, columns):
         chosen = pl.concat([chosen, judged.filter(~pl.col("drifted"))]).unique("feature", keep="first")
-    chosen = chosen.sort("statistic", descending=True).head(20)
+    chosen = chosen.sort("statistic", descending=True).head(columns)
     columns = chosen["feature"].to_list()
     if not columns:
         path.write_text("<html><body>No drift statistics this run (no served rows).</body></html>")
@@ -516,6 +517,7 @@ def run_monitoring(
         reference_rmse=champion.test_rmse if champion is not None else None,
         last_bar_ts=last_bar,
         last_article_at=last_article,
+        news=settings.features.use_news and settings.news.source != "none",
         accepted=accepted,
         quarantined=quarantined,
     )
@@ -537,6 +539,7 @@ def run_monitoring(
             outcome.drift,
             config.drift.report_rows,
             settings.seed,
+            config.drift.report_features,
         )
 
     plan = alerts.plan(outcome.findings, known_alerts(engine, now), config.rules, now)

@@ -75,7 +75,12 @@ def test_retrain_policy_opens_once_and_retries_only_a_retrain_that_reached_no_sh
     assert retry == ("train", ["decay:model (still open; retry)"])
     too_soon = retrain.LastRetrain(now - timedelta(hours=23), reached_shadow=False)
     assert retrain.retrain_action("automatic", [], [decay], too_soon, now, 1440) == ("none", [])
-    shadowed = retrain.LastRetrain(now - timedelta(days=9), reached_shadow=True)
-    assert retrain.retrain_action("automatic", [], [decay], shadowed, now, 1440) == ("none", [])
+    assert retrain.retrain_action("automatic", opened, [], too_soon, now, 1440) == ("none", []), (
+        "rate-limited"
+    )
+    shadowed = retrain.LastRetrain(now - timedelta(hours=9), reached_shadow=True)
+    assert retrain.retrain_action("automatic", opened, [], shadowed, now, 1440) == ("none", []), "in shadow"
+    assert retrain.retrain_action("automatic", [], [decay], shadowed, now, 60) == ("none", [])
+    assert retrain.retrain_action("automatic", opened, [], shadowed, now, 60) == ("train", ["decay:model"])
     assert retrain.retrain_action("suggest", [], [decay], failed, now, 1440) == ("none", [])
     assert retrain.retrain_action("automatic", [], [drift_one], failed, now, 1440) == ("none", [])
