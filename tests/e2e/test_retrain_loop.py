@@ -182,7 +182,7 @@ def test_decay_training_gates_shadow_and_promotion_only_with_significance(tmp_pa
                 "smtp_password": SecretStr(PASSWORD),
                 "email_to": ["oncall@example.org"],
                 "performance_window_bars": 96,  # four trading days of hourly outcomes
-                "min_realised_rows": 48,
+                "min_realised_rows": 40,
                 "promote_min_rows": 40,
                 "retrain_retry_minutes": 9 * 1440.0,
                 "rules": [r for r in base.monitoring.rules if r.check != "article_age"],  # no news here
@@ -213,13 +213,15 @@ def test_decay_training_gates_shadow_and_promotion_only_with_significance(tmp_pa
             )
     seconds["total"] = time.perf_counter() - started
     print(f"retrain loop e2e: {len(runs)} monitoring runs; seconds {seconds}")
+    trace = "\n".join(_line(r) for r in runs)
 
     # Decay: none before the switch; opened with significance within a bounded number of bars after it.
-    switched = stamps[switch - 1]  # the first outcome of the new regime is this bar's
-    before = [r for r in runs if datetime.fromisoformat(r["at"]) <= switched]
-    assert before and not any("decay:model" in r["alerts_opened"] for r in before)
-    assert not any(r["decay"]["decayed"] for r in before)
-    opened = next(r for r in runs if "decay:model" in r["alerts_opened"])
+    known = stamps[switch] + timedelta(hours=1)  # the first outcome of the new regime is known at this close
+    before = [r for r in runs if datetime.fromisoformat(r["at"]) < known]
+    assert before and all(r["decay"]["rows"] >= config.min_realised_rows for r in before), trace
+    assert not any(r["decay"]["decayed"] or "decay:model" in r["alerts_opened"] for r in before), trace
+    opened = next((r for r in runs if "decay:model" in r["alerts_opened"]), None)
+    assert opened is not None, trace
     delay = stamps.index(datetime.fromisoformat(opened["at"]) - timedelta(hours=1)) + 1 - switch
     assert delay <= 8 * EVERY, f"decay alert {delay} bars after the switch"
     assert opened["decay"]["p_value"] < config.decay_pvalue and opened["decay"]["ratio"] > 1.2
@@ -232,13 +234,14 @@ def test_decay_training_gates_shadow_and_promotion_only_with_significance(tmp_pa
     # Training through the runner, as recorded runs; the first retrain may find nothing learnable yet.
     retrains = [r["retrain"]["result"] for r in runs if r["retrain"]["action"] == "train"]
     assert retrains[0] is opened["retrain"]["result"] or retrains[0] == opened["retrain"]["result"]
-    assert all(r["status"] == "succeeded" for r in retrains), retrains
+    assert all(r["status"] == "succeeded" for r in retrains), trace
     with Session(connect(settings.db_url())) as session:
         recorded = {r.id: r.dag for r in session.scalars(select(PipelineRun)).all()}
     assert all(recorded[r["training_run"]] == "training" for r in retrains)
 
     # Gates, then the idle slot in shadow through the admin API.
-    shadowed = next(r for r in retrains if (r.get("shadow") or {}).get("status") == "deployed")
+    shadowed = next((r for r in retrains if (r.get("shadow") or {}).get("status") == "deployed"), None)
+    assert shadowed is not None, trace
     version = shadowed["challenger"]
     assert version != first and shadowed["gates"]["passed"], shadowed
     slots = shadowed["shadow"]
@@ -248,12 +251,12 @@ def test_decay_training_gates_shadow_and_promotion_only_with_significance(tmp_pa
     # Promotion only once the live evidence is significant; refused before.
     decisions = [r["promotion"] for r in runs if r["promotion"] and r["promotion"]["challenger"] == version]
     refused, promoted = decisions[:-1], decisions[-1]
-    assert refused and all(not d["decision"]["promote"] for d in refused)
+    assert refused and all(not d["decision"]["promote"] for d in refused), trace
     assert all(
         d["paired"]["rows"] < config.promote_min_rows or d["paired"]["p_value"] >= config.promote_pvalue
         for d in refused
     )
-    assert promoted["promoted"] and promoted["paired"]["p_value"] < config.promote_pvalue
+    assert promoted.get("promoted") and promoted["paired"]["p_value"] < config.promote_pvalue, trace
     assert promoted["paired"]["rows"] >= config.promote_min_rows
     assert promoted["paired"]["challenger_rmse"] < promoted["paired"]["champion_rmse"]
     live = promoted["serving"]
@@ -263,3 +266,17 @@ def test_decay_training_gates_shadow_and_promotion_only_with_significance(tmp_pa
     actions = [t.action for t in registry.history(version)]
     assert actions[0] == "register" and "retrain_gates" in actions and "shadow_deploy" in actions
     assert actions[-1] == "promote"
+
+
+def _line(run: dict[str, Any]) -> str:
+    """One monitoring run in a line (the trace a failed assertion shows)."""
+    decay = run["decay"] or {}
+    retrained = run["retrain"]["result"] or {}
+    promotion = run["promotion"] or {}
+    return (
+        f"{run['at']} decay {decay.get('ratio')} p={decay.get('p_value')} rows={decay.get('rows')} "
+        f"opened={[k for k in run['alerts_opened'] if not k.startswith(('drift:', 'missing:'))]} "
+        f"retrain={run['retrain']['action']} {retrained.get('status')} v{retrained.get('challenger')} "
+        f"{(retrained.get('shadow') or {}).get('status')} "
+        f"promotion={(promotion.get('decision') or {}).get('reasons')} {promotion.get('promoted')}"
+    )

@@ -432,18 +432,18 @@ def write_report(
     drift_frame: pl.DataFrame,
     rows: int,
     seed: int,
-    columns: int = 20,
+    most: int = 20,
 ) -> None:
     """Evidently's drift report of the drifted features (else the largest effects) and the prediction, at
-    most ``columns`` of them, with the calibrated thresholds; the reference is sampled to ``rows`` rows."""
+    most ``most`` of them, with the calibrated thresholds; the reference is sampled to ``rows`` rows."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     judged = drift_frame.filter(pl.col("statistic").is_not_null()).sort("statistic", descending=True)
     chosen = judged.filter(pl.col("drifted") | (pl.col("feature") == checks.PREDICTION))
-    if chosen.height < min(10, columns):
+    if chosen.height < min(10, most):
         chosen = pl.concat([chosen, judged.filter(~pl.col("drifted"))]).unique("feature", keep="first")
-    chosen = chosen.sort("statistic", descending=True).head(columns)
+    chosen = chosen.sort("statistic", descending=True).head(most)
     columns = chosen["feature"].to_list()
     if not columns:
         path.write_text("<html><body>No drift statistics this run (no served rows).</body></html>")
