@@ -9,14 +9,18 @@ One step (:meth:`LiveLoop.step`):
    per bar) and the scored articles received by the bar's close;
 3. a prediction by every model slot of the serving service (the same slot snapshot and models ``/predict``
    uses) with a deterministic id per (model version, series, bar);
-4. the predictions and the new position in ONE app-database transaction (:mod:`.position`): a crash leaves
-   both or neither, a replayed bar is ignored by id;
+4. in ONE app-database transaction (:func:`.position.commit`): the predictions, the new position, the
+   record of bars no model could predict (with the reason), and the realised returns now known -- labels of
+   earlier bars whose horizon has passed (the same :func:`~spxcast.features.labels.make_labels` as gold),
+   attached to every logged prediction of those bars still without one. A crash leaves all or nothing;
+   a replayed bar is ignored by id, an attached return is never attached twice;
 5. the vectors to the in-memory feature source (``/predict``), the feature store and the publisher
-   (``bar`` frames);
-6. realised returns: labels of earlier bars whose horizon has now passed (the same
-   :func:`~spxcast.features.labels.make_labels` as gold) -> the service's
-   :meth:`~spxcast.serving.service.ServingService.attach_realised` (log rows + adaptive conformal
-   interval) and ``outcome`` frames.
+   (``bar`` frames), then ``outcome`` frames for the realised returns this transaction attached, and those
+   outcomes to the slots' adaptive conformal intervals (ACI), once each, in bar order.
+
+The loop owns the realised returns of its series: the serving service does not attach them in the
+background while a loop runs (``attach_in_background``), so nothing is attached, published or fed to ACI
+twice. At start, realised returns that became due while the loop was down are attached and published.
 """
 
 from __future__ import annotations
@@ -127,6 +131,7 @@ class LoopStats:
     quarantined: int = 0
     outcomes: int = 0
     attached: int = 0
+    unpredicted: int = 0
     source_errors: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -162,6 +167,7 @@ class LiveLoop:
             )
         self.settings = settings
         self.service = service
+        service.attach_in_background = False  # this loop attaches the series' realised returns
         self.features: LiveFeatureSource = service.source
         self.source = source
         self.publisher = publisher
@@ -182,7 +188,6 @@ class LiveLoop:
         self._need = history_need(self.catalog, [])
         self._window = pl.DataFrame(schema={c: self.bar_schema[c] for c in BAR_COLUMNS})
         self._articles = pl.DataFrame(schema=ARTICLE_SCHEMA)
-        self._pending: OrderedDict[datetime, list[_Made]] = OrderedDict()
         self.position: datetime | None = None
 
     bar_schema = CANDLES.schema
@@ -196,7 +201,7 @@ class LiveLoop:
         if self.position is None and origin is None and not self._window.is_empty():
             self.position = self._window["ts"][-1]  # a live source starts after the newest stored bar
         self._take_articles()
-        self._realise(self._window)
+        self._realised(position.commit(self.service.engine, self._step(self._window), datetime.now(UTC)))
         log.info(
             "live loop %s %s from %s (%d bars of history in memory)",
             self.instrument,
@@ -300,14 +305,17 @@ class LiveLoop:
             values = vector.drop("ts").to_numpy().reshape(-1).astype(np.float32)
             price = float(bar["close"])
             made = self._predict(snapshot, ts, close_at, price, values, rows)
-            self._pending[ts] = made
             vectors.append((ts, price, values))
             computed.append(vector)
-            frames.append(self._bar_frame(bar, close_at, price, made, arrived))
+            frames.append(self._bar_frame(bar, close_at, price, made, arrived, snapshot))
         last = full["ts"][-1]
-        position.commit_bars(
-            self.service.engine, self.instrument, self.granularity, last, new.height, rows, datetime.now(UTC)
-        )
+        step = self._step(full)
+        step.position, step.bars, step.predictions = last, new.height, rows
+        if not rows:
+            step.unpredicted = position.Unpredicted(
+                new["ts"][0] + self.bar, last + self.bar, new.height, self._why_unpredicted(snapshot)
+            )
+        realised = position.commit(self.service.engine, step, datetime.now(UTC))
         self.position = last
         self._window = full.tail(self._keep_bars())
         for (ts, price, values), frame in zip(vectors, frames, strict=True):
@@ -321,8 +329,13 @@ class LiveLoop:
             self.sink.push(self.instrument, self.granularity, pl.concat(computed))
         self.stats.bars += new.height
         self.stats.predictions += len(rows)
-        self._realise(full)
-        self.stats.attached += self.service.attach_realised(now)
+        if step.unpredicted is not None:
+            self.stats.unpredicted += new.height
+            log.warning("live %s", step.unpredicted.reason)
+        self._realised(realised)
+
+    def _why_unpredicted(self, snapshot: Any) -> str:
+        return f"no model loaded in any serving slot ({snapshot.reason})"
 
     def _predict(
         self,
@@ -375,7 +388,13 @@ class LiveLoop:
         return made
 
     def _bar_frame(
-        self, bar: dict[str, Any], close_at: datetime, price: float, made: Sequence[_Made], arrived: float
+        self,
+        bar: dict[str, Any],
+        close_at: datetime,
+        price: float,
+        made: Sequence[_Made],
+        arrived: float,
+        snapshot: Any,
     ) -> dict[str, Any]:
         predictions = []
         for m in made:
@@ -410,6 +429,7 @@ class LiveLoop:
             "volume": bar["volume"],
             "horizon_minutes": self.settings.horizon_minutes,
             "predictions": predictions,
+            "not_predicted": None if made else self._why_unpredicted(snapshot),
             "arrived_at": arrived,
         }
 
@@ -436,10 +456,17 @@ class LiveLoop:
             since = self.position - timedelta(minutes=self._need.article_minutes) - self.bar
             self._articles = self._articles.filter(pl.col("received_at") > since)
 
-    def _realise(self, bars: pl.DataFrame) -> None:
-        """Labels of the bars whose horizon has passed by the newest bar of ``bars`` (the gold labels)."""
+    def _step(self, bars: pl.DataFrame) -> position.Step:
+        """A step of this series carrying the realised returns known from ``bars`` (no position move)."""
+        return position.Step(
+            self.instrument, self.granularity, self.settings.horizon_minutes, labels=self._labels(bars)
+        )
+
+    def _labels(self, bars: pl.DataFrame) -> dict[datetime, float]:
+        """Realised returns (percent, by bar start) of the bars of ``bars`` whose horizon has passed by its
+        newest bar: the gold labels, by the same function."""
         if bars.height < 2:
-            return
+            return {}
         keyed = bars.with_columns(
             pl.lit(self.instrument).alias("instrument"), pl.lit(self.granularity).alias("granularity")
         )
@@ -453,11 +480,25 @@ class LiveLoop:
         )
         newest: datetime = bars["ts"][-1]
         known = labels.filter(pl.col(ret).is_not_null() & (pl.col("ts") <= newest - self.horizon))
-        for ts, value in known.select("ts", ret).iter_rows():
-            self.features.set_realised(ts, float(value))
-            made = self._pending.pop(ts, None)
-            if made is None:
-                continue
+        return {ts: float(value) for ts, value in known.select("ts", ret).iter_rows()}
+
+    def _realised(self, attached: list[position.Realised]) -> None:
+        """Publish the outcomes one transaction attached and feed them to ACI (the loop's own prediction
+        of each version and bar; another logged one of that version when the loop made none)."""
+        if not attached:
+            return
+        self.stats.attached += len(attached)
+        by_bar: OrderedDict[datetime, list[position.Realised]] = OrderedDict()
+        per_version: dict[tuple[int, datetime], position.Realised] = {}
+        for r in attached:
+            mine = r.prediction_id == position.prediction_id(
+                r.model_name, r.model_version, self.instrument, self.granularity, r.bar_ts
+            )
+            if mine:
+                by_bar.setdefault(r.bar_ts, []).append(r)
+            if mine or (r.model_version, r.bar_ts) not in per_version:
+                per_version[(r.model_version, r.bar_ts)] = r
+        for ts, made in by_bar.items():
             self.stats.outcomes += 1
             self.publisher.publish(
                 {
@@ -465,16 +506,17 @@ class LiveLoop:
                     "instrument": self.instrument,
                     "granularity": self.granularity,
                     "ts": ts.isoformat(),
-                    "realised_pct": float(value),
+                    "realised_pct": made[0].realised_pct,
                     "predictions": [
                         {
                             "prediction_id": m.prediction_id,
-                            "model_version": m.model.version,
+                            "model_version": m.model_version,
                             "predicted_pct": m.predicted_pct,
                         }
                         for m in made
                     ],
                 }
             )
-        while len(self._pending) > 10_000:
-            self._pending.popitem(last=False)
+        self.service.observe_realised(
+            (r.model_version, r.bar_ts, r.predicted_pct, r.realised_pct) for r in per_version.values()
+        )
