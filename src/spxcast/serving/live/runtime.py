@@ -246,3 +246,11 @@ def live_app(settings: Settings, embedded: bool, replay: tuple[str, str] | None,
     else:
         relay_from_redis(app, settings, service)
     return app
+
+
+def relay_app_from_environment() -> FastAPI:
+    """uvicorn's factory for the workers of ``spxcast serve --workers N`` with ``live.redis_url``: settings
+    from spxcast.toml and SPXCAST_* variables; each worker relays what ``spxcast live`` publishes."""
+    from spxcast.config import load_settings
+
+    return live_app(load_settings(), embedded=False, replay=None, speed="max")
