@@ -147,19 +147,20 @@ def _open_unpredicted(instrument: str, granularity: str) -> Any:
 def _record_unpredicted(connection: Connection, step: Step, now: datetime) -> None:
     """Open or extend the episode of unpredicted bars, or resolve it when this step's bars were predicted."""
     alerts = cast(Table, AlertRecord.__table__)
-    current = connection.execute(_open_unpredicted(step.instrument, step.granularity)).first()
+    found = connection.execute(_open_unpredicted(step.instrument, step.granularity)).first()
+    current = None if found is None else found._mapping  # (a Row's .count is tuple.count)
     gap = step.unpredicted
     if gap is None:
         if current is not None and step.bars:
             connection.execute(
                 update(alerts)
-                .where(alerts.c.id == current.id)
+                .where(alerts.c.id == current["id"])
                 .values(status="resolved", resolved_by="live loop", resolved_at=now)
             )
         return
     series = _series(step.instrument, step.granularity)
-    first = gap.first_close if current is None else _utc(current.raised_at)
-    count = gap.bars + (0 if current is None else int(current.count))
+    first = gap.first_close if current is None else _utc(current["raised_at"])
+    count = gap.bars + (0 if current is None else int(current["count"]))
     message = (
         f"{count} bars of {series} closing from {first.isoformat()} to {gap.last_close.isoformat()} "
         f"were not predicted: {gap.reason}"
@@ -184,7 +185,7 @@ def _record_unpredicted(connection: Connection, step: Step, now: datetime) -> No
         return
     connection.execute(
         update(alerts)
-        .where(alerts.c.id == current.id)
+        .where(alerts.c.id == current["id"])
         .values(message=message, value=float(count), last_seen=gap.last_close, count=count)
     )
 
