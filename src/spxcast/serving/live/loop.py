@@ -2,8 +2,9 @@
 
 One step (:meth:`LiveLoop.step`):
 
-1. the source's new candles -> :func:`~spxcast.ingest.market.append_bars` (validate, quarantine, commit to
-   ``bronze.candles``); only accepted bars after the position go on, oldest first;
+1. the source's new candles -> :func:`~spxcast.quality.validate_candles` (accepted or quarantined with the
+   reasons, committed by :func:`~spxcast.ingest.market.store_bars` in step 4's order); only accepted bars
+   after the position go on, oldest first;
 2. for each bar, the online row (:func:`spxcast.features.online.online_row`) from the in-memory trailing
    window (sized by :func:`~spxcast.features.online.history_need`; the lake is read once at start, never
    per bar) and the scored articles received by the bar's close;
@@ -42,9 +43,10 @@ from spxcast.errors import ConfigError, SourceError
 from spxcast.features.catalog import BAR_COLUMNS, feature_catalog, feature_context
 from spxcast.features.labels import label_names, make_labels
 from spxcast.features.online import ARTICLE_COLUMNS, history_need, online_row
-from spxcast.ingest.market import append_bars
+from spxcast.ingest.market import store_bars
 from spxcast.lake import Lake
 from spxcast.lake.tables import CANDLES
+from spxcast.quality import ValidationResult, validate_candles
 from spxcast.serving.live import position
 from spxcast.serving.live.features import LiveFeatureSource
 from spxcast.serving.live.hub import Publisher
@@ -267,8 +269,7 @@ class LiveLoop:
             return 0
         arrived = time.time()
         now = self.source.now()
-        result = append_bars(
-            self.lake,
+        result = validate_candles(
             raw,
             instrument=self.instrument,
             granularity=self.granularity,
@@ -281,11 +282,23 @@ class LiveLoop:
         if self.position is not None:
             new = new.filter(pl.col("ts") > self.position)
         if new.is_empty():
+            store_bars(self.lake, result)  # quarantined rows, or bars stored before: idempotent
             return 0
-        self._process(new, now, arrived)
+        self._process(new, result, arrived)
         return new.height
 
-    def _process(self, new: pl.DataFrame, now: datetime, arrived: float) -> None:
+    def _process(self, new: pl.DataFrame, validated: ValidationResult, arrived: float) -> None:
+        """Predict ``new`` (accepted bars after the position, oldest first), commit, publish.
+
+        Order (nothing lost): the position never moves past a bar before that bar is committed to bronze
+        (:func:`~spxcast.ingest.market.store_bars`) and its predictions are logged, in that order. The
+        frames of the bars go out *before* those commits when the source delivers again whatever comes
+        after the committed position (OANDA's history, a replay: ``source.redelivers``): a crash between
+        publishing and committing loses nothing -- the restart gets those bars again and logs the same
+        predictions under the same ids (clients may see such a bar's frame twice, never a bar that is not
+        stored afterwards). A source that may not deliver a bar again (a directory whose files can be
+        removed) commits first and publishes after. ``outcome`` frames always follow their commit.
+        """
         self._refresh_names()
         self._take_articles()
         snapshot = self.service.slots()
@@ -315,9 +328,28 @@ class LiveLoop:
             step.unpredicted = position.Unpredicted(
                 new["ts"][0] + self.bar, last + self.bar, new.height, self._why_unpredicted(snapshot)
             )
+        if self.source.redelivers:
+            self._publish_bars(vectors, frames, computed)
+        store_bars(self.lake, validated)
         realised = position.commit(self.service.engine, step, datetime.now(UTC))
         self.position = last
         self._window = full.tail(self._keep_bars())
+        if not self.source.redelivers:
+            self._publish_bars(vectors, frames, computed)
+        self.stats.bars += new.height
+        self.stats.predictions += len(rows)
+        if step.unpredicted is not None:
+            self.stats.unpredicted += new.height
+            log.warning("live %s", step.unpredicted.reason)
+        self._realised(realised)
+
+    def _publish_bars(
+        self,
+        vectors: list[tuple[datetime, float, np.ndarray]],
+        frames: list[dict[str, Any]],
+        computed: list[pl.DataFrame],
+    ) -> None:
+        """The bars' vectors to the in-memory source (and Redis), their frames, the feature store."""
         for (ts, price, values), frame in zip(vectors, frames, strict=True):
             self.features.push(ts, price, self._names, values)
             if self.publish_vectors:
@@ -327,12 +359,6 @@ class LiveLoop:
                 self.on_bar(frame)
         if self.sink is not None:
             self.sink.push(self.instrument, self.granularity, pl.concat(computed))
-        self.stats.bars += new.height
-        self.stats.predictions += len(rows)
-        if step.unpredicted is not None:
-            self.stats.unpredicted += new.height
-            log.warning("live %s", step.unpredicted.reason)
-        self._realised(realised)
 
     def _why_unpredicted(self, snapshot: Any) -> str:
         return f"no model loaded in any serving slot ({snapshot.reason})"
