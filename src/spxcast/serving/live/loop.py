@@ -31,6 +31,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -186,6 +187,8 @@ class LiveLoop:
         self.horizon = timedelta(minutes=settings.horizon_minutes)
         self.stats = LoopStats()
         self._stop = threading.Event()
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="live-commit")
+        self._in_flight: Future[None] | None = None
         self._names: tuple[str, ...] = ()
         self._need = history_need(self.catalog, [])
         self._window = pl.DataFrame(schema={c: self.bar_schema[c] for c in BAR_COLUMNS})
@@ -235,6 +238,7 @@ class LiveLoop:
             self._names = names
             self._need = history_need(self.catalog, list(names))
             if self._keep_bars() > before and not self._window.is_empty():
+                self.flush()  # the bars in flight are in bronze before it is read
                 self._read_window()
 
     def _keep_bars(self) -> int:
@@ -247,19 +251,35 @@ class LiveLoop:
         self._stop.set()
 
     def run(self, until_finished: bool = True) -> LoopStats:
-        """Poll and process until :meth:`stop` (or the source is finished, when ``until_finished``)."""
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except SourceError as exc:  # the source is unreachable: try again next poll, keep the position
-                self.stats.source_errors += 1
-                log.warning(
-                    "live %s source failed (retrying in %ss): %s", self.source.name, self.source.wait_s(), exc
-                )
-            if until_finished and self.source.finished:
-                break
-            self._stop.wait(self.source.wait_s())
+        """Poll and process until :meth:`stop` (or the source is finished, when ``until_finished``); the
+        commit in flight is finished before it returns."""
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.step()
+                except (
+                    SourceError
+                ) as exc:  # the source is unreachable: try again next poll, keep the position
+                    self.stats.source_errors += 1
+                    log.warning(
+                        "live %s source failed (retrying in %ss): %s",
+                        self.source.name,
+                        self.source.wait_s(),
+                        exc,
+                    )
+                if until_finished and self.source.finished:
+                    break
+                self._stop.wait(self.source.wait_s())
+        finally:
+            self.flush()
         return self.stats
+
+    def flush(self) -> None:
+        """Wait for the commit in flight (bronze, log, position, realised returns and their outcome frames);
+        raises its error, which stops the loop (a restart resumes after the committed position)."""
+        pending, self._in_flight = self._in_flight, None
+        if pending is not None:
+            pending.result()
 
     def step(self) -> int:
         """One poll: process every new bar; returns how many bars were processed."""
@@ -282,6 +302,7 @@ class LiveLoop:
         if self.position is not None:
             new = new.filter(pl.col("ts") > self.position)
         if new.is_empty():
+            self.flush()
             store_bars(self.lake, result)  # quarantined rows, or bars stored before: idempotent
             return 0
         self._process(new, result, arrived)
@@ -290,14 +311,15 @@ class LiveLoop:
     def _process(self, new: pl.DataFrame, validated: ValidationResult, arrived: float) -> None:
         """Predict ``new`` (accepted bars after the position, oldest first), commit, publish.
 
-        Order (nothing lost): the position never moves past a bar before that bar is committed to bronze
-        (:func:`~spxcast.ingest.market.store_bars`) and its predictions are logged, in that order. The
-        frames of the bars go out *before* those commits when the source delivers again whatever comes
-        after the committed position (OANDA's history, a replay: ``source.redelivers``): a crash between
-        publishing and committing loses nothing -- the restart gets those bars again and logs the same
-        predictions under the same ids (clients may see such a bar's frame twice, never a bar that is not
-        stored afterwards). A source that may not deliver a bar again (a directory whose files can be
-        removed) commits first and publishes after. ``outcome`` frames always follow their commit.
+        Order (nothing lost): the stored position never moves past a bar before that bar is committed to
+        bronze (:func:`~spxcast.ingest.market.store_bars`) and its predictions are logged, in that order.
+        The frames of the bars go out *before* those commits when the source delivers again whatever comes
+        after the stored position (OANDA's history, a replay: ``source.redelivers``), and the commit runs
+        in a background thread (one in flight, in order) while the next poll is computed: a crash before
+        it finishes loses nothing -- the restart gets those bars again and logs the same predictions under
+        the same ids (clients may see such a bar's frame twice, never a bar that is not stored afterwards).
+        A source that may not deliver a bar again (a directory whose files can be removed) commits first
+        and publishes after. ``outcome`` frames always follow the commit that attached them.
         """
         self._refresh_names()
         self._take_articles()
@@ -330,18 +352,25 @@ class LiveLoop:
             )
         if self.source.redelivers:
             self._publish_bars(vectors, frames, computed)
-        store_bars(self.lake, validated)
-        realised = position.commit(self.service.engine, step, datetime.now(UTC))
+            self.flush()  # commits stay in order, one in flight while the next poll is computed
+            self._in_flight = self._committer.submit(self._commit, validated, step)
+        else:
+            self.flush()
+            self._commit(validated, step)
+            self._publish_bars(vectors, frames, computed)
         self.position = last
         self._window = full.tail(self._keep_bars())
-        if not self.source.redelivers:
-            self._publish_bars(vectors, frames, computed)
         self.stats.bars += new.height
         self.stats.predictions += len(rows)
         if step.unpredicted is not None:
             self.stats.unpredicted += new.height
             log.warning("live %s", step.unpredicted.reason)
-        self._realised(realised)
+
+    def _commit(self, validated: ValidationResult, step: position.Step) -> None:
+        """Bronze first, then the log, position and realised returns in one transaction; then the outcomes
+        that transaction attached are published and fed to ACI."""
+        store_bars(self.lake, validated)
+        self._realised(position.commit(self.service.engine, step, datetime.now(UTC)))
 
     def _publish_bars(
         self,
