@@ -344,8 +344,9 @@ class LiveLoop:
             computed.append(vector)
             frames.append(self._bar_frame(bar, close_at, price, made, arrived, snapshot))
         last = full["ts"][-1]
-        step = self._step(full)
-        step.position, step.bars, step.predictions = last, new.height, rows
+        step = position.Step(
+            self.instrument, self.granularity, self.settings.horizon_minutes, last, new.height, rows
+        )
         if not rows:
             step.unpredicted = position.Unpredicted(
                 new["ts"][0] + self.bar, last + self.bar, new.height, self._why_unpredicted(snapshot)
@@ -353,10 +354,10 @@ class LiveLoop:
         if self.source.redelivers:
             self._publish_bars(vectors, frames, computed)
             self.flush()  # commits stay in order, one in flight while the next poll is computed
-            self._in_flight = self._committer.submit(self._commit, validated, step)
+            self._in_flight = self._committer.submit(self._commit, validated, step, full)
         else:
             self.flush()
-            self._commit(validated, step)
+            self._commit(validated, step, full)
             self._publish_bars(vectors, frames, computed)
         self.position = last
         self._window = full.tail(self._keep_bars())
@@ -366,9 +367,10 @@ class LiveLoop:
             self.stats.unpredicted += new.height
             log.warning("live %s", step.unpredicted.reason)
 
-    def _commit(self, validated: ValidationResult, step: position.Step) -> None:
-        """Bronze first, then the log, position and realised returns in one transaction; then the outcomes
-        that transaction attached are published and fed to ACI."""
+    def _commit(self, validated: ValidationResult, step: position.Step, bars: pl.DataFrame) -> None:
+        """Bronze first, then the log, position and realised returns known from ``bars`` in one transaction;
+        then the outcomes that transaction attached are published and fed to ACI."""
+        step.labels = self._labels(bars)
         store_bars(self.lake, validated)
         self._realised(position.commit(self.service.engine, step, datetime.now(UTC)))
 
