@@ -313,13 +313,14 @@ class LiveLoop:
 
         Order (nothing lost): the stored position never moves past a bar before that bar is committed to
         bronze (:func:`~spxcast.ingest.market.store_bars`) and its predictions are logged, in that order.
-        The frames of the bars go out *before* those commits when the source delivers again whatever comes
-        after the stored position (OANDA's history, a replay: ``source.redelivers``), and the commit runs
-        in a background thread (one in flight, in order) while the next poll is computed: a crash before
-        it finishes loses nothing -- the restart gets those bars again and logs the same predictions under
-        the same ids (clients may see such a bar's frame twice, never a bar that is not stored afterwards).
-        A source that may not deliver a bar again (a directory whose files can be removed) commits first
-        and publishes after. ``outcome`` frames always follow the commit that attached them.
+        The frame of each bar goes out as soon as it is predicted, *before* those commits, when the source
+        delivers again whatever comes after the stored position (OANDA's history, a replay:
+        ``source.redelivers``), and the commit runs in a background thread (one in flight, in order) while
+        the next poll is computed: a crash before it finishes loses nothing -- the restart gets those bars
+        again and logs the same predictions under the same ids (clients may see such a bar's frame twice,
+        never a bar that is not stored afterwards). A source that may not deliver a bar again (a directory
+        whose files can be removed) commits first and publishes after. ``outcome`` frames always follow
+        the commit that attached them.
         """
         self._refresh_names()
         self._take_articles()
@@ -327,8 +328,7 @@ class LiveLoop:
         full = pl.concat([self._window, new.cast(self._window.schema)], how="vertical")
         first = self._window.height
         rows: list[dict[str, Any]] = []
-        frames: list[dict[str, Any]] = []
-        vectors: list[tuple[datetime, float, np.ndarray]] = []
+        frames: list[tuple[datetime, float, np.ndarray, dict[str, Any]]] = []
         computed: list[pl.DataFrame] = []
         for index in range(first, full.height):
             bars = self._need.keep_bars(full.slice(0, index + 1))
@@ -340,9 +340,12 @@ class LiveLoop:
             values = vector.drop("ts").to_numpy().reshape(-1).astype(np.float32)
             price = float(bar["close"])
             made = self._predict(snapshot, ts, close_at, price, values, rows)
-            vectors.append((ts, price, values))
+            published = (ts, price, values, self._bar_frame(bar, close_at, price, made, arrived, snapshot))
+            if self.source.redelivers:
+                self._publish_bar(*published)  # as soon as it is predicted (see above)
+            else:
+                frames.append(published)
             computed.append(vector)
-            frames.append(self._bar_frame(bar, close_at, price, made, arrived, snapshot))
         last = full["ts"][-1]
         step = position.Step(
             self.instrument, self.granularity, self.settings.horizon_minutes, last, new.height, rows
@@ -352,13 +355,15 @@ class LiveLoop:
                 new["ts"][0] + self.bar, last + self.bar, new.height, self._why_unpredicted(snapshot)
             )
         if self.source.redelivers:
-            self._publish_bars(vectors, frames, computed)
             self.flush()  # commits stay in order, one in flight while the next poll is computed
             self._in_flight = self._committer.submit(self._commit, validated, step, full)
         else:
             self.flush()
             self._commit(validated, step, full)
-            self._publish_bars(vectors, frames, computed)
+            for published in frames:
+                self._publish_bar(*published)
+        if self.sink is not None:
+            self.sink.push(self.instrument, self.granularity, pl.concat(computed))
         self.position = last
         self._window = full.tail(self._keep_bars())
         self.stats.bars += new.height
@@ -374,22 +379,14 @@ class LiveLoop:
         store_bars(self.lake, validated)
         self._realised(position.commit(self.service.engine, step, datetime.now(UTC)))
 
-    def _publish_bars(
-        self,
-        vectors: list[tuple[datetime, float, np.ndarray]],
-        frames: list[dict[str, Any]],
-        computed: list[pl.DataFrame],
-    ) -> None:
-        """The bars' vectors to the in-memory source (and Redis), their frames, the feature store."""
-        for (ts, price, values), frame in zip(vectors, frames, strict=True):
-            self.features.push(ts, price, self._names, values)
-            if self.publish_vectors:
-                self.publisher.publish(self._vector_frame(ts, price, values))
-            self.publisher.publish(frame)
-            if self.on_bar is not None:
-                self.on_bar(frame)
-        if self.sink is not None:
-            self.sink.push(self.instrument, self.granularity, pl.concat(computed))
+    def _publish_bar(self, ts: datetime, price: float, values: np.ndarray, frame: dict[str, Any]) -> None:
+        """A bar's vector to the in-memory source (and to Redis for replicas), then its frame."""
+        self.features.push(ts, price, self._names, values)
+        if self.publish_vectors:
+            self.publisher.publish(self._vector_frame(ts, price, values))
+        self.publisher.publish(frame)
+        if self.on_bar is not None:
+            self.on_bar(frame)
 
     def _why_unpredicted(self, snapshot: Any) -> str:
         return f"no model loaded in any serving slot ({snapshot.reason})"
