@@ -304,3 +304,46 @@ def test_each_realised_outcome_updates_the_interval_once_when_due_with_the_backg
     for p, r in outcomes:
         fresh.observe(p, r)
     assert conformal.offsets == fresh.offsets, "the same recursion, in bar order"
+
+
+class _Forgetful(ReplaySource):
+    """A replay posing as a source that may not deliver a bar again (like a directory of files)."""
+
+    redelivers = False
+
+
+@pytest.mark.parametrize("redelivers", [True, False])
+def test_a_frame_goes_out_before_its_commit_only_when_the_source_delivers_the_bar_again(
+    home: LiveHome, tmp_path: Path, redelivers: bool
+) -> None:
+    settings = home.app_settings(tmp_path)
+    service = build_live_service(settings).start(background=False)
+    stored: list[tuple[str, str | None]] = []  # (frame ts, stored position when the frame went out)
+
+    def on_bar(frame: dict[str, Any]) -> None:
+        at = position.load(service.engine, settings.instrument, settings.granularity)
+        stored.append((frame["ts"], None if at is None else at.isoformat()))
+
+    try:
+        loop = _loop(home, settings, service, Frames(), on_bar=on_bar)
+        if not redelivers:
+            source = loop.source
+            loop.source = _Forgetful(
+                service.source.lake,
+                settings.instrument,
+                settings.granularity,
+                source.start,
+                source.end,  # type: ignore[attr-defined]
+            )
+        loop.start()
+        for _ in range(3):
+            loop.step()
+        loop.flush()
+    finally:
+        service.close()
+    assert len(stored) == 3 * 64
+    committed_first = [at is not None and at >= ts for ts, at in stored]
+    if redelivers:
+        assert not any(committed_first), "published as soon as predicted, committed behind"
+    else:
+        assert all(committed_first), "a bar that could not be fetched again is published after its commit"
