@@ -93,6 +93,7 @@ def test_replay_equals_batch_and_realised_equals_labels(home: LiveHome, tmp_path
     [parity] = report.versions
     assert parity.predictions == bars and parity.missing_bars == 0
     assert parity.equal == bars, parity.first_difference
+    assert report.unaccounted_bars == report.unpredicted_recorded == 0
     assert report.realised > bars // 2, "most replayed bars had their horizon pass within the replay"
     assert report.realised_equal == report.realised, report.first_realised_difference
     assert report.realised_pending == 0 and report.ok
@@ -230,6 +231,7 @@ def test_bars_while_no_model_is_deployed_are_recorded_with_the_reason_and_the_lo
     assert all(len(f["predictions"]) == 1 and f["not_predicted"] is None for f in bar_frames[128:])
     [parity] = report.versions
     assert parity.equal == parity.predictions == bars - 128 and parity.missing_bars == 128
+    assert report.unpredicted_recorded == 128 and report.unaccounted_bars == 0 and report.ok
 
 
 def test_outcomes_due_while_the_loop_was_down_are_attached_and_published_once_on_restart(
