@@ -8,7 +8,7 @@
   of market time per wall-clock second, ``None`` = as fast as the loop goes), for demos, tests and the
   backtest-equals-live proof. Its clock is the replayed market time.
 
-A source returns raw candles (any dtype; validation is the loop's :func:`~spxcast.ingest.market.append_bars`)
+A source returns raw candles (any dtype; validation is the loop's :func:`~spxcast.quality.validate_candles`)
 with ``ts`` after the position it is given; the loop keeps order and drops what it has already processed.
 """
 
