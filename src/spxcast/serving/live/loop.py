@@ -206,7 +206,13 @@ class LiveLoop:
         if self.position is None and origin is None and not self._window.is_empty():
             self.position = self._window["ts"][-1]  # a live source starts after the newest stored bar
         self._take_articles()
-        self._realised(position.commit(self.service.engine, self._step(self._window), datetime.now(UTC)))
+        due = position.Step(  # realised returns that became known before a stop and are not attached yet
+            self.instrument,
+            self.granularity,
+            self.settings.horizon_minutes,
+            labels=self._labels(self._window),
+        )
+        self._realised(position.commit(self.service.engine, due, datetime.now(UTC)))
         log.info(
             "live loop %s %s from %s (%d bars of history in memory)",
             self.instrument,
@@ -509,12 +515,6 @@ class LiveLoop:
         if self.position is not None and not self._articles.is_empty():
             since = self.position - timedelta(minutes=self._need.article_minutes) - self.bar
             self._articles = self._articles.filter(pl.col("received_at") > since)
-
-    def _step(self, bars: pl.DataFrame) -> position.Step:
-        """A step of this series carrying the realised returns known from ``bars`` (no position move)."""
-        return position.Step(
-            self.instrument, self.granularity, self.settings.horizon_minutes, labels=self._labels(bars)
-        )
 
     def _labels(self, bars: pl.DataFrame) -> dict[datetime, float]:
         """Realised returns (percent, by bar start) of the bars of ``bars`` whose horizon has passed by its
