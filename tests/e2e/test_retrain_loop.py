@@ -206,6 +206,7 @@ def test_decay_training_gates_shadow_and_promotion_only_with_significance(tmp_pa
         loop = LiveLoop(settings, service, replay, StreamHub()).start()
         while not replay.finished and not (runs and (runs[-1]["promotion"] or {}).get("promoted")):
             loop.step()  # EVERY bars: appended to the home, predicted by every slot, outcomes attached
+            loop.flush()  # their commit done before monitoring reads the log
             runs.append(
                 monitoring.run_monitoring(
                     settings,

@@ -62,11 +62,11 @@ class LastRetrain:
     reached_shadow: bool
 
 
-def deploy_commands(version: int, reason: str, *, swap: bool) -> list[str]:
+def deploy_commands(version: int, reason: str, *, swap: bool, url: str | None = None) -> list[str]:
     """What a person runs to do a deploy the loop could not make itself (no serving URL or admin key, or
-    the server refused): load ``version`` into the idle slot and make it live (``swap``) or score in shadow.
-    """
-    why = shlex.quote(reason)
+    the server refused): load ``version`` into the idle slot and make it live (``swap``) or score in shadow;
+    ``url``: the server's base URL when it is not ``serving.host``/``serving.port``."""
+    why = shlex.quote(reason) + (f" --url {shlex.quote(url)}" if url else "")
     if swap:
         return [f"spxcast serve deploy {version} --reason {why}"]
     return [

@@ -716,8 +716,8 @@ def deploy_to_serving(settings: Settings, version: int, reason: str, *, swap: bo
 
     from spxcast.errors import redact, register_secret
 
-    commands = retrain.deploy_commands(version, reason, swap=swap)
     url, key = settings.monitoring.serving_url, settings.serving.admin_key
+    commands = retrain.deploy_commands(version, reason, swap=swap, url=url)
     if not url or key is None or not key.get_secret_value():
         missing = "monitoring.serving_url" if not url else "serving.admin_key"
         return {"status": "awaiting deploy", "version": version, "why": f"no {missing}", "commands": commands}

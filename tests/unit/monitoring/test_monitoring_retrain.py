@@ -53,7 +53,7 @@ def test_without_serving_url_or_admin_key_a_deploy_awaits_a_person(settings: Set
     )
     keyless = service.deploy_to_serving(with_url, 7, "promoted", swap=True)
     assert keyless["why"] == "no serving.admin_key" and keyless["commands"] == [
-        "spxcast serve deploy 7 --reason promoted"
+        "spxcast serve deploy 7 --reason promoted --url http://127.0.0.1:9"
     ]
 
 
