@@ -12,20 +12,24 @@ Pure: no I/O, no clock. The lake reader that gathers the inputs is :func:`spxcas
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+import numpy as np
 import polars as pl
 
 from spxcast.errors import DataQualityError, SchemaError
-from spxcast.features.build import SERIES_KEY, market_specs, with_bar_columns
+from spxcast.features.build import SERIES_KEY, feature_frame, market_specs
 from spxcast.features.catalog import BAR_COLUMNS, LAGS_GROUP, NEWS_GROUP, Catalog, FeatureContext, FeatureSpec
 from spxcast.features.lags import horizon_lags, lag_inputs, lag_name
 from spxcast.features.news import news_signals
-from spxcast.features.plans import evaluate, staged_plan
-from spxcast.lake.tables import UTC_TS
+from spxcast.features.lastrow import LastRowProgram, NotEvaluable
+from spxcast.lake.tables import UTC_TS, epoch_us
+
+log = logging.getLogger(__name__)
 
 ARTICLE_COLUMNS = ("received_at", "score", "confidence")
 
@@ -90,15 +94,9 @@ class _Plan:
         self.catalog = catalog
         self.context = context
         self.names = [s.name for s in specs]
-        self.market = [
-            (
-                rows,
-                staged_plan(
-                    [s.expr.cast(s.dtype) for s in group if s.expr is not None], [s.name for s in group]
-                ),
-            )
-            for rows, group in _market_buckets(market_specs(Catalog(s for s in specs if s.expr is not None)))
-        ]
+        self.market = market_specs(Catalog(s for s in specs if s.expr is not None))
+        self.program = LastRowProgram([s.expr for s in self.market], [s.name for s in self.market])
+        self.checked = False
         self.news = [s.name for s in specs if s.group == NEWS_GROUP]
         by_name = {
             lag_name(context.horizon_minutes, k, context.horizon_bars): k
@@ -107,15 +105,48 @@ class _Plan:
         self.lag_orders = [by_name[s.name] for s in specs if s.group == LAGS_GROUP]
         self.need = history_need(catalog, self.names)
 
+    def _market(self, window: pl.DataFrame) -> dict[str, float | pl.Series]:
+        """The market features of the window's last bar: NumPy where it can, Polars for the rest."""
+        program = self.program
+        out: dict[str, float | pl.Series] = {}
+        polars = [s for s in self.market if s.name in program.unsupported]
+        try:
+            values = program.run(_arrays(window, program.columns, program.rows))
+        except NotEvaluable:  # fewer bars than the lookbacks (or a null a recursive mean reads)
+            polars = self.market
+        else:
+            if not self.checked:
+                values = self._check(window, values)
+            out.update(zip(self.program.names, values.tolist(), strict=True))
+        if polars:
+            frame = feature_frame(window.tail(self.need.bars), polars, cast=False).tail(1).collect()
+            out.update((c.name, c) for c in frame.get_columns() if c.name != "ts")
+        return out
+
+    def _check(self, window: pl.DataFrame, values: np.ndarray) -> np.ndarray:
+        """On first use: compare the NumPy values with Polars' on the same window; features that differ
+        (beyond float32 rounding and the recursive means' truncation) are computed by Polars for good."""
+        program = self.program
+        computed = [s for s in self.market if s.name in program.names]
+        reference = feature_frame(window.tail(program.rows), computed, cast=False).tail(1).collect()
+        want = np.array([reference[n][0] for n in program.names], dtype=np.float64)
+        same = (np.isnan(values) & np.isnan(want)) | (np.abs(values - want) <= 1e-6 + 1e-5 * np.abs(want))
+        differing = [n for n, ok in zip(program.names, same, strict=True) if not ok]
+        if differing:
+            log.warning("online row: %s differ from Polars in NumPy; computed by Polars", differing)
+            kept = [s for s in computed if s.name not in differing]
+            self.program = LastRowProgram([s.expr for s in kept], [s.name for s in kept])
+            self.program.unsupported += [*program.unsupported, *differing]
+            values = self.program.run(_arrays(window, self.program.columns, self.program.rows))
+        self.checked = True
+        return values
+
     def row(self, bars: pl.DataFrame, articles: pl.DataFrame) -> pl.DataFrame:
-        # Few DataFrame queries on purpose: each costs a fixed ~0.1 ms, more than the arithmetic here.
         window = self.need.keep_bars(_window(bars))
         ts = window["ts"].tail(1).cast(UTC_TS)
-        columns: dict[str, pl.Series] = {}
+        columns: dict[str, float | pl.Series] = {}
         if self.market:
-            full = with_bar_columns(window)
-            for frame in evaluate([(plan, full.tail(rows)) for rows, plan in self.market]):
-                columns.update((c.name, c) for c in frame.get_columns())
+            columns.update(self._market(window))
         if self.news:
             missing = [c for c in ARTICLE_COLUMNS if c not in articles.columns]
             if missing:
@@ -131,23 +162,26 @@ class _Plan:
         out = [ts.alias("ts")]
         for name in self.names:
             column, dtype = columns[name], self.catalog.get(name).dtype
+            if not isinstance(column, pl.Series):
+                column = pl.Series(name, [column], dtype=pl.Float64, nan_to_null=True)
             out.append(column if column.dtype == dtype else column.cast(dtype))
         return pl.DataFrame(out)
 
 
-# Market features with a lookback up to this many bars are evaluated together on that many trailing bars;
-# the rest on the longest lookback. Two queries measured faster than one (fewer rows for most features)
-# and than finer groups (each query has a fixed cost, and shared subexpressions are computed per query).
-SHORT_LOOKBACK = 128
-
-
-def _market_buckets(specs: Sequence[FeatureSpec]) -> list[tuple[int, list[FeatureSpec]]]:
-    """Market specs split into short and long lookbacks, each with the trailing rows it needs."""
-    groups = [
-        [s for s in specs if s.lookback <= SHORT_LOOKBACK],
-        [s for s in specs if s.lookback > SHORT_LOOKBACK],
-    ]
-    return [(max(s.lookback for s in group), group) for group in groups if group]
+def _arrays(window: pl.DataFrame, columns: Sequence[str], rows: int) -> dict[str, np.ndarray]:
+    """The last ``rows`` bars' ``columns`` as NumPy: ts in microseconds since the epoch, the others float64
+    with NaN for null (absent optional quotes: all NaN)."""
+    if window.height < rows:
+        raise NotEvaluable(f"{window.height} bars, the market features need {rows}")
+    out: dict[str, np.ndarray] = {}
+    for name in columns:
+        if name == "ts":
+            out[name] = epoch_us(window["ts"][-rows:])
+        elif name in window.columns:
+            out[name] = window[name][-rows:].to_numpy().astype(np.float64, copy=False)
+        else:
+            out[name] = np.full(rows, np.nan)
+    return out
 
 
 def _window(bars: pl.DataFrame) -> pl.DataFrame:
