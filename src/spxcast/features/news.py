@@ -142,11 +142,22 @@ def news_signals(bars: pl.DataFrame, scored_articles: pl.DataFrame, context: Fea
     -------
     The bar key and every news feature of :func:`specs`, Float32, in the order of ``bars``.
     """
-    length_us = int(bar_length(context.granularity) / timedelta(microseconds=1))
     keys = (
         bars.select(KEY) if bars.schema["ts"] == UTC_TS else bars.select(*KEY[:2], pl.col("ts").cast(UTC_TS))
     )
-    close = epoch_us(keys["ts"]) + length_us
+    columns = signals_at(bar_closes_us(epoch_us(keys["ts"]), context), scored_articles)
+    return keys.hstack([pl.Series(name, values.astype(np.float32)) for name, values in columns.items()])
+
+
+def bar_closes_us(starts_us: np.ndarray, context: FeatureContext) -> np.ndarray:
+    """The closes of bars starting at ``starts_us`` (microseconds since the epoch): start + bar length."""
+    return starts_us + int(bar_length(context.granularity) / timedelta(microseconds=1))
+
+
+def signals_at(close_us: np.ndarray, scored_articles: pl.DataFrame) -> dict[str, np.ndarray]:
+    """Every news feature (float64, in :func:`specs` order) as of each close (microseconds since the
+    epoch), from the scored articles (received_at, score, confidence)."""
+    close = close_us
     events = _article_events(scored_articles)
     at_close = _as_of(events, close)
     columns: dict[str, np.ndarray] = {}
@@ -170,7 +181,7 @@ def news_signals(bars: pl.DataFrame, scored_articles: pl.DataFrame, context: Fea
     columns[MINUTES_SINCE] = np.where(none_yet, MAX_MINUTES_SINCE, np.minimum(since, MAX_MINUTES_SINCE))
     recent = at_close["n"] - _as_of(events, close - AVAILABLE_WINDOW_MINUTES * _MINUTE_US)["n"]
     columns[AVAILABLE] = (recent > 0).astype(np.float64)
-    return keys.hstack([pl.Series(name, values.astype(np.float32)) for name, values in columns.items()])
+    return columns
 
 
 _MINUTE_US = 60_000_000
@@ -205,14 +216,27 @@ def _article_events(articles: pl.DataFrame) -> dict[str, np.ndarray]:
     return events
 
 
+# A block of the decayed sums spans at most this many e-folding times, so that exp(age / tau) stays far
+# below the float64 limit (exp(709)).
+_BLOCK_TAUS = 600.0
+
+
 def _decayed_sums(minutes: np.ndarray, scores: np.ndarray, tau: float) -> np.ndarray:
-    """``D_k = s_k + D_{k-1} exp(-(t_k - t_{k-1}) / tau)``: decayed score sum just after event k."""
+    """``D_k = s_k + D_{k-1} exp(-(t_k - t_{k-1}) / tau)``: decayed score sum just after event k.
+
+    Vectorised per block of events starting at ``a``:
+    ``D_k = exp(-(t_k - t_a) / tau) * (D_{a-1} exp(-(t_a - t_{a-1}) / tau) + sum_{a<=j<=k} s_j exp((t_j - t_a) / tau))``.
+    """
     out = np.empty_like(scores)
-    decay = np.exp(-np.diff(minutes) / tau)
-    level = 0.0
-    for k in range(len(scores)):
-        level = scores[k] + (level * decay[k - 1] if k else 0.0)
-        out[k] = level
+    start, carried = 0, 0.0
+    while start < scores.size:
+        first = minutes[start]
+        stop = int(np.searchsorted(minutes, first + _BLOCK_TAUS * tau, side="right"))
+        age = (minutes[start:stop] - first) / tau
+        if start:
+            carried = out[start - 1] * math.exp(-(first - minutes[start - 1]) / tau)
+        out[start:stop] = np.exp(-age) * (carried + np.cumsum(scores[start:stop] * np.exp(age)))
+        start = stop
     return out
 
 

@@ -13,6 +13,7 @@ Pure: no I/O, no clock. The lake reader that gathers the inputs is :func:`spxcas
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,8 +25,8 @@ import polars as pl
 from spxcast.errors import DataQualityError, SchemaError
 from spxcast.features.build import SERIES_KEY, feature_frame, market_specs
 from spxcast.features.catalog import BAR_COLUMNS, LAGS_GROUP, NEWS_GROUP, Catalog, FeatureContext, FeatureSpec
-from spxcast.features.lags import horizon_lags, lag_inputs, lag_name
-from spxcast.features.news import news_signals
+from spxcast.features.lags import lag_name, last_bar_lags
+from spxcast.features.news import bar_closes_us, signals_at
 from spxcast.features.lastrow import LastRowProgram, NotEvaluable
 from spxcast.lake.tables import UTC_TS, epoch_us
 
@@ -102,13 +103,16 @@ class _Plan:
             lag_name(context.horizon_minutes, k, context.horizon_bars): k
             for k in range(1, context.horizon_lags + 1)
         }
-        self.lag_orders = [by_name[s.name] for s in specs if s.group == LAGS_GROUP]
+        self.lag_names = [s.name for s in specs if s.group == LAGS_GROUP]
+        self.lag_orders = [by_name[n] for n in self.lag_names]
         self.need = history_need(catalog, self.names)
+        # Features are computed in float64 and put in the row as Float32; others are cast.
+        self.casts = [pl.col(s.name).cast(s.dtype) for s in specs if s.dtype != pl.Float32]
 
-    def _market(self, window: pl.DataFrame) -> dict[str, float | pl.Series]:
+    def _market(self, window: pl.DataFrame) -> dict[str, float]:
         """The market features of the window's last bar: NumPy where it can, Polars for the rest."""
         program = self.program
-        out: dict[str, float | pl.Series] = {}
+        out: dict[str, float] = {}
         polars = [s for s in self.market if s.name in program.unsupported]
         try:
             values = program.run(_arrays(window, program.columns, program.rows))
@@ -120,7 +124,7 @@ class _Plan:
             out.update(zip(self.program.names, values.tolist(), strict=True))
         if polars:
             frame = feature_frame(window.tail(self.need.bars), polars, cast=False).tail(1).collect()
-            out.update((c.name, c) for c in frame.get_columns() if c.name != "ts")
+            out.update((c.name, _number(c[0])) for c in frame.get_columns() if c.name != "ts")
         return out
 
     def _check(self, window: pl.DataFrame, values: np.ndarray) -> np.ndarray:
@@ -144,28 +148,30 @@ class _Plan:
     def row(self, bars: pl.DataFrame, articles: pl.DataFrame) -> pl.DataFrame:
         window = self.need.keep_bars(_window(bars))
         ts = window["ts"].tail(1).cast(UTC_TS)
-        columns: dict[str, float | pl.Series] = {}
+        values: dict[str, float] = {}
         if self.market:
-            columns.update(self._market(window))
+            values.update(self._market(window))
         if self.news:
             missing = [c for c in ARTICLE_COLUMNS if c not in articles.columns]
             if missing:
                 raise SchemaError(f"online row: the articles lack columns {missing}; got {articles.columns}")
-            key = pl.DataFrame({"instrument": [""], "granularity": [""], "ts": ts})
-            signals = news_signals(key, articles, self.context)
-            columns.update((n, signals[n]) for n in self.news)
+            signals = signals_at(bar_closes_us(epoch_us(ts), self.context), articles)
+            values.update((n, float(signals[n][0])) for n in self.news)
         if self.lag_orders:
-            lags = horizon_lags(
-                lag_inputs(window, self.context, self.lag_orders), self.context, self.lag_orders
-            )
-            columns.update((c.name, c.tail(1)) for c in lags.get_columns())
-        out = [ts.alias("ts")]
-        for name in self.names:
-            column, dtype = columns[name], self.catalog.get(name).dtype
-            if not isinstance(column, pl.Series):
-                column = pl.Series(name, [column], dtype=pl.Float64, nan_to_null=True)
-            out.append(column if column.dtype == dtype else column.cast(dtype))
-        return pl.DataFrame(out)
+            lags = last_bar_lags(window, self.context, self.lag_orders)
+            values.update(zip(self.lag_names, lags, strict=True))
+        # One Series transposed into the row: far cheaper than a Series per feature.
+        row = np.array([values[n] for n in self.names], dtype=np.float32)
+        frame = pl.Series(row, nan_to_null=True).to_frame().transpose(column_names=self.names)
+        if self.casts:
+            frame = frame.with_columns(self.casts)
+        frame.insert_column(0, ts.alias("ts"))
+        return frame
+
+
+def _number(value: object) -> float:
+    """A feature value as a float (null: NaN)."""
+    return math.nan if value is None else float(value)  # type: ignore[arg-type]
 
 
 def _arrays(window: pl.DataFrame, columns: Sequence[str], rows: int) -> dict[str, np.ndarray]:
