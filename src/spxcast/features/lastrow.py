@@ -85,6 +85,22 @@ def _floor_mod(a: Value, b: Value) -> Value:
     return np.mod(a, b)
 
 
+# Comparisons as NumPy gives them (a null operand compares false): for ``when`` predicates only.
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "Eq": np.equal,
+    "NotEq": np.not_equal,
+    "Gt": np.greater,
+    "GtEq": np.greater_equal,
+    "Lt": np.less,
+    "LtEq": np.less_equal,
+}
+
+
+def _choose(predicate: Value, yes: Value, no: Value) -> Value:
+    """``when(predicate).then(yes).otherwise(no)``: ``no`` where the predicate is false or null."""
+    return np.where(predicate == 1, yes, no)
+
+
 _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "Plus": np.add,
     "Minus": np.subtract,
@@ -102,6 +118,9 @@ _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "Or": _kleene_or,
     "LogicalOr": _kleene_or,
 }
+
+
+_add = np.add.reduce
 
 
 def _windows(x: np.ndarray, w: int) -> np.ndarray:
@@ -127,18 +146,20 @@ def _window_sums(x: np.ndarray, w: int, power: int = 1) -> np.ndarray | None:
 
 def _rolling_mean(x: np.ndarray, w: int) -> np.ndarray:
     sums = _window_sums(x, w)
-    return _windows(x, w).mean(axis=1) if sums is None else sums / w + x.mean()
+    return _add(_windows(x, w), axis=1) / w if sums is None else sums / w + x.mean()
 
 
 def _rolling_sum(x: np.ndarray, w: int) -> np.ndarray:
     sums = _window_sums(x, w)
-    return _windows(x, w).sum(axis=1) if sums is None else sums + w * x.mean()
+    return _add(_windows(x, w), axis=1) if sums is None else sums + w * x.mean()
 
 
 def _rolling_var(x: np.ndarray, w: int, ddof: int) -> np.ndarray:
     first = _window_sums(x, w)
     if first is None:
-        return _windows(x, w).var(axis=1, ddof=ddof)
+        v = _windows(x, w)
+        d = v - _add(v, axis=1, keepdims=True) / w
+        return _add(d * d, axis=1) / (w - ddof)
     second = _window_sums(x, w, 2)
     assert second is not None
     return np.maximum(second - first**2 / w, 0.0) / (w - ddof)
@@ -226,6 +247,13 @@ def _bind(function: Callable[..., Value], constants: list[Any]) -> Callable[...,
         if left is not None:
             return lambda y: function(left, y)
 
+    if len(constants) == 3:
+        first, second, third = constants
+        if first is None and second is not None and third is None:
+            return lambda x, z: function(x, second, z)
+        if first is None and second is None and third is not None:
+            return lambda x, y: function(x, y, third)
+
     def compute(*values: Value) -> Value:
         it = iter(values)
         return function(*(next(it) if c is None else c for c in constants))
@@ -269,6 +297,17 @@ class _Compiler:
             return self._push(_Node(lambda x: x.astype(np.float64), [inner], _same))
         return self._push(self._node(kind, body))
 
+    def _predicate(self, tree: Any) -> Any:
+        """A ``when`` predicate; a comparison becomes a plain NumPy one (a tree of its own). A null
+        comparison picks the ``otherwise`` branch, as NaN compares false, so it needs no null mask."""
+        if not (isinstance(tree, dict) and "BinaryExpr" in tree and tree["BinaryExpr"]["op"] in _COMPARE):
+            return tree
+        key = json.dumps({"Predicate": tree}, sort_keys=True)
+        if key not in self.ids:
+            body = tree["BinaryExpr"]
+            self.ids[key] = self._push(self._apply(_COMPARE[body["op"]], [body["left"], body["right"]]))
+        return {"Node": self.ids[key]}
+
     def _push(self, node: _Node) -> int:
         self.nodes.append(node)
         return len(self.nodes) - 1
@@ -284,7 +323,10 @@ class _Compiler:
         constants: list[Any] = []
         ids: list[int] = []
         for tree in operands:
-            if isinstance(tree, dict) and "Literal" in tree:
+            if isinstance(tree, dict) and "Node" in tree:
+                constants.append(None)
+                ids.append(tree["Node"])
+            elif isinstance(tree, dict) and "Literal" in tree:
                 constants.append(_literal(tree["Literal"]))
             else:
                 constants.append(None)
@@ -306,11 +348,7 @@ class _Compiler:
             ) == 2
             return node
         if kind == "Ternary":
-
-            def choose(p: Value, yes: Value, no: Value) -> Value:
-                return np.where(p == 1, yes, no)
-
-            return self._apply(choose, [body["predicate"], body["truthy"], body["falsy"]])
+            return self._apply(_choose, [self._predicate(body["predicate"]), body["truthy"], body["falsy"]])
         if kind == "Function":
             return self._function(body["function"], body["input"])
         raise _Unsupported(kind)
