@@ -137,7 +137,7 @@ def _window_sums(x: np.ndarray, w: int, power: int = 1) -> np.ndarray | None:
     k = x.size - w + 1
     if k * w <= _CUMULATIVE_CELLS:
         return None
-    centred = x - x.mean()
+    centred = x - _add(x) / x.size
     if np.isnan(centred[0]):
         return None
     total = np.concatenate(([0.0], np.cumsum(centred**power)))
@@ -146,12 +146,12 @@ def _window_sums(x: np.ndarray, w: int, power: int = 1) -> np.ndarray | None:
 
 def _rolling_mean(x: np.ndarray, w: int) -> np.ndarray:
     sums = _window_sums(x, w)
-    return _add(_windows(x, w), axis=1) / w if sums is None else sums / w + x.mean()
+    return _add(_windows(x, w), axis=1) / w if sums is None else sums / w + _add(x) / x.size
 
 
 def _rolling_sum(x: np.ndarray, w: int) -> np.ndarray:
     sums = _window_sums(x, w)
-    return _add(_windows(x, w), axis=1) if sums is None else sums + w * x.mean()
+    return _add(_windows(x, w), axis=1) if sums is None else sums + w * (_add(x) / x.size)
 
 
 def _rolling_var(x: np.ndarray, w: int, ddof: int) -> np.ndarray:
@@ -210,12 +210,20 @@ def _rolling(function: str, w: int, params: Mapping[str, Any] | None) -> Callabl
 
 def _ewm(alpha: float, warm: int) -> Callable[[np.ndarray], np.ndarray]:
     """``m_t = alpha x_t + (1 - alpha) m_(t-1)`` seeded with the first row (``adjust=False``), from the
-    ``warm``-th row on (``min_samples``)."""
+    ``warm``-th row on (``min_samples``). The last row alone is the weighted sum
+    ``(1 - alpha)^(n-1) x_0 + sum_j alpha (1 - alpha)^(n-1-j) x_j``; more rows run the recursion."""
     b, a = [alpha], [1.0, alpha - 1.0]
+    weights: dict[int, np.ndarray] = {}
 
     def step(x: np.ndarray) -> np.ndarray:
         if np.isnan(x).any():
             raise NotEvaluable("a recursive mean reads a null")
+        if x.size == warm:
+            w = weights.get(warm)
+            if w is None:
+                w = weights[warm] = alpha * (1 - alpha) ** np.arange(warm - 1, -1, -1.0)
+                w[0] = (1 - alpha) ** (warm - 1)
+            return np.array([w @ x])
         return lfilter(b, a, x, zi=[(1 - alpha) * x[0]])[0][warm - 1 :]
 
     return step
@@ -541,15 +549,23 @@ def _step(i: int, node: _Node, demand: list[int]) -> Callable[[list[Any], Mappin
             values[i] = compute(values[j][cut])
 
         return unary_cut
-    if len(wants) == 2 and all(cut is None for _, cut in wants):
-        (j, _), (m, _) = wants
+    if len(wants) == 2:
+        (j, cut_j), (m, cut_m) = wants
+        if cut_j is None and cut_m is None:
 
-        def binary(values: list[Any], columns: Mapping[str, np.ndarray]) -> None:
-            values[i] = compute(values[j], values[m])
+            def binary(values: list[Any], columns: Mapping[str, np.ndarray]) -> None:
+                values[i] = compute(values[j], values[m])
 
-        return binary
+            return binary
+        first, second = cut_j or slice(None), cut_m or slice(None)
+
+        def binary_cut(values: list[Any], columns: Mapping[str, np.ndarray]) -> None:
+            values[i] = compute(values[j][first], values[m][second])
+
+        return binary_cut
+    cuts = [(j, cut or slice(None)) for j, cut in wants]
 
     def apply(values: list[Any], columns: Mapping[str, np.ndarray]) -> None:
-        values[i] = compute(*(values[j] if cut is None else values[j][cut] for j, cut in wants))
+        values[i] = compute(*[values[j][cut] for j, cut in cuts])
 
     return apply

@@ -56,8 +56,9 @@ class HistoryNeed:
         """The rows of ``bars`` (one series, sorted by ts) its last bar needs: the union of both rules."""
         if bars.is_empty():
             return bars
-        newest: datetime = bars["ts"][-1]
-        by_time = bars.height - int(bars["ts"].search_sorted(newest - timedelta(minutes=self.bar_minutes)))
+        ts = epoch_us(bars["ts"])
+        since = ts[-1] - round(self.bar_minutes * 60_000_000)
+        by_time = bars.height - int(np.searchsorted(ts, since, side="left"))
         return bars.tail(max(self.bars, by_time))
 
     def keep_articles(self, articles: pl.DataFrame, close: datetime) -> pl.DataFrame:
