@@ -191,12 +191,17 @@ def _lagged(coordinate: np.ndarray, values: np.ndarray, distance: int) -> np.nda
     return np.where(coordinate[index] == start, values[index], np.nan)
 
 
-def last_bar_lags(bars: pl.DataFrame, context: FeatureContext, orders: Sequence[int]) -> list[float]:
-    """The lags ``orders`` of the LAST bar of one series (sorted by ts), NaN for null: what
-    :func:`horizon_lags` gives that bar on the whole series, from the few bars of :func:`lag_rows`."""
-    keep = lag_rows(epoch_us(bars["ts"]), context, orders)
-    ts = epoch_us(bars["ts"])[keep]
-    close = bars["close"].to_numpy()[keep]
+def last_bar_lags(
+    ts_us: np.ndarray, close: np.ndarray, context: FeatureContext, orders: Sequence[int]
+) -> list[float]:
+    """The lags ``orders`` of the LAST bar of one series, NaN for null: what :func:`horizon_lags` gives
+    that bar on the whole series, from the few bars of :func:`lag_rows`.
+
+    ``ts_us``: the series' bar starts (microseconds since the epoch, sorted, unique); ``close``: their
+    closes.
+    """
+    keep = lag_rows(ts_us, context, orders)
+    ts, close = ts_us[keep], close[keep]
     if context.horizon_bars is None:
         coordinate, step = ts, context.horizon_minutes * 60_000_000
         ends = horizon_ends(ts, context.horizon_minutes, context.label_tolerance_minutes)

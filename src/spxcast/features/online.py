@@ -56,10 +56,13 @@ class HistoryNeed:
         """The rows of ``bars`` (one series, sorted by ts) its last bar needs: the union of both rules."""
         if bars.is_empty():
             return bars
-        ts = epoch_us(bars["ts"])
-        since = ts[-1] - round(self.bar_minutes * 60_000_000)
-        by_time = bars.height - int(np.searchsorted(ts, since, side="left"))
-        return bars.tail(max(self.bars, by_time))
+        return bars.tail(self.rows_of(epoch_us(bars["ts"])))
+
+    def rows_of(self, ts_us: np.ndarray) -> int:
+        """How many trailing bars of a series with bar starts ``ts_us`` (microseconds, sorted) its last bar
+        needs."""
+        since = ts_us[-1] - round(self.bar_minutes * 60_000_000)
+        return max(self.bars, ts_us.size - int(np.searchsorted(ts_us, since, side="left")))
 
     def keep_articles(self, articles: pl.DataFrame, close: datetime) -> pl.DataFrame:
         """The articles received in ``(close - article_minutes, close]``."""
@@ -110,25 +113,25 @@ class _Plan:
         # Features are computed in float64 and put in the row as Float32; others are cast.
         self.casts = [pl.col(s.name).cast(s.dtype) for s in specs if s.dtype != pl.Float32]
 
-    def _market(self, window: pl.DataFrame) -> dict[str, float]:
+    def _market(self, window: pl.DataFrame, ts_us: np.ndarray) -> dict[str, float]:
         """The market features of the window's last bar: NumPy where it can, Polars for the rest."""
         program = self.program
         out: dict[str, float] = {}
         polars = [s for s in self.market if s.name in program.unsupported]
         try:
-            values = program.run(_arrays(window, program.columns, program.rows))
+            values = program.run(_arrays(window, ts_us, program.columns, program.rows))
         except NotEvaluable:  # fewer bars than the lookbacks (or a null a recursive mean reads)
             polars = self.market
         else:
             if not self.checked:
-                values = self._check(window, values)
+                values = self._check(window, ts_us, values)
             out.update(zip(self.program.names, values.tolist(), strict=True))
         if polars:
             frame = feature_frame(window.tail(self.need.bars), polars, cast=False).tail(1).collect()
             out.update((c.name, _number(c[0])) for c in frame.get_columns() if c.name != "ts")
         return out
 
-    def _check(self, window: pl.DataFrame, values: np.ndarray) -> np.ndarray:
+    def _check(self, window: pl.DataFrame, ts_us: np.ndarray, values: np.ndarray) -> np.ndarray:
         """On first use: compare the NumPy values with Polars' on the same window; features that differ
         (beyond float32 rounding and the recursive means' truncation) are computed by Polars for good."""
         program = self.program
@@ -142,24 +145,26 @@ class _Plan:
             kept = [s for s in computed if s.name not in differing]
             self.program = LastRowProgram([s.expr for s in kept], [s.name for s in kept])
             self.program.unsupported += [*program.unsupported, *differing]
-            values = self.program.run(_arrays(window, self.program.columns, self.program.rows))
+            values = self.program.run(_arrays(window, ts_us, self.program.columns, self.program.rows))
         self.checked = True
         return values
 
     def row(self, bars: pl.DataFrame, articles: pl.DataFrame) -> pl.DataFrame:
-        window = self.need.keep_bars(_window(bars))
+        bars, starts = _window(bars)
+        rows = self.need.rows_of(starts)
+        window, ts_us = bars.tail(rows), starts[-rows:]
         ts = window["ts"].tail(1).cast(UTC_TS)
         values: dict[str, float] = {}
         if self.market:
-            values.update(self._market(window))
+            values.update(self._market(window, ts_us))
         if self.news:
             missing = [c for c in ARTICLE_COLUMNS if c not in articles.columns]
             if missing:
                 raise SchemaError(f"online row: the articles lack columns {missing}; got {articles.columns}")
-            signals = signals_at(bar_closes_us(epoch_us(ts), self.context), articles)
+            signals = signals_at(bar_closes_us(ts_us[-1:], self.context), articles)
             values.update((n, float(signals[n][0])) for n in self.news)
         if self.lag_orders:
-            lags = last_bar_lags(window, self.context, self.lag_orders)
+            lags = last_bar_lags(ts_us, window["close"].to_numpy(), self.context, self.lag_orders)
             values.update(zip(self.lag_names, lags, strict=True))
         # One Series transposed into the row: far cheaper than a Series per feature.
         row = np.array([values[n] for n in self.names], dtype=np.float32)
@@ -175,15 +180,17 @@ def _number(value: object) -> float:
     return math.nan if value is None else float(value)  # type: ignore[arg-type]
 
 
-def _arrays(window: pl.DataFrame, columns: Sequence[str], rows: int) -> dict[str, np.ndarray]:
-    """The last ``rows`` bars' ``columns`` as NumPy: ts in microseconds since the epoch, the others float64
-    with NaN for null (absent optional quotes: all NaN)."""
+def _arrays(
+    window: pl.DataFrame, ts_us: np.ndarray, columns: Sequence[str], rows: int
+) -> dict[str, np.ndarray]:
+    """The last ``rows`` bars' ``columns`` as NumPy: ts in microseconds since the epoch (``ts_us``, the
+    window's), the others float64 with NaN for null (absent optional quotes: all NaN)."""
     if window.height < rows:
         raise NotEvaluable(f"{window.height} bars, the market features need {rows}")
     out: dict[str, np.ndarray] = {}
     for name in columns:
         if name == "ts":
-            out[name] = epoch_us(window["ts"][-rows:])
+            out[name] = ts_us[-rows:]
         elif name in window.columns:
             out[name] = window[name][-rows:].to_numpy().astype(np.float64, copy=False)
         else:
@@ -191,8 +198,9 @@ def _arrays(window: pl.DataFrame, columns: Sequence[str], rows: int) -> dict[str
     return out
 
 
-def _window(bars: pl.DataFrame) -> pl.DataFrame:
-    """Check the trailing bars: one series, bar columns, unique ts; sorted by ts."""
+def _window(bars: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
+    """Check the trailing bars: one series, bar columns, unique ts. Returns them sorted by ts, and their
+    starts in microseconds since the epoch."""
     if bars.is_empty():
         raise DataQualityError("online row: the window holds no bars")
     for column in SERIES_KEY:
@@ -201,11 +209,17 @@ def _window(bars: pl.DataFrame) -> pl.DataFrame:
     missing = [c for c in BAR_COLUMNS if c not in bars.columns and c not in ("bid_close", "ask_close")]
     if missing:
         raise SchemaError(f"online row: the bars lack columns {missing}; got {bars.columns}")
-    if not bars["ts"].is_sorted():
+    if bars["ts"].null_count():
+        raise DataQualityError("online row: a bar of the window has no ts")
+    ts = epoch_us(bars["ts"])
+    steps = np.diff(ts)
+    if (steps < 0).any():
         bars = bars.sort("ts")
-    if bars["ts"].n_unique() != bars.height:
+        ts = epoch_us(bars["ts"])
+        steps = np.diff(ts)
+    if (steps == 0).any():
         raise DataQualityError("online row: several bars share a ts; the window must hold unique bars")
-    return bars
+    return bars, ts
 
 
 @lru_cache(maxsize=32)
