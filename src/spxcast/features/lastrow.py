@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,18 +82,37 @@ def _kleene_or(a: Value, b: Value) -> Value:
     return np.where(true, 1.0, np.where(_null_mask(a, b), np.nan, 0.0))
 
 
-def _floor_mod(a: Value, b: Value) -> Value:
-    return np.mod(a, b)
+def _log_one(x: Value) -> Value:
+    return np.float64(math.log(x)) if x > 0 else np.float64(-math.inf if x == 0 else math.nan)
+
+
+def _sqrt_one(x: Value) -> Value:
+    return np.float64(math.sqrt(x)) if x >= 0 else np.float64(math.nan)
+
+
+def _exp_one(x: Value) -> Value:
+    try:
+        return np.float64(math.exp(x))
+    except OverflowError:
+        return np.float64(math.inf)
+
+
+def _float32_one(x: Value) -> Value:
+    return np.float64(np.float32(x))
+
+
+def _clip_one(x: Value, low: float) -> Value:
+    return np.float64(low) if x < low else x
 
 
 # Comparisons as NumPy gives them (a null operand compares false): for ``when`` predicates only.
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
-    "Eq": np.equal,
-    "NotEq": np.not_equal,
-    "Gt": np.greater,
-    "GtEq": np.greater_equal,
-    "Lt": np.less,
-    "LtEq": np.less_equal,
+    "Eq": operator.eq,
+    "NotEq": operator.ne,
+    "Gt": operator.gt,
+    "GtEq": operator.ge,
+    "Lt": operator.lt,
+    "LtEq": operator.le,
 }
 
 
@@ -101,12 +121,18 @@ def _choose(predicate: Value, yes: Value, no: Value) -> Value:
     return np.where(predicate == 1, yes, no)
 
 
+def _choose_one(predicate: Value, yes: Value, no: Value) -> Value:
+    return np.float64(yes if predicate == 1 else no)
+
+
+# Operators on arrays are NumPy's ufuncs; on NumPy scalars (one row) they keep NumPy's semantics (a
+# division by zero gives inf, not an error) at a fraction of a ufunc call's cost.
 _BINARY: dict[str, Callable[[Any, Any], Any]] = {
-    "Plus": np.add,
-    "Minus": np.subtract,
-    "Multiply": np.multiply,
-    "TrueDivide": np.true_divide,
-    "Modulus": _floor_mod,
+    "Plus": operator.add,
+    "Minus": operator.sub,
+    "Multiply": operator.mul,
+    "TrueDivide": operator.truediv,
+    "Modulus": operator.mod,
     "Eq": lambda a, b: _with_nulls(np.equal(a, b), a, b),
     "NotEq": lambda a, b: _with_nulls(np.not_equal(a, b), a, b),
     "Gt": lambda a, b: _with_nulls(np.greater(a, b), a, b),
@@ -184,6 +210,28 @@ def _rolling_kurtosis(x: np.ndarray, w: int) -> np.ndarray:
     return ((w + 1) * g2 + 6) * (w - 1) / ((w - 2) * (w - 3))
 
 
+def _rolling_one(function: str, w: int, params: Mapping[str, Any] | None) -> Callable[[np.ndarray], Value]:
+    """The rolling statistic of the last row alone, over the ``w`` rows it is given."""
+    if function == "Mean":
+        return lambda x: _add(x) / w
+    if function == "Sum":
+        return _add
+    if function == "Max":
+        return lambda x: x.max()
+    if function == "Min":
+        return lambda x: x.min()
+    if function in ("Var", "Std") and params is not None and "Var" in params:
+        ddof = int(params["Var"]["ddof"])
+
+        def variance(x: np.ndarray) -> Value:
+            d = x - _add(x) / w
+            return _add(d * d) / (w - ddof)
+
+        return variance if function == "Var" else lambda x: _sqrt_one(variance(x))
+    array = _rolling(function, w, params)
+    return lambda x: array(x)[0]
+
+
 def _rolling(function: str, w: int, params: Mapping[str, Any] | None) -> Callable[[np.ndarray], np.ndarray]:
     """The rolling statistic over full windows of ``w`` rows (a null in a window gives null)."""
     if function == "Mean":
@@ -208,25 +256,26 @@ def _rolling(function: str, w: int, params: Mapping[str, Any] | None) -> Callabl
     raise _Unsupported(f"rolling {function} {params}")
 
 
-def _ewm(alpha: float, warm: int) -> Callable[[np.ndarray], np.ndarray]:
+def _ewm(alpha: float, warm: int) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], Value]]:
     """``m_t = alpha x_t + (1 - alpha) m_(t-1)`` seeded with the first row (``adjust=False``), from the
-    ``warm``-th row on (``min_samples``). The last row alone is the weighted sum
-    ``(1 - alpha)^(n-1) x_0 + sum_j alpha (1 - alpha)^(n-1-j) x_j``; more rows run the recursion."""
+    ``warm``-th row on (``min_samples``): the recursion over every row, and the last row alone as the
+    weighted sum ``(1 - alpha)^(warm-1) x_0 + sum_j alpha (1 - alpha)^(warm-1-j) x_j``."""
     b, a = [alpha], [1.0, alpha - 1.0]
-    weights: dict[int, np.ndarray] = {}
+    weights = alpha * (1 - alpha) ** np.arange(warm - 1, -1, -1.0)
+    weights[0] = (1 - alpha) ** (warm - 1)
 
-    def step(x: np.ndarray) -> np.ndarray:
+    def rows(x: np.ndarray) -> np.ndarray:
         if np.isnan(x).any():
             raise NotEvaluable("a recursive mean reads a null")
-        if x.size == warm:
-            w = weights.get(warm)
-            if w is None:
-                w = weights[warm] = alpha * (1 - alpha) ** np.arange(warm - 1, -1, -1.0)
-                w[0] = (1 - alpha) ** (warm - 1)
-            return np.array([w @ x])
         return lfilter(b, a, x, zi=[(1 - alpha) * x[0]])[0][warm - 1 :]
 
-    return step
+    def last(x: np.ndarray) -> Value:
+        value = weights @ x
+        if np.isnan(value):
+            raise NotEvaluable("a recursive mean reads a null")
+        return value
+
+    return rows, last
 
 
 @dataclass
@@ -238,6 +287,7 @@ class _Node:
     grow: Callable[[int], int]  # rows needed of each input for this node's last k rows
     column: str | None = None
     integer: bool = False  # int64 values: timestamps and durations in microseconds
+    one: Callable[..., Value] | None = None  # the last row alone, from NumPy scalars (default: compute)
 
 
 def _same(k: int) -> int:
@@ -299,10 +349,12 @@ class _Compiler:
                 raise _Unsupported(f"cast to {body['dtype']}")
             inner = self.add(body["expr"])
             if dtype == "Float32":
-                return self._push(_Node(lambda x: x.astype(np.float32).astype(np.float64), [inner], _same))
+                return self._push(
+                    _Node(lambda x: x.astype(np.float32).astype(np.float64), [inner], _same, one=_float32_one)
+                )
             if not self.nodes[inner].integer:
                 return inner  # already float64 here
-            return self._push(_Node(lambda x: x.astype(np.float64), [inner], _same))
+            return self._push(_Node(lambda x: x.astype(np.float64), [inner], _same, one=np.float64))
         return self._push(self._node(kind, body))
 
     def _predicate(self, tree: Any) -> Any:
@@ -326,8 +378,10 @@ class _Compiler:
         operands: Sequence[Any],
         grow: Callable[[int], int] = _same,
         integer: bool = False,
+        one: Callable[..., Value] | None = None,
     ) -> _Node:
-        """A node applying ``function`` to its operands; literal operands are bound as constants."""
+        """A node applying ``function`` (``one`` on the last row alone, default ``function``) to its
+        operands; literal operands are bound as constants."""
         constants: list[Any] = []
         ids: list[int] = []
         for tree in operands:
@@ -341,7 +395,9 @@ class _Compiler:
                 ids.append(self.add(tree))
         if not ids:
             raise _Unsupported("an expression of constants")
-        return _Node(_bind(function, constants), ids, grow, integer=integer)
+        return _Node(
+            _bind(function, constants), ids, grow, integer=integer, one=None if one is None else _bind(one, constants)
+        )
 
     def _node(self, kind: str, body: Any) -> _Node:
         if kind == "Column":
@@ -356,7 +412,8 @@ class _Compiler:
             ) == 2
             return node
         if kind == "Ternary":
-            return self._apply(_choose, [self._predicate(body["predicate"]), body["truthy"], body["falsy"]])
+            operands = [self._predicate(body["predicate"]), body["truthy"], body["falsy"]]
+            return self._apply(_choose, operands, one=_choose_one)
         if kind == "Function":
             return self._function(body["function"], body["input"])
         raise _Unsupported(kind)
@@ -364,21 +421,32 @@ class _Compiler:
     def _function(self, function: Any, operands: list[Any]) -> _Node:
         if isinstance(function, str):
             simple: dict[str, Callable[..., Value]] = {
-                "Abs": np.abs,
-                "Exp": np.exp,
-                "Negate": np.negative,
+                "Abs": operator.abs,
+                "Negate": operator.neg,
                 "Sign": np.sign,
-                "Log": lambda x, base: np.log(x) / math.log(base),
                 "MaxHorizontal": _horizontal(np.fmax),
                 "MinHorizontal": _horizontal(np.fmin),
                 "Coalesce": _coalesce,
                 "FillNull": lambda x, fill: np.where(np.isnan(x), fill, x),
             }
+            if function == "Exp":
+                return self._apply(np.exp, operands, one=_exp_one)
+            if function == "Log":
+                return self._apply(
+                    lambda x, base: np.log(x) / math.log(base),
+                    operands,
+                    one=lambda x, base: _log_one(x) / math.log(base),
+                )
             if function == "Shift":
                 bars = _literal_int(operands[1])
                 if bars < 0:
                     raise _Unsupported("shift forwards")
-                node = self._apply(lambda x: x[: x.size - bars], operands[:1], lambda k: k + bars)
+                if bars == 0:
+                    node = self._apply(lambda x: x, operands[:1])
+                else:
+                    node = self._apply(
+                        lambda x: x[: x.size - bars], operands[:1], lambda k: k + bars, one=lambda x: x[-1 - bars]
+                    )
                 node.integer = self.nodes[node.inputs[0]].integer
                 return node
             if function in simple:
@@ -386,9 +454,13 @@ class _Compiler:
             raise _Unsupported(function)
         ((name, params),) = function.items()
         if name == "Pow" and params in ("Sqrt", "Generic"):
-            return self._apply(np.sqrt if params == "Sqrt" else np.power, operands)
+            if params == "Sqrt":
+                return self._apply(np.sqrt, operands, one=_sqrt_one)
+            return self._apply(operator.pow, operands)
         if name == "Clip" and params == {"has_min": True, "has_max": False}:
-            return self._apply(lambda x, low: np.where(np.isnan(x), x, np.maximum(x, low)), operands)
+            return self._apply(
+                lambda x, low: np.where(np.isnan(x), x, np.maximum(x, low)), operands, one=_clip_one
+            )
         if name == "Trigonometry" and params in ("Sin", "Cos"):
             return self._apply(np.sin if params == "Sin" else np.cos, operands)
         if name == "Boolean" and params == "IsNull":
@@ -404,15 +476,20 @@ class _Compiler:
                 raise _Unsupported(f"rolling {options}")
             if int(options["min_periods"]) != w and params["function"] != "Sum":
                 raise _Unsupported(f"rolling with min_samples {options['min_periods']} < window {w}")
+            function, fn_params = params["function"], options["fn_params"]
             return self._apply(
-                _rolling(params["function"], w, options["fn_params"]), operands, lambda k: k + w - 1
+                _rolling(function, w, fn_params),
+                operands,
+                lambda k: k + w - 1,
+                one=_rolling_one(function, w, fn_params),
             )
         if name == "EwmMean":
             options = params["options"]
             if options["adjust"] or options["ignore_nulls"]:
                 raise _Unsupported(f"ewm {options}")
             warm = int(options["min_periods"])
-            return self._apply(_ewm(float(options["alpha"]), warm), operands, lambda k: k + warm - 1)
+            rows, last = _ewm(float(options["alpha"]), warm)
+            return self._apply(rows, operands, lambda k: k + warm - 1, one=last)
         raise _Unsupported(name)
 
 
@@ -504,7 +581,7 @@ class LastRowProgram:
         self.columns = sorted({c for c in reads if c is not None})
         self._steps = [_step(i, nodes[i], demand) for i in live]
         self._size = len(nodes)
-        self._outputs = [i for _, i in outputs]
+        self._outputs = [(i, demand[i] == 1) for _, i in outputs]
 
     def run(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """Each compiled expression's last value (float64, NaN for null), in :attr:`names` order.
@@ -520,52 +597,47 @@ class LastRowProgram:
         with np.errstate(all="ignore"):
             for step in self._steps:
                 step(values, columns)
-        return np.array([values[i][-1] for i in self._outputs], dtype=np.float64)
+        return np.array([values[i] if one else values[i][-1] for i, one in self._outputs], dtype=np.float64)
 
 
 def _step(i: int, node: _Node, demand: list[int]) -> Callable[[list[Any], Mapping[str, np.ndarray]], None]:
-    """Node ``i`` as a step that stores its last ``demand[i]`` rows in ``values[i]``."""
+    """Node ``i`` as a step that stores its last ``demand[i]`` rows in ``values[i]``: an array, or a
+    NumPy scalar when the demand is one row."""
     rows = demand[i]
     if node.column is not None:
-        name = node.column
+        name, at = node.column, -1 if rows == 1 else slice(-rows, None)
 
         def read(values: list[Any], columns: Mapping[str, np.ndarray]) -> None:
-            values[i] = columns[name][-rows:]
+            values[i] = columns[name][at]
 
         return read
-    compute = node.compute
-    # Inputs hold their own demand; slice only those that hold more rows than this node reads.
-    wants = [(j, slice(-node.grow(rows), None) if demand[j] != node.grow(rows) else None) for j in node.inputs]
+    compute = node.one if rows == 1 and node.one is not None else node.compute
+    need = node.grow(rows)
+    # Each input holds its own demand: read as is, its last row (a scalar), or its last ``need`` rows.
+    wants = [(j, None if demand[j] == need else -1 if need == 1 else slice(-need, None)) for j in node.inputs]
     if len(wants) == 1:
-        ((j, cut),) = wants
-        if cut is None:
+        ((j, at),) = wants
+        if at is None:
 
             def unary(values: list[Any], columns: Mapping[str, np.ndarray]) -> None:
                 values[i] = compute(values[j])
 
             return unary
 
-        def unary_cut(values: list[Any], columns: Mapping[str, np.ndarray]) -> None:
-            values[i] = compute(values[j][cut])
+        def unary_at(values: list[Any], columns: Mapping[str, np.ndarray]) -> None:
+            values[i] = compute(values[j][at])
 
-        return unary_cut
+        return unary_at
     if len(wants) == 2:
-        (j, cut_j), (m, cut_m) = wants
-        if cut_j is None and cut_m is None:
+        (j, at_j), (m, at_m) = wants
+        if at_j is None and at_m is None:
 
             def binary(values: list[Any], columns: Mapping[str, np.ndarray]) -> None:
                 values[i] = compute(values[j], values[m])
 
             return binary
-        first, second = cut_j or slice(None), cut_m or slice(None)
-
-        def binary_cut(values: list[Any], columns: Mapping[str, np.ndarray]) -> None:
-            values[i] = compute(values[j][first], values[m][second])
-
-        return binary_cut
-    cuts = [(j, cut or slice(None)) for j, cut in wants]
 
     def apply(values: list[Any], columns: Mapping[str, np.ndarray]) -> None:
-        values[i] = compute(*[values[j][cut] for j, cut in cuts])
+        values[i] = compute(*[values[j] if at is None else values[j][at] for j, at in wants])
 
     return apply
