@@ -41,6 +41,8 @@ Step = Callable[[list[Value]], Value]
 _US_PER = {"Hour": 3_600_000_000, "Minute": 60_000_000, "Second": 1_000_000}
 _HOUR_MOD = {"Hour": 24, "Minute": 60, "Second": 60}
 _US_PER_DAY = 86_400_000_000
+_ARITHMETIC = ("Plus", "Minus", "Multiply", "Modulus")
+_INTEGER_DTYPES = ("Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64")
 _FLOAT_CASTS = ("Float64", "Float32", "UInt32", "Int64", "Int32", "UInt8", "Int8")
 
 
@@ -286,7 +288,7 @@ class _Node:
     inputs: list[int]
     grow: Callable[[int], int]  # rows needed of each input for this node's last k rows
     column: str | None = None
-    integer: bool = False  # int64 values: timestamps and durations in microseconds
+    integer: str | None = None  # Polars integers: "time" (Int64 microseconds), "part" (date parts)
     one: Callable[..., Value] | None = None  # the last row alone, from NumPy scalars (default: compute)
 
 
@@ -368,6 +370,16 @@ class _Compiler:
             self.ids[key] = self._push(self._apply(_COMPARE[body["op"]], [body["left"], body["right"]]))
         return {"Node": self.ids[key]}
 
+    def _integer(self, tree: Any) -> str | None:
+        """Whether an operand holds integers in Polars: "time" (timestamps, durations), "part" (date
+        parts, integer literals), else None."""
+        if isinstance(tree, dict) and "Literal" in tree:
+            (kind, value), = tree["Literal"].items()
+            if kind == "Dyn":
+                return "part" if "Int" in value else None
+            return "part" if kind == "Scalar" and next(iter(value)) in _INTEGER_DTYPES else None
+        return self.nodes[self.add(tree)].integer
+
     def _push(self, node: _Node) -> int:
         self.nodes.append(node)
         return len(self.nodes) - 1
@@ -377,7 +389,7 @@ class _Compiler:
         function: Callable[..., Value],
         operands: Sequence[Any],
         grow: Callable[[int], int] = _same,
-        integer: bool = False,
+        integer: str | None = None,
         one: Callable[..., Value] | None = None,
     ) -> _Node:
         """A node applying ``function`` (``one`` on the last row alone, default ``function``) to its
@@ -401,15 +413,19 @@ class _Compiler:
 
     def _node(self, kind: str, body: Any) -> _Node:
         if kind == "Column":
-            return _Node(lambda: None, [], _same, column=body, integer=body == "ts")
+            return _Node(lambda: None, [], _same, column=body, integer="time" if body == "ts" else None)
         if kind == "BinaryExpr":
             op = _BINARY.get(body["op"])
             if op is None:
                 raise _Unsupported(f"binary {body['op']}")
             node = self._apply(op, [body["left"], body["right"]])
-            node.integer = body["op"] == "Minus" and all(self.nodes[i].integer for i in node.inputs) and len(
-                node.inputs
-            ) == 2
+            integers = [self._integer(body["left"]), self._integer(body["right"])]
+            if all(integers) and body["op"] in _ARITHMETIC:
+                # Polars keeps integer dtypes (an Int8 date part times 60 wraps around); only the
+                # difference of two timestamps or durations (Int64 microseconds here) is computed.
+                if body["op"] != "Minus" or "time" not in integers:
+                    raise _Unsupported(f"integer {body['op']}")
+                node.integer = "time"
             return node
         if kind == "Ternary":
             operands = [self._predicate(body["predicate"]), body["truthy"], body["falsy"]]
@@ -467,7 +483,7 @@ class _Compiler:
             return self._apply(lambda x: np.isnan(x).astype(np.float64), operands)
         if name == "TemporalExpr":
             node = self._apply(_temporal(params), operands)
-            node.integer = params == {"TotalMicroseconds": {"fractional": False}}
+            node.integer = "time" if params == {"TotalMicroseconds": {"fractional": False}} else "part"
             return node
         if name == "RollingExpr":
             options = params["options"]

@@ -115,17 +115,16 @@ class _Plan:
 
     def _market(self, window: pl.DataFrame, ts_us: np.ndarray) -> dict[str, float]:
         """The market features of the window's last bar: NumPy where it can, Polars for the rest."""
-        program = self.program
         out: dict[str, float] = {}
-        polars = [s for s in self.market if s.name in program.unsupported]
         try:
-            values = program.run(_arrays(window, ts_us, program.columns, program.rows))
+            values = self.program.run(_arrays(window, ts_us, self.program.columns, self.program.rows))
         except NotEvaluable:  # fewer bars than the lookbacks (or a null a recursive mean reads)
             polars = self.market
         else:
             if not self.checked:
                 values = self._check(window, ts_us, values)
             out.update(zip(self.program.names, values.tolist(), strict=True))
+            polars = [s for s in self.market if s.name in self.program.unsupported]
         if polars:
             frame = feature_frame(window.tail(self.need.bars), polars, cast=False).tail(1).collect()
             out.update((c.name, _number(c[0])) for c in frame.get_columns() if c.name != "ts")
