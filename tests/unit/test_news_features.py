@@ -229,7 +229,9 @@ def test_decayed_sums_stay_exact_across_weeks_of_articles() -> None:
         },
         schema_overrides={"received_at": UTC_TS},
     )
-    starts = sorted(set(np.floor(offsets).tolist()))  # a bar at every article: some right after a block starts
+    starts = sorted(
+        set(np.floor(offsets).tolist())
+    )  # a bar at every article: some right after a block starts
     bars = pl.DataFrame(
         {"instrument": "X", "granularity": "M1", "ts": [T0 + timedelta(minutes=m) for m in starts]},
         schema_overrides={"ts": UTC_TS},

@@ -35,8 +35,8 @@ import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import lfilter
 
-Value = np.ndarray | float
-Step = Callable[[list[Value]], Value]
+# A node's value: an ndarray of its last rows, or a NumPy scalar for its last row alone.
+Value = Any
 
 _US_PER = {"Hour": 3_600_000_000, "Minute": 60_000_000, "Second": 1_000_000}
 _HOUR_MOD = {"Hour": 24, "Minute": 60, "Second": 60}
@@ -54,8 +54,9 @@ class _Unsupported(Exception):
     """A node of Polars' expression form this module does not evaluate."""
 
 
-def _null_mask(*values: Value) -> np.ndarray | bool:
-    masks = [np.isnan(v) for v in values if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+def _null_mask(*values: Value) -> Any:
+    """Where any operand is null (NaN), or False when none can be."""
+    masks: list[Any] = [np.isnan(v) for v in values if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
     masks += [math.isnan(v) for v in values if isinstance(v, float)]
     if not masks:
         return False
@@ -374,7 +375,7 @@ class _Compiler:
         """Whether an operand holds integers in Polars: "time" (timestamps, durations), "part" (date
         parts, integer literals), else None."""
         if isinstance(tree, dict) and "Literal" in tree:
-            (kind, value), = tree["Literal"].items()
+            ((kind, value),) = tree["Literal"].items()
             if kind == "Dyn":
                 return "part" if "Int" in value else None
             return "part" if kind == "Scalar" and next(iter(value)) in _INTEGER_DTYPES else None
@@ -408,7 +409,11 @@ class _Compiler:
         if not ids:
             raise _Unsupported("an expression of constants")
         return _Node(
-            _bind(function, constants), ids, grow, integer=integer, one=None if one is None else _bind(one, constants)
+            _bind(function, constants),
+            ids,
+            grow,
+            integer=integer,
+            one=None if one is None else _bind(one, constants),
         )
 
     def _node(self, kind: str, body: Any) -> _Node:
@@ -461,7 +466,10 @@ class _Compiler:
                     node = self._apply(lambda x: x, operands[:1])
                 else:
                     node = self._apply(
-                        lambda x: x[: x.size - bars], operands[:1], lambda k: k + bars, one=lambda x: x[-1 - bars]
+                        lambda x: x[: x.size - bars],
+                        operands[:1],
+                        lambda k: k + bars,
+                        one=lambda x: x[-1 - bars],
                     )
                 node.integer = self.nodes[node.inputs[0]].integer
                 return node
@@ -510,12 +518,12 @@ class _Compiler:
 
 
 def _literal(body: Any) -> Any:
-    (kind, value), = body.items()
+    ((kind, value),) = body.items()
     if kind == "Dyn":
-        (_, number), = value.items()
+        ((_, number),) = value.items()
         return float(number)
     if kind == "Scalar":
-        (dtype, number), = value.items()
+        ((dtype, number),) = value.items()
         if dtype == "Null":
             return math.nan
         if dtype in ("Float64", "Float32", "Int64", "Int32", "UInt32"):
@@ -578,7 +586,7 @@ class LastRowProgram:
             size = len(compiler.nodes)
             try:
                 outputs.append((name, compiler.add(json.loads(expr.meta.serialize(format="json")))))
-            except Exception:  # noqa: BLE001 - an unknown node, or a UDF Polars cannot serialise
+            except Exception:
                 del compiler.nodes[size:]
                 compiler.ids = {k: v for k, v in compiler.ids.items() if v < size}
                 self.unsupported.append(name)
@@ -632,8 +640,8 @@ def _step(i: int, node: _Node, demand: list[int]) -> Callable[[list[Any], Mappin
     # Each input holds its own demand: read as is, its last row (a scalar), or its last ``need`` rows.
     wants = [(j, None if demand[j] == need else -1 if need == 1 else slice(-need, None)) for j in node.inputs]
     if len(wants) == 1:
-        ((j, at),) = wants
-        if at is None:
+        ((j, only),) = wants
+        if only is None:
 
             def unary(values: list[Any], columns: Mapping[str, np.ndarray]) -> None:
                 values[i] = compute(values[j])
@@ -641,7 +649,7 @@ def _step(i: int, node: _Node, demand: list[int]) -> Callable[[list[Any], Mappin
             return unary
 
         def unary_at(values: list[Any], columns: Mapping[str, np.ndarray]) -> None:
-            values[i] = compute(values[j][at])
+            values[i] = compute(values[j][only])
 
         return unary_at
     if len(wants) == 2:

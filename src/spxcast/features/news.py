@@ -224,8 +224,8 @@ _BLOCK_TAUS = 600.0
 def _decayed_sums(minutes: np.ndarray, scores: np.ndarray, tau: float) -> np.ndarray:
     """``D_k = s_k + D_{k-1} exp(-(t_k - t_{k-1}) / tau)``: decayed score sum just after event k.
 
-    Vectorised per block of events starting at ``a``:
-    ``D_k = exp(-(t_k - t_a) / tau) * (D_{a-1} exp(-(t_a - t_{a-1}) / tau) + sum_{a<=j<=k} s_j exp((t_j - t_a) / tau))``.
+    Vectorised per block of events starting at ``a`` (``E_j = exp((t_j - t_a) / tau)``):
+    ``D_k = (D_{a-1} exp(-(t_a - t_{a-1}) / tau) + sum_{a<=j<=k} s_j E_j) / E_k``.
     """
     out = np.empty_like(scores)
     start, carried = 0, 0.0

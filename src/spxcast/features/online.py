@@ -26,8 +26,8 @@ from spxcast.errors import DataQualityError, SchemaError
 from spxcast.features.build import SERIES_KEY, feature_frame, market_specs
 from spxcast.features.catalog import BAR_COLUMNS, LAGS_GROUP, NEWS_GROUP, Catalog, FeatureContext, FeatureSpec
 from spxcast.features.lags import lag_name, last_bar_lags
-from spxcast.features.news import bar_closes_us, signals_at
 from spxcast.features.lastrow import LastRowProgram, NotEvaluable
+from spxcast.features.news import bar_closes_us, signals_at
 from spxcast.lake.tables import UTC_TS, epoch_us
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class _Plan:
         self.context = context
         self.names = [s.name for s in specs]
         self.market = market_specs(Catalog(s for s in specs if s.expr is not None))
-        self.program = LastRowProgram([s.expr for s in self.market], [s.name for s in self.market])
+        self.program = _program(self.market)
         self.checked = False
         self.news = [s.name for s in specs if s.group == NEWS_GROUP]
         by_name = {
@@ -142,7 +142,7 @@ class _Plan:
         if differing:
             log.warning("online row: %s differ from Polars in NumPy; computed by Polars", differing)
             kept = [s for s in computed if s.name not in differing]
-            self.program = LastRowProgram([s.expr for s in kept], [s.name for s in kept])
+            self.program = _program(kept)
             self.program.unsupported += [*program.unsupported, *differing]
             values = self.program.run(_arrays(window, ts_us, self.program.columns, self.program.rows))
         self.checked = True
@@ -172,6 +172,12 @@ class _Plan:
             frame = frame.with_columns(self.casts)
         frame.insert_column(0, ts.alias("ts"))
         return frame
+
+
+def _program(specs: Sequence[FeatureSpec]) -> LastRowProgram:
+    """The NumPy last-row program of market specs' expressions."""
+    market = [(s.expr, s.name) for s in specs if s.expr is not None]
+    return LastRowProgram([e for e, _ in market], [n for _, n in market])
 
 
 def _number(value: object) -> float:

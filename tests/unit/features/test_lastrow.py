@@ -34,9 +34,7 @@ NO_ARTICLES = pl.DataFrame(
 
 
 def _columns(frame: pl.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
-    return {
-        n: epoch_us(frame["ts"]) if n == "ts" else frame[n].cast(pl.Float64).to_numpy() for n in names
-    }
+    return {n: epoch_us(frame["ts"]) if n == "ts" else frame[n].cast(pl.Float64).to_numpy() for n in names}
 
 
 def _polars_last(frame: pl.DataFrame, exprs: list[pl.Expr]) -> np.ndarray:
@@ -56,7 +54,9 @@ def test_every_market_feature_compiles_and_equals_polars_on_the_same_bars() -> N
         # Recursive means are seeded at different rows (their declared warm-up vs the whole window): the
         # truncated tail moves values by < 1e-8 relative.
         close = np.isclose(got, want, rtol=1e-7, atol=1e-8) | (np.isnan(got) & np.isnan(want))
-        assert close.all(), [(n, g, w) for n, g, w, ok in zip(program.names, got, want, close, strict=True) if not ok]
+        assert close.all(), [
+            (n, g, w) for n, g, w, ok in zip(program.names, got, want, close, strict=True) if not ok
+        ]
 
 
 def _edge_frame() -> pl.DataFrame:
