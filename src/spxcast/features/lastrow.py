@@ -4,19 +4,22 @@ The online row needs each market feature for ONE bar. Polars evaluates every exp
 its input and spends a fixed few microseconds per expression node and query (about 8 us per node on a few
 hundred rows, measured with polars 1.44), so the catalog's ~400 distinct subexpressions cost milliseconds
 however few rows they read. A :class:`LastRowProgram` reads the SAME expressions — the catalog's, through
-Polars' own JSON form of an expression, as :mod:`spxcast.features.plans` does; no feature is written twice
-— shares the subexpressions they repeat, and evaluates each node in NumPy over only the trailing rows its
-consumers need: a rolling window of ``w`` over the last ``k`` rows reads ``k + w - 1`` rows of its input,
-a shift by ``s`` reads ``k + s``, a recursive mean its warm-up (``min_samples``) more, an elementwise node
-what its consumers read. That is the lookback arithmetic of :class:`spxcast.features.terms.Term`, per node,
-so each feature's value is the one Polars gives on the feature's declared ``lookback`` bars, up to float64
-rounding (recursive means: the same truncated tail, below :data:`spxcast.features.terms.EWM_TAIL`).
+Polars' own JSON form of an expression (within this process); no feature is written twice — shares the
+subexpressions they repeat, and evaluates each node in NumPy over only the trailing rows its consumers
+need: a rolling window of ``w`` over the last ``k`` rows reads ``k + w - 1`` rows of its input, a shift by
+``s`` reads ``k + s``, a recursive mean its warm-up (``min_samples``) more, an elementwise node what its
+consumers read. That is the lookback arithmetic of :class:`spxcast.features.terms.Term`, per node, so each
+feature's value is the one Polars gives on the feature's declared ``lookback`` bars, up to float64 rounding
+(recursive means: the same truncated tail, below :data:`spxcast.features.terms.EWM_TAIL`). Most nodes are
+needed for the last row only (509 of the catalog's 660): those run on NumPy scalars, whose operators cost a
+fraction of a ufunc call on a one-element array and keep NumPy's semantics (a division by zero is inf).
 
 Semantics kept from Polars: null is NaN here (comparisons, ``when``, ``and``/``or`` with a null operand
-give null; ``max/min_horizontal`` and ``coalesce`` skip nulls; rolling windows with a null give null). An
-expression holding a node this module does not know is not compiled (:attr:`LastRowProgram.unsupported`):
-the caller evaluates it with Polars. At run time, fewer bars than :attr:`LastRowProgram.rows` or a null
-read by a recursive mean raise :class:`NotEvaluable`: the caller uses Polars for that row.
+give null; ``max/min_horizontal`` and ``coalesce`` skip nulls; rolling windows with a null give null), so a
+genuine NaN of Polars comes out as null. An expression holding a node this module does not know, or integer
+arithmetic (Polars keeps integer dtypes), is not compiled (:attr:`LastRowProgram.unsupported`): the caller
+evaluates it with Polars. At run time, fewer bars than :attr:`LastRowProgram.rows` or a null read by a
+recursive mean raise :class:`NotEvaluable`: the caller uses Polars for that row.
 
 Pure: expressions in, arrays out.
 """
