@@ -162,7 +162,7 @@ def signals_at(close_us: np.ndarray, scored_articles: pl.DataFrame) -> dict[str,
     at_close = _as_of(events, close)
     columns: dict[str, np.ndarray] = {}
     for w in WINDOWS_MINUTES:
-        before = _as_of(events, close - w * _MINUTE_US)
+        before = _as_of(events, close - w * _MINUTE_US, ("n", "s", "c"))
         count = at_close["n"] - before["n"]
         total = at_close["s"] - before["s"]
         confidence = at_close["c"] - before["c"]
@@ -179,7 +179,7 @@ def signals_at(close_us: np.ndarray, scored_articles: pl.DataFrame) -> dict[str,
         decayed = at_close[f"d{tau}"] * np.exp(-np.where(none_yet, 0.0, since) / tau)
         columns[decay_name(tau)] = np.where(none_yet, 0.0, decayed)
     columns[MINUTES_SINCE] = np.where(none_yet, MAX_MINUTES_SINCE, np.minimum(since, MAX_MINUTES_SINCE))
-    recent = at_close["n"] - _as_of(events, close - AVAILABLE_WINDOW_MINUTES * _MINUTE_US)["n"]
+    recent = at_close["n"] - _as_of(events, close - AVAILABLE_WINDOW_MINUTES * _MINUTE_US, ("n",))["n"]
     columns[AVAILABLE] = (recent > 0).astype(np.float64)
     return columns
 
@@ -240,14 +240,17 @@ def _decayed_sums(minutes: np.ndarray, scores: np.ndarray, tau: float) -> np.nda
     return out
 
 
-def _as_of(events: dict[str, np.ndarray], times_us: np.ndarray) -> dict[str, np.ndarray]:
-    """Values of the latest event with ``at <= `` each time; zeros (and NaN for ``t``) before any."""
+def _as_of(
+    events: dict[str, np.ndarray], times_us: np.ndarray, names: tuple[str, ...] | None = None
+) -> dict[str, np.ndarray]:
+    """Values ``names`` (default: all) of the latest event with ``at <= `` each time; zeros (and NaN for
+    ``t``) before any."""
     index = np.searchsorted(events["at"], times_us, side="right") - 1
     found = index >= 0
     safe = np.where(found, index, 0)
     out: dict[str, np.ndarray] = {}
     for name, values in events.items():
-        if name == "at":
+        if name == "at" or (names is not None and name not in names):
             continue
         if values.size == 0:
             out[name] = np.full(times_us.shape, np.nan if name == "t" else 0.0)

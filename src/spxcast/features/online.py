@@ -2,10 +2,12 @@
 
 One function, :func:`online_row`, returns every catalog feature a model reads — market features, news
 signals as of the bar's close, horizon lags — for the LAST bar of a trailing window of bars, from that
-window and the scored articles, in the model's column order. Each family is computed by the same code as
-the batch build (:mod:`spxcast.features.build`, :mod:`spxcast.features.news`,
-:mod:`spxcast.features.lags`), on only the history the features declare they need
-(:func:`history_need`), so the row equals the bar's gold.features row.
+window and the scored articles, in the model's column order. Each family comes from the same definitions as
+the batch build, on only the history the features declare they need (:func:`history_need`), so the row
+equals the bar's gold.features row: the market features are the catalog's expressions evaluated for the
+last row only (:mod:`spxcast.features.lastrow`, Polars where that cannot), the news signals the batch
+function at one close (:func:`spxcast.features.news.signals_at`), the horizon lags the labels' own horizon
+returns on the few bars they read (:func:`spxcast.features.lags.last_bar_lags`).
 
 Pure: no I/O, no clock. The lake reader that gathers the inputs is :func:`spxcast.lake.online.online_inputs`.
 """
@@ -101,6 +103,7 @@ class _Plan:
         self.names = [s.name for s in specs]
         self.market = market_specs(Catalog(s for s in specs if s.expr is not None))
         self.program = _program(self.market)
+        self.uncompiled = [s for s in self.market if s.name in self.program.unsupported]
         self.checked = False
         self.news = [s.name for s in specs if s.group == NEWS_GROUP]
         by_name = {
@@ -124,7 +127,7 @@ class _Plan:
             if not self.checked:
                 values = self._check(window, ts_us, values)
             out.update(zip(self.program.names, values.tolist(), strict=True))
-            polars = [s for s in self.market if s.name in self.program.unsupported]
+            polars = self.uncompiled
         if polars:
             frame = feature_frame(window.tail(self.need.bars), polars, cast=False).tail(1).collect()
             out.update((c.name, _number(c[0])) for c in frame.get_columns() if c.name != "ts")
@@ -144,6 +147,7 @@ class _Plan:
             kept = [s for s in computed if s.name not in differing]
             self.program = _program(kept)
             self.program.unsupported += [*program.unsupported, *differing]
+            self.uncompiled = [s for s in self.market if s.name in self.program.unsupported]
             values = self.program.run(_arrays(window, ts_us, self.program.columns, self.program.rows))
         self.checked = True
         return values
@@ -253,7 +257,7 @@ def online_row(
         make the decayed sums more exact). Only those with ``received_at <= `` the bar's close count, so
         passing later ones is harmless.
     catalog : the running feature catalog (built from ``context``). Plans are compiled on the first call
-        (about half a second) and cached per catalog OBJECT: build the catalog once and reuse it.
+        (a fraction of a second) and cached per catalog OBJECT: build the catalog once and reuse it.
     context : bar size, horizon, lags and label tolerance the catalog was built with.
     names : the model's feature names in its column order (default: every catalog feature).
 
