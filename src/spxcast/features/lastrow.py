@@ -216,6 +216,17 @@ def _rolling_kurtosis(x: np.ndarray, w: int) -> np.ndarray:
     return ((w + 1) * g2 + 6) * (w - 1) / ((w - 2) * (w - 3))
 
 
+def _partial_sum(w: int, least: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Sums of the non-null values of each window of ``w`` rows; null when fewer than ``least``."""
+
+    def sums(x: np.ndarray) -> np.ndarray:
+        windows = _windows(x, w)
+        present = _add(~np.isnan(windows), axis=1)
+        return np.where(present >= least, _add(np.nan_to_num(windows, nan=0.0), axis=1), np.nan)
+
+    return sums
+
+
 def _rolling_one(function: str, w: int, params: Mapping[str, Any] | None) -> Callable[[np.ndarray], Value]:
     """The rolling statistic of the last row alone, over the ``w`` rows it is given."""
     if function == "Mean":
@@ -501,9 +512,13 @@ class _Compiler:
             w = int(options["window_size"])
             if options["weights"] is not None or options["center"] or w < 1:
                 raise _Unsupported(f"rolling {options}")
-            if int(options["min_periods"]) != w and params["function"] != "Sum":
-                raise _Unsupported(f"rolling with min_samples {options['min_periods']} < window {w}")
+            least = int(options["min_periods"])
             function, fn_params = params["function"], options["fn_params"]
+            if least < w:
+                if function != "Sum" or least < 1:
+                    raise _Unsupported(f"rolling {function} with min_samples {least} < window {w}")
+                partial = _partial_sum(w, least)
+                return self._apply(partial, operands, lambda k: k + w - 1, one=lambda x: partial(x)[0])
             return self._apply(
                 _rolling(function, w, fn_params),
                 operands,

@@ -94,6 +94,7 @@ EDGE_CASES = {
     "sin cos": A.sin() + B.cos(),
     "window with a null": A.rolling_mean(2, min_samples=2),
     "window std": B.rolling_std(3, min_samples=3),
+    "window sum of what is there": A.rolling_sum(3, min_samples=2),
     "window max min": B.rolling_max(2, min_samples=2) - B.rolling_min(2, min_samples=2),
     "hour minute second weekday": pl.col("ts").dt.hour().cast(pl.Float64) * 3600
     + pl.col("ts").dt.minute().cast(pl.Float64) * 60
