@@ -10,7 +10,7 @@ imported) and reports the median and p99 per call, plus the same split by family
 measure) and this process's CPU time (``time.process_time``), which other work on a shared machine
 disturbs much less.
 
-    python bench/online.py [--bars 1000] [--breakdown]
+    python bench/online.py [--bars 1000] [--breakdown] [--baseline]
 """
 
 from __future__ import annotations
