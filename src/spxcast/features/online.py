@@ -104,6 +104,8 @@ class _Plan:
         self.market = market_specs(Catalog(s for s in specs if s.expr is not None))
         self.program = _program(self.market)
         self.uncompiled = [s for s in self.market if s.name in self.program.unsupported]
+        if self.uncompiled:
+            log.info("online row: %s computed by Polars, not NumPy", [s.name for s in self.uncompiled])
         self.checked = False
         self.news = [s.name for s in specs if s.group == NEWS_GROUP]
         by_name = {
