@@ -91,8 +91,11 @@ def live_view(api: Api, settings: Settings, window: int) -> None:
     bar = bar_length(settings.granularity)
     now = datetime.now(UTC)
     newest_forecast = next(iter(api.history(settings.instrument, limit=1, newest=True)), None)
-    end = prep.following(newest_forecast, now, bar)  # a replay: the chart follows the forecasts
-    bars = newest_bars(api, settings, end=end)
+    bars = newest_bars(api, settings)
+    stored = bars["ts"][-1] if bars is not None and bars.height else None
+    end = prep.following(newest_forecast, stored, now, bar)  # a replay: the chart follows the forecasts
+    if end is not None:
+        bars = newest_bars(api, settings, end=end)
     session = prep.latest_session(bars, bar, window=window) if bars is not None else None
     start = (
         None

@@ -161,18 +161,24 @@ def market_state(
 
 
 def following(
-    newest: Mapping[str, Any] | None, now: datetime, bar: timedelta, fresh: timedelta = timedelta(minutes=5)
+    newest: Mapping[str, Any] | None,
+    newest_bar: datetime | None,
+    now: datetime,
+    bar: timedelta,
+    fresh: timedelta = timedelta(minutes=5),
 ) -> datetime | None:
-    """Where the live chart ends when forecasts are being made now for bars older than now: a replay of
-    stored bars (``spxcast serve --live --replay``) or a loop catching up. From the newest logged forecast
-    (a ``/predictions/history`` row): the end (exclusive, the start of the bar after the forecast's bar)
-    when it was logged within ``fresh`` of ``now`` and its bar closed more than ``fresh`` before ``now``;
+    """Where the live chart ends when forecasts are being made now for stored bars older than the newest
+    one: a replay (``spxcast serve --live --replay`` over a range the lake holds) or a loop catching up.
+
+    From the newest logged forecast (a ``/predictions/history`` row) and the newest stored bar's start: the
+    end (exclusive: the start of the bar after the forecast's bar) when the forecast was logged within
+    ``fresh`` of ``now``, its bar closed more than ``fresh`` before ``now``, and newer bars are stored;
     None otherwise (the chart shows the newest stored bars)."""
-    if newest is None or newest.get("bar_ts") is None:
+    if newest is None or newest.get("bar_ts") is None or newest_bar is None:
         return None
     bar_ts = parse_ts(newest["bar_ts"])
     logged = parse_ts(newest["created_at"])
-    if now - logged <= fresh and now - (bar_ts + bar) > fresh:
+    if now - logged <= fresh and now - (bar_ts + bar) > fresh and bar_ts < newest_bar:
         return bar_ts + bar
     return None
 
