@@ -121,6 +121,7 @@ def live_view(api: Api, settings: Settings, window: int) -> None:
     if session is None:
         missing("/bars")
     if session is not None and session.height:
+        forecasts = prep.as_of(forecasts, session["ts"][-1])
         forecasts = forecasts.filter(pl.col("target_ts") >= session["ts"][0])  # drawn inside the chart
     st.plotly_chart(live_figure(session, forecasts, settings), use_container_width=True, key="live-chart")
     realised = forecasts.filter(pl.col("realised_pct").is_not_null()).height

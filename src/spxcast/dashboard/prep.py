@@ -118,6 +118,17 @@ def forecast_frame(rows: Sequence[Mapping[str, Any]], horizon_minutes: int) -> p
     return frame.unique("bar_ts", keep="last", maintain_order=True).sort("bar_ts")
 
 
+def as_of(forecasts: pl.DataFrame, newest_bar: datetime) -> pl.DataFrame:
+    """The forecasts (:func:`forecast_frame`) as of the bars on the chart, whose newest starts at
+    ``newest_bar``: those made at a bar up to it, with the realised outcome only where the bar it is the close
+    of is on the chart (bars and forecasts are read one after the other while a loop runs: a newer forecast
+    or outcome waits for the next refresh, with its bar)."""
+    known = pl.col("target_ts") <= newest_bar
+    return forecasts.filter(pl.col("bar_ts") <= newest_bar).with_columns(
+        pl.when(known).then(pl.col(c)).alias(c) for c in ("realised_pct", "realised_price")
+    )
+
+
 def _interval_note(row: Mapping[str, Any]) -> str | None:
     if row.get("lower_pct") is not None and row.get("upper_pct") is not None:
         return None

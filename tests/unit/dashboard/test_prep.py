@@ -41,6 +41,15 @@ def test_a_forecast_is_drawn_at_the_bar_whose_close_it_forecasts_with_its_interv
     assert second["realised_price"] is None  # the horizon has not passed: nothing is drawn
 
 
+def test_the_chart_shows_forecasts_and_outcomes_as_of_its_newest_bar() -> None:
+    rows = [history_row(i, 0.1, 0.2) for i in range(40)]
+    frame = prep.as_of(prep.forecast_frame(rows, horizon_minutes=30), newest_bar=T0 + 35 * MINUTE)
+    assert frame["bar_ts"].max() == T0 + 35 * MINUTE  # forecasts of later bars wait for their bar
+    known = frame.filter(pl.col("realised_price").is_not_null())
+    assert known["target_ts"].max() == T0 + 35 * MINUTE and known.height == 6  # bars 0..5: outcomes shown
+    assert frame.filter(pl.col("target_ts") > T0 + 35 * MINUTE)["realised_pct"].null_count() == 30
+
+
 def test_rows_without_a_bar_are_left_out_and_the_newest_forecast_of_a_bar_wins() -> None:
     explicit = {**history_row(0, 0.3, None), "bar_ts": None}
     repeated = [history_row(1, 0.1, None), {**history_row(1, 0.2, None), "prediction_id": "again"}]
