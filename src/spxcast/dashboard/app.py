@@ -159,30 +159,18 @@ def live_figure(session: pl.DataFrame | None, forecasts: pl.DataFrame, settings:
         figure.add_trace(
             go.Scatter(x=forecasts["bar_ts"].to_list(), y=forecasts["price"].to_list(), name="close")
         )
-    # The band keeps every forecast's x with null where a bound is missing: plotly breaks the band there
-    # instead of drawing an interval across forecasts that had none.
+    # One closed shape per run of forecasts with a finite interval: never drawn across one without.
     bounded = pl.col("lower_price").is_not_null() & pl.col("upper_price").is_not_null()
-    band = forecasts.with_columns(
-        pl.when(bounded).then(pl.col(c)).alias(c) for c in ("lower_price", "upper_price")
-    )
-    if band.filter(bounded).height:
+    band_x, band_y = prep.band(forecasts)
+    if band_x:
         figure.add_trace(
             go.Scatter(
-                x=band["target_ts"].to_list(),
-                y=band["upper_price"].to_list(),
-                line={"width": 0},
-                showlegend=False,
-                hoverinfo="skip",
-                name="interval upper",
-            )
-        )
-        figure.add_trace(
-            go.Scatter(
-                x=band["target_ts"].to_list(),
-                y=band["lower_price"].to_list(),
-                fill="tonexty",
+                x=band_x,
+                y=band_y,
+                fill="toself",
                 fillcolor="rgba(99,110,250,0.18)",
                 line={"width": 0},
+                hoverinfo="skip",
                 name="prediction interval",
             )
         )

@@ -129,6 +129,30 @@ def as_of(forecasts: pl.DataFrame, newest_bar: datetime) -> pl.DataFrame:
     )
 
 
+def band(forecasts: pl.DataFrame) -> tuple[list[datetime | None], list[float | None]]:
+    """The prediction-interval band of the forecasts (:func:`forecast_frame`, sorted by bar) as one
+    ``fill="toself"`` trace: each run of consecutive forecasts with both bounds is a closed shape (upper
+    bounds forward, lower bounds back) at their ``target_ts``; runs are separated by a null point, so no
+    band is drawn across a forecast without a finite interval."""
+    xs: list[datetime | None] = []
+    ys: list[float | None] = []
+    run: list[tuple[datetime, float, float]] = []
+
+    def close() -> None:
+        if run:
+            xs.extend([x for x, _, _ in run] + [x for x, _, _ in reversed(run)] + [None])
+            ys.extend([u for _, _, u in run] + [lo for _, lo, _ in reversed(run)] + [None])
+            run.clear()
+
+    for x, lower, upper in forecasts.select("target_ts", "lower_price", "upper_price").iter_rows():
+        if lower is None or upper is None:
+            close()
+        else:
+            run.append((x, lower, upper))
+    close()
+    return xs[:-1], ys[:-1]
+
+
 def _interval_note(row: Mapping[str, Any]) -> str | None:
     if row.get("lower_pct") is not None and row.get("upper_pct") is not None:
         return None

@@ -138,6 +138,18 @@ def test_a_forecast_without_a_finite_interval_keeps_its_null_bounds_and_the_reas
     assert frame["predicted_price"].null_count() == 0
 
 
+def test_the_interval_band_is_one_shape_per_run_of_finite_intervals_never_across_a_gap() -> None:
+    rows = [history_row(i, 0.1, None) for i in range(5)]
+    rows[2] = {**rows[2], "lower_pct": None, "upper_pct": None, "interval_note": "unbounded"}
+    frame = prep.forecast_frame(rows, horizon_minutes=30)
+    xs, ys = prep.band(frame)
+    at = [T0 + (30 + i) * MINUTE for i in range(5)]
+    upper, lower = 5000 * 1.002, 5000 * 1.0
+    assert xs == [at[0], at[1], at[1], at[0], None, at[3], at[4], at[4], at[3]]
+    assert ys == pytest.approx([upper, upper, lower, lower, None, upper, upper, lower, lower])
+    assert prep.band(frame.filter(pl.col("interval_note").is_not_null())) == ([], [])
+
+
 def test_the_live_chart_follows_forecasts_made_now_for_older_stored_bars_only() -> None:
     now = T0 + timedelta(days=300)
     stored = T0 + timedelta(days=200)  # the lake holds bars past the replayed one
