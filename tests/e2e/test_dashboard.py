@@ -316,6 +316,12 @@ def dashboard(api: RunningApi, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield url
 
 
+def settled(page: Any) -> None:
+    """Wait until Streamlit has finished running the page's script (its status widget is gone)."""
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
+    page.wait_for_timeout(1000)
+
+
 ARTIFACTS = os.environ.get("SPXCAST_TEST_ARTIFACTS")  # read at import: the tests' environment drops SPXCAST_*
 
 
@@ -358,15 +364,18 @@ def test_in_chromium_the_live_page_shows_candles_forecasts_an_interval_and_skill
             assert (
                 f"v{api.champion} (champion)" in table and f"v{api.challenger} (shadow challenger)" in table
             )
-            page.wait_for_timeout(1500)
+            page.get_by_text("Gates v").wait_for()
+            settled(page)
             page.screenshot(path=str(shots / "skill.png"))
-            for name in ("News", "Health"):
-                if name == "Health":
-                    page.set_viewport_size({"width": 1400, "height": 2600})  # alerts and the history
-                page.goto(f"{dashboard}/?page={name}")
-                page.get_by_role("heading", name=name, exact=True).wait_for()
-                page.wait_for_timeout(1500)
-                page.screenshot(path=str(shots / f"{name.lower()}.png"))
+            page.goto(f"{dashboard}/?page=News")
+            page.get_by_role("heading", name="News", exact=True).wait_for()
+            settled(page)
+            page.screenshot(path=str(shots / "news.png"))
+            page.set_viewport_size({"width": 1400, "height": 2600})  # alerts and the promotion history
+            page.goto(f"{dashboard}/?page=Health")
+            page.get_by_text("Serving slot changes").wait_for()
+            settled(page)
+            page.screenshot(path=str(shots / "health.png"))
         finally:
             browser.close()
     assert all((shots / f"{n}.png").stat().st_size > 10_000 for n in ("live", "skill", "news", "health"))
@@ -446,11 +455,11 @@ def test_in_chromium_a_replay_moves_the_live_page_and_realised_outcomes_arrive_w
     try:
         from dashboard_factories import wait_healthy
 
-        wait_healthy(base, server)
         with (
-            serving_dashboard(base, env, tmp_path / "dashboard.log") as url,
+            serving_dashboard(base, env, tmp_path / "dashboard.log") as url,  # starts while the API does
             sync_playwright() as playwright,
         ):
+            wait_healthy(base, server)
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1400})
@@ -482,6 +491,9 @@ def test_in_chromium_a_replay_moves_the_live_page_and_realised_outcomes_arrive_w
                 reached = replay_position(tmp_path / "replay.db")  # read after the rows: it only advances
                 known = [parse_ts(r["bar_ts"]) for r in rows if r["realised_return_pct"] is not None]
                 assert known and max(known) + timedelta(minutes=30) <= reached
+                page.wait_for_function(  # between two refreshes: the chart drawn
+                    "() => (document.querySelector('.js-plotly-plot')?.data || []).length > 2"
+                )
                 page.screenshot(path=str(artifacts(tmp_path) / "live-replay.png"))
             finally:
                 browser.close()

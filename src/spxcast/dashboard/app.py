@@ -160,7 +160,6 @@ def live_figure(session: pl.DataFrame | None, forecasts: pl.DataFrame, settings:
             go.Scatter(x=forecasts["bar_ts"].to_list(), y=forecasts["price"].to_list(), name="close")
         )
     # One closed shape per run of forecasts with a finite interval: never drawn across one without.
-    bounded = pl.col("lower_price").is_not_null() & pl.col("upper_price").is_not_null()
     band_x, band_y = prep.band(forecasts)
     if band_x:
         figure.add_trace(
@@ -174,7 +173,7 @@ def live_figure(session: pl.DataFrame | None, forecasts: pl.DataFrame, settings:
                 name="prediction interval",
             )
         )
-    unbounded = forecasts.filter(~bounded)
+    unbounded = forecasts.filter(pl.col("interval_note").is_not_null())
     if unbounded.height:
         figure.add_trace(
             go.Scatter(
