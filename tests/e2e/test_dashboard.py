@@ -491,9 +491,8 @@ def test_in_chromium_a_replay_moves_the_live_page_and_realised_outcomes_arrive_w
                 reached = replay_position(tmp_path / "replay.db")  # read after the rows: it only advances
                 known = [parse_ts(r["bar_ts"]) for r in rows if r["realised_return_pct"] is not None]
                 assert known and max(known) + timedelta(minutes=30) <= reached
-                page.wait_for_function(  # between two refreshes: the chart drawn
-                    "() => (document.querySelector('.js-plotly-plot')?.data || []).length > 2"
-                )
+                # between two refreshes: the candles drawn
+                page.wait_for_selector(".js-plotly-plot .candlestick, .js-plotly-plot g.trace.boxes")
                 page.screenshot(path=str(artifacts(tmp_path) / "live-replay.png"))
             finally:
                 browser.close()

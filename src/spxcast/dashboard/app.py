@@ -207,6 +207,7 @@ def live_figure(session: pl.DataFrame | None, forecasts: pl.DataFrame, settings:
             )
         )
     figure.update_layout(
+        uirevision="live",  # a refresh keeps the reader's zoom and hidden traces
         height=520,
         xaxis_rangeslider_visible=False,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
