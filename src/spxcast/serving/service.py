@@ -322,9 +322,16 @@ class ServingService:
         return model, record.predicted_pct, explain(model.model, x)
 
     def history(
-        self, instrument: str, start: datetime | None, end: datetime | None, limit: int, shadow: bool = False
+        self,
+        instrument: str,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+        shadow: bool = False,
+        newest: bool = False,
     ) -> list[PredictionRecord]:
-        """Logged predictions of ``instrument`` whose bar starts in ``[start, end)``, oldest first."""
+        """Logged predictions of ``instrument`` whose bar starts in ``[start, end)``, oldest first: the
+        oldest ``limit`` of them, or with ``newest`` the newest ``limit``."""
         if instrument != self.settings.instrument:
             raise NotFound(
                 f"unknown instrument {instrument!r}; this server serves {self.settings.instrument!r}"
@@ -337,9 +344,11 @@ class ServingService:
             query = query.where(PredictionRecord.bar_ts >= start)
         if end is not None:
             query = query.where(PredictionRecord.bar_ts < end)
-        query = query.order_by(PredictionRecord.bar_ts, PredictionRecord.created_at).limit(limit)
+        order = (PredictionRecord.bar_ts, PredictionRecord.created_at)
+        query = query.order_by(*(c.desc() for c in order) if newest else order).limit(limit)
         with Session(self.engine) as session:
-            return list(session.scalars(query).all())
+            rows = list(session.scalars(query).all())
+        return rows[::-1] if newest else rows
 
     def news(self, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` scored articles: received time, title, score (p_pos - p_neg), scorer."""
@@ -358,8 +367,9 @@ class ServingService:
             .to_dicts()
         )
 
-    def bars(self, instrument: str, limit: int) -> list[dict[str, Any]]:
-        """The newest ``limit`` stored bars of ``instrument`` (bronze.candles), oldest first."""
+    def bars(self, instrument: str, limit: int, end: datetime | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` stored bars of ``instrument`` (bronze.candles) starting before ``end`` (all
+        when None), oldest first."""
         if instrument != self.settings.instrument:
             raise NotFound(
                 f"unknown instrument {instrument!r}; this server serves {self.settings.instrument!r}"
@@ -370,6 +380,7 @@ class ServingService:
         return (
             lake.scan("bronze.candles")
             .filter(pl.col("instrument") == instrument, pl.col("granularity") == self.settings.granularity)
+            .filter(pl.lit(True) if end is None else pl.col("ts") < end)
             .select("ts", "open", "high", "low", "close", "volume")
             .sort("ts")
             .tail(limit)
