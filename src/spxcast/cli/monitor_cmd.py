@@ -69,7 +69,7 @@ def _retrain_line(result: dict[str, Any] | None) -> str:
     parts.append(f"shadow: {shadow['status']}" if shadow else result.get("error", ""))
     commands = shadow.get("commands") or result.get("commands") or []
     parts.append(f"run: {' && '.join(commands)}" if commands else "")
-    return ": " + "; ".join(p for p in parts if p)
+    return ": " + ("; ".join(p for p in parts if p) or str(result.get("status")))
 
 
 def _promotion_lines(promotion: dict[str, Any] | None) -> list[str]:
