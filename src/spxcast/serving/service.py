@@ -44,7 +44,7 @@ RECENT_PREDICTIONS = 10_000
 """Predictions kept in memory for ``/explain`` before they need the database."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Prediction:
     """One answered prediction. Returns and bounds in percent; prices in the instrument's quote units.
 
@@ -84,7 +84,7 @@ class _Slots:
     reason: str = "nothing deployed yet"
 
 
-@dataclass
+@dataclass(slots=True)  # one object per remembered prediction for the garbage collector, not two
 class _Recent:
     model: LoadedModel
     vector: np.ndarray
