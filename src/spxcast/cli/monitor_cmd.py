@@ -61,12 +61,17 @@ def run(
     ctx: typer.Context,
     send: bool = typer.Option(True, "--send/--no-send", help="Notify the configured channels"),
     report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML drift report"),
+    at: str | None = typer.Option(
+        None, "--at", help="Judge as of this UTC time (e.g. the end of a replayed range); default now"
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """One monitoring run now."""
+    """One monitoring run now (or as of --at)."""
     from spxcast.monitoring.service import retrain_now, run_monitoring
+    from spxcast.timeutil import parse_utc
 
-    summary = run_monitoring(settings(ctx), send=send, report=report, trainer=retrain_now)
+    now = None if at is None else parse_utc(at)
+    summary = run_monitoring(settings(ctx), now=now, send=send, report=report, trainer=retrain_now)
     if as_json:
         print_json(summary)
     else:
