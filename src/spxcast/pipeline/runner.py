@@ -492,6 +492,7 @@ def run_task(
     attempt = (previous.attempt if previous else 0) + 1
     code = code_fingerprint()
     found = _find_reusable(settings, recorder, task, run_id, code) if reuse else None
+    payload: dict[str, Any] | str
     if found is not None:
         status, payload = SUCCEEDED, _record_reuse(settings, recorder, task, run_id, attempt, found)
     else:
