@@ -229,8 +229,9 @@ def serving(
         raise SpxcastError(f"the monitoring pass failed (exit code {done.returncode})")
     console.print(
         "\n[bold]Where to look next[/]\n"
-        f"  make up REPLAY='{replay[0]} {replay[1]}'   the API and the dashboard (http://127.0.0.1:8501) on "
-        "this machine, streaming this session again\n"
+        "  make up   the API (http://127.0.0.1:8000/docs) and the dashboard (http://127.0.0.1:8501) on this "
+        "home: the predictions just logged, realised skill, drift, alerts, the slots and the registry; "
+        f"REPLAY='FROM TO' streams stored bars after {replay[1]} (the live loop's position is there now)\n"
         "  spxcast monitor alerts | spxcast models summary | spxcast pipeline status\n"
         "  docs/operations.md: deploy, shadow, promote, rollback, alerts, backfill, scaling out, backup",
         highlight=False,
