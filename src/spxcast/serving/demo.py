@@ -140,10 +140,12 @@ def watch(
     *,
     timeout_s: float = 180.0,
     settle_s: float = 2.0,
+    idle_s: float = 60.0,
 ) -> Tally:
     """Relay ``bar`` and ``outcome`` frames of ``instrument`` from the API at ``base_url`` to ``on_frame``
     (with the bar's served prediction, None when none is known) until the bar starting at ``last_bar``
-    was streamed and ``settle_s`` seconds passed without a frame (the outcomes that follow it), or
+    was streamed and ``settle_s`` seconds passed without a frame (the outcomes that follow it), or no frame
+    came for ``idle_s`` seconds (the replay ended before this client connected, or stalled), or
     ``timeout_s`` seconds in all."""
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
@@ -156,11 +158,9 @@ def watch(
         with connect(f"{url}/ws/market-stream?instruments={instrument}", open_timeout=10) as socket:
             while (left := deadline - time.monotonic()) > 0:
                 try:
-                    text = socket.recv(timeout=min(left, settle_s) if ended else left)
+                    text = socket.recv(timeout=min(left, settle_s if ended else idle_s))
                 except TimeoutError:
-                    if ended:
-                        break
-                    continue
+                    break
                 frame = json.loads(text)
                 if frame.get("type") == "bar":
                     served = tally.add_bar(frame)
