@@ -47,6 +47,14 @@ class MonitoringError(SpxcastError):
     """A monitoring run or an alert command cannot proceed (what is missing and what to do)."""
 
 
+class AlertNotFound(MonitoringError):
+    """No alert has the id asked for."""
+
+
+class AlertConflict(MonitoringError):
+    """The alert is already in the state asked for, or resolved (a resolved alert stays resolved)."""
+
+
 class NoChampion(MonitoringError):
     """The registry has no champion yet: a run checks freshness and data quality only."""
 
@@ -362,15 +370,24 @@ def list_alerts(engine: Engine, status: str | None = None, limit: int = 100) -> 
 
 
 def set_status(engine: Engine, alert_id: int, status: str, actor: str, now: datetime) -> dict[str, Any]:
-    """Acknowledge or resolve alert ``alert_id`` (a resolved alert stays resolved)."""
+    """Acknowledge or resolve alert ``alert_id`` as ``actor`` at ``now`` (recorded on the alert).
+
+    Raises :class:`AlertNotFound` for an unknown id and :class:`AlertConflict` for a resolved alert (it stays
+    resolved) or a second acknowledgement (the first one is kept).
+    """
     if status not in ("acknowledged", "resolved"):
         raise MonitoringError(f"an alert can be acknowledged or resolved, not {status!r}")
     with Session(engine) as session, session.begin():
         record = session.get(AlertRecord, alert_id)
         if record is None:
-            raise MonitoringError(f"no alert with id {alert_id}; list them with: spxcast monitor alerts")
+            raise AlertNotFound(f"no alert with id {alert_id}; list them with: spxcast monitor alerts")
         if record.status == "resolved":
-            raise MonitoringError(f"alert {alert_id} is already resolved")
+            raise AlertConflict(
+                f"alert {alert_id} is already resolved ({_by(record.resolved_by, record.resolved_at)})"
+            )
+        if record.status == status:  # a second acknowledgement would overwrite who saw it first
+            first = _by(record.acknowledged_by, record.acknowledged_at)
+            raise AlertConflict(f"alert {alert_id} is already acknowledged ({first})")
         record.status = status
         if status == "acknowledged":
             record.acknowledged_by, record.acknowledged_at = actor, now
@@ -378,6 +395,11 @@ def set_status(engine: Engine, alert_id: int, status: str, actor: str, now: date
             record.resolved_by, record.resolved_at = actor, now
         session.flush()
         return _alert_dict(record)
+
+
+def _by(actor: str | None, at: datetime | None) -> str:
+    when = "" if at is None else f" at {_utc(at):%Y-%m-%d %H:%M:%S} UTC"
+    return f"by {actor or 'unknown'}{when}"
 
 
 def _alert_dict(record: AlertRecord) -> dict[str, Any]:
