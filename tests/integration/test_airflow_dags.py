@@ -131,4 +131,5 @@ def _newest_closed_bar() -> datetime:
 def _loop_at(settings: Settings, bar_ts: datetime) -> None:
     """Record the live loop's position as the loop does (no loop runs in this test)."""
     engine = connect(settings.db_url())
-    position.commit_bars(engine, settings.instrument, settings.granularity, bar_ts, 0, [], datetime.now(UTC))
+    step = position.Step(settings.instrument, settings.granularity, settings.horizon_minutes, position=bar_ts)
+    position.commit(engine, step, datetime.now(UTC))

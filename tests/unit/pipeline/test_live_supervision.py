@@ -50,7 +50,8 @@ def _store_bars(settings: Settings, count: int) -> None:
 
 def _move_position(settings: Settings, bar_ts: datetime) -> None:
     engine = connect(settings.db_url())
-    position.commit_bars(engine, settings.instrument, settings.granularity, bar_ts, 1, [], NOW)
+    step = position.Step(settings.instrument, settings.granularity, 30, position=bar_ts, bars=1)
+    position.commit(engine, step, NOW)
 
 
 def _supervise(settings: Settings, monkeypatch: pytest.MonkeyPatch, at: datetime) -> tuple[int, str]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
+from sqlalchemy import Engine
 
 from spxcast.config import QualitySettings, Settings
 from spxcast.db import connect
@@ -67,13 +68,17 @@ def test_a_lone_partial_session_is_replayed_when_there_is_no_whole_one(settings:
     assert (session.start, session.bars, session.end) == (THURSDAY_SESSION, 90, THURSDAY_SESSION + 90 * M1)
 
 
+def _move(engine: Engine, bar_ts: datetime) -> None:
+    position.commit(engine, position.Step("SPX500_USD", "M1", 30, position=bar_ts, bars=1), THURSDAY_SESSION)
+
+
 def test_the_live_position_is_rewound_only_when_the_replay_would_skip_bars(settings: Settings) -> None:
     engine = connect(settings.db_url())
     assert rewind_position(engine, "SPX500_USD", "M1", THURSDAY_SESSION) is None
-    position.commit_bars(engine, "SPX500_USD", "M1", THURSDAY_SESSION - M1, 1, [], THURSDAY_SESSION)
+    _move(engine, THURSDAY_SESSION - M1)
     assert rewind_position(engine, "SPX500_USD", "M1", THURSDAY_SESSION) is None
     assert position.load(engine, "SPX500_USD", "M1") == THURSDAY_SESSION - M1
-    position.commit_bars(engine, "SPX500_USD", "M1", THURSDAY_SESSION + 5 * M1, 6, [], THURSDAY_SESSION)
+    _move(engine, THURSDAY_SESSION + 5 * M1)
     assert rewind_position(engine, "SPX500_USD", "M1", THURSDAY_SESSION) == THURSDAY_SESSION + 5 * M1
     assert position.load(engine, "SPX500_USD", "M1") is None
 
