@@ -173,7 +173,12 @@ class _Plan:
             values.update(zip(self.lag_names, lags, strict=True))
         # One Series transposed into the row: far cheaper than a Series per feature.
         row = np.array([values[n] for n in self.names], dtype=np.float32)
-        frame = pl.Series(row, nan_to_null=True).to_frame().transpose(column_names=self.names)
+        # (No names, e.g. no model deployed yet: a row of the bar's time alone; Polars cannot transpose nothing.)
+        frame = (
+            pl.Series(row, nan_to_null=True).to_frame().transpose(column_names=self.names)
+            if self.names
+            else pl.DataFrame()
+        )
         if self.casts:
             frame = frame.with_columns(self.casts)
         frame.insert_column(0, ts.alias("ts"))
