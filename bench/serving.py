@@ -227,6 +227,9 @@ def main() -> None:
             steady = asyncio.run(constant_rate(port, args.rate, args.seconds, ids))
             cpu_after = sum(p.cpu_times().user + p.cpu_times().system for p in tree)
             steady["server_cpu_cores"] = (cpu_after - cpu_before) / args.seconds
+            # CPU time per answered request (all server processes and threads, log writer included): the
+            # figure that contention on a shared machine distorts least.
+            steady["server_cpu_us_per_request"] = 1e6 * (cpu_after - cpu_before) / steady["sent"]
             steady["server_rss_mib"] = sum(p.memory_info().rss for p in tree) / 2**20
             print(json.dumps({"steady": steady}), flush=True)
             ramp = []

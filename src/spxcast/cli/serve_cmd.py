@@ -52,13 +52,16 @@ def serve(
 
             app = live_app(cfg, live, replay, speed)
         else:
-            app = create_app(cfg)
+            app = create_app(cfg, server=True)
         uvicorn.run(app, host=cfg.serving.host, port=cfg.serving.port, log_level="warning", access_log=False)
         return
     # Workers are separate processes: each builds its app from the environment and config file, so the
     # global options given here travel as environment variables. With live.redis_url each worker relays
-    # the stream (and the vectors) a `spxcast live` process publishes.
+    # the stream (and the vectors) a `spxcast live` process publishes. Each worker keeps its own slot
+    # snapshot (following the audited state), prediction-log queue and spool file; metrics are summed.
     import os
+
+    from spxcast.serving.telemetry import shared_between_workers
 
     os.environ.update(
         {
@@ -72,15 +75,16 @@ def serve(
         if cfg.live.redis_url
         else "spxcast.serving.app:app_from_environment"
     )
-    uvicorn.run(
-        factory,
-        factory=True,
-        host=cfg.serving.host,
-        port=cfg.serving.port,
-        workers=cfg.serving.workers,
-        log_level="warning",
-        access_log=False,
-    )
+    with shared_between_workers():
+        uvicorn.run(
+            factory,
+            factory=True,
+            host=cfg.serving.host,
+            port=cfg.serving.port,
+            workers=cfg.serving.workers,
+            log_level="warning",
+            access_log=False,
+        )
 
 
 def _admin(ctx: typer.Context, url: str | None, path: str, body: dict[str, Any]) -> None:

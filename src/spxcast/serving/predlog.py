@@ -6,36 +6,52 @@ flushed and fsynced) and keep going there while it has rows, so order is kept. E
 replays the whole spool in one transaction with insert-or-ignore on the prediction id and deletes the file
 only after the commit: a crash at any point leaves the rows in the database or in the spool, and a row
 replayed twice is ignored the second time (exactly once, keyed by prediction id).
+
+Several processes (uvicorn workers) may log through one configured spool path: each claims its own spool
+file (the path itself, else ``<stem>.1<suffix>``, ``<stem>.2<suffix>``, ...) by holding an ``flock`` on
+``<file>.lock`` for its life, and replays the spool files of slots nobody holds (a worker that died with
+rows spooled) as well as its own.
+
+The writer shares the GIL with the event loop, so it does little Python per row: rows are inserted with one
+plain DBAPI ``executemany`` of a statement compiled once per column set (SQLAlchemy's bind processors
+applied by hand), not through SQLAlchemy's per-row execution machinery.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import math
 import os
 import queue
+import re
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
-from sqlalchemy import Engine, Table
+from sqlalchemy import Dialect, Engine, Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from spxcast.db import PredictionRecord
+from spxcast.locks import LockHeld, exclusive
 
 log = logging.getLogger(__name__)
 
 _TIMES = ("created_at", "bar_ts", "feature_as_of")
 
 
-@dataclass(frozen=True)
-class LogEntry:
-    """One prediction as logged. Returns and bounds in percent; times UTC; ``values`` in ``names`` order."""
+class LogEntry(NamedTuple):
+    """One prediction as logged. Returns and bounds in percent; times UTC; ``values`` in ``names`` order.
+
+    A named tuple: built on every request, it must be cheap to make (a frozen dataclass is several times
+    slower to construct)."""
 
     prediction_id: str
     created_at: datetime
@@ -56,32 +72,64 @@ class LogEntry:
     values: np.ndarray
 
     def row(self) -> dict[str, Any]:
-        """The ``predictions`` row (features as JSON; NaN as null)."""
-        values = [None if not np.isfinite(v) else float(v) for v in self.values]
-        fields = {k: v for k, v in asdict(self).items() if k not in ("names", "values")}
-        return {**fields, "features": json.dumps(dict(zip(self.names, values, strict=True)))}
+        """The ``predictions`` row (features as JSON; NaN and infinities as null)."""
+        values = [v if math.isfinite(v) else None for v in self.values.tolist()]
+        row = dict(zip(_ROW_FIELDS, self, strict=False))
+        row["features"] = json.dumps(dict(zip(self.names, values, strict=True)))
+        return row
+
+
+_ROW_FIELDS = LogEntry._fields[: LogEntry._fields.index("names")]
 
 
 def insert_ignoring_duplicates(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` into ``predictions`` in one transaction; ids already there are skipped."""
+    """Insert ``rows`` (all with the keys of the first) into ``predictions`` in one transaction; ids
+    already there are skipped."""
     if not rows:
         return
+    columns = tuple(rows[0])
+    sql, processors, positional = _insert_statement(engine.dialect, columns)
+    encoded = [
+        tuple(
+            v if p is None else p(v) for p, v in zip(processors, map(row.__getitem__, columns), strict=True)
+        )
+        for row in rows
+    ]
+    params = encoded if positional else [dict(zip(columns, values, strict=True)) for values in encoded]
+    with engine.begin() as connection:
+        connection.exec_driver_sql(sql, params)
+
+
+@lru_cache(maxsize=32)
+def _insert_statement(
+    dialect: Dialect, columns: tuple[str, ...]
+) -> tuple[str, tuple[Callable[[Any], Any] | None, ...], bool]:
+    """The insert-or-ignore SQL for ``columns`` in ``dialect``'s parameter style, each column's bind
+    processor (None when the driver takes the Python value as it is), and whether parameters are
+    positional (in ``columns`` order) rather than named."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     table = cast(Table, PredictionRecord.__table__)
-    if engine.dialect.name == "postgresql":
+    if dialect.name == "postgresql":
         statement: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=["prediction_id"])
     else:
         statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=["prediction_id"])
-    with engine.begin() as connection:
-        connection.execute(statement, rows)
+    compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+    order = compiled.positiontup
+    if order is not None and tuple(order) != columns:
+        raise AssertionError(f"compiled insert binds {order}, expected {columns}")  # pragma: no cover
+    processors = tuple(table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns)
+    return str(compiled), processors, order is not None
 
 
 class PredictionLog:
     """Write-behind log with an outage spool; :meth:`submit` never blocks and never raises on DB errors.
 
     The writer wakes every ``flush_s`` seconds and writes what the queue holds, ``batch_rows`` per
-    transaction."""
+    transaction. ``spool`` is the configured spool path; :meth:`start` claims this process's spool file
+    (:attr:`spool`, that path unless another live process holds it). ``on_written(n)`` is called after
+    ``n`` rows are committed, ``on_cycle(depth, spooled)`` on every wake with the rows found waiting and
+    the rows spooled since start (for metrics; both run on the writer thread)."""
 
     def __init__(
         self,
@@ -91,20 +139,24 @@ class PredictionLog:
         flush_s: float = 0.2,
         retry_s: float = 1.0,
         on_written: Callable[[int], None] | None = None,
+        on_cycle: Callable[[int, int], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.configured_spool = spool
         self.spool = spool
         self.batch_rows = batch_rows
         self.flush_s = flush_s
         self.retry_s = retry_s
         self.on_written = on_written
+        self.on_cycle = on_cycle
         self.written = 0
         self.spooled = 0
         self.last_error: str | None = None
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[LogEntry] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._last_retry = 0.0
         self._stopping = threading.Event()
+        self._claim = ExitStack()
         spool.parent.mkdir(parents=True, exist_ok=True)
 
     # ----- the request side
@@ -117,7 +169,7 @@ class PredictionLog:
 
     @property
     def outage(self) -> bool:
-        """Whether rows are waiting in the spool for the database to come back."""
+        """Whether rows are waiting in this process's spool for the database to come back."""
         return self.spool.exists() and self.spool.stat().st_size > 0
 
     def writable(self) -> bool:
@@ -126,14 +178,18 @@ class PredictionLog:
 
     # ----- lifecycle
     def start(self) -> PredictionLog:
+        self.spool = self._claim.enter_context(claim_spool(self.configured_spool))
         self._thread.start()
         return self
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything queued (to the database or the spool), then stop the writer."""
+        """Write everything queued (to the database or the spool), then stop the writer and give up the
+        spool file."""
         if self._thread.is_alive():
             self._stopping.set()
             self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._claim.close()
 
     # ----- the writer thread
     def _run(self) -> None:
@@ -149,9 +205,12 @@ class PredictionLog:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            if self.on_cycle is not None:
+                self.on_cycle(len(batch), self.spooled)
             for start in range(0, len(batch), self.batch_rows):
                 self._write([entry.row() for entry in batch[start : start + self.batch_rows]])
-            if self.outage and (stopping or time.monotonic() - self._last_retry >= self.retry_s):
+            due = stopping or time.monotonic() - self._last_retry >= self.retry_s
+            if due and (self.outage or (not stopping and _orphans(self.configured_spool))):
                 self._replay()
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
@@ -161,7 +220,7 @@ class PredictionLog:
                 self._count(len(rows))
                 return
             except SQLAlchemyError as exc:
-                self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                self.last_error = _short(exc)
                 log.warning(
                     "app database unreachable (%s); spooling predictions to %s", self.last_error, self.spool
                 )
@@ -177,25 +236,80 @@ class PredictionLog:
         self.spooled += len(rows)
 
     def _replay(self) -> None:
-        """Insert every spooled row (duplicates ignored) and delete the spool after the commit."""
+        """Replay this process's spool, then the spools no live process holds (each: insert every row,
+        duplicates ignored, and delete the file after the commit)."""
         self._last_retry = time.monotonic()
-        if not self.spool.exists():
+        if not self._replay_file(self.spool):
             return
-        rows = list(_read_spool(self.spool))
+        for orphan in _orphans(self.configured_spool):
+            try:
+                with exclusive(_lock_path(orphan), blocking=False, holder=f"replaying pid {os.getpid()}"):
+                    if not self._replay_file(orphan):
+                        return
+            except LockHeld:
+                continue  # its owner is alive (or another process is replaying it)
+
+    def _replay_file(self, spool: Path) -> bool:
+        """Replay ``spool`` (whose lock this process holds); False when the database is still down."""
+        if not spool.exists():
+            return True
+        rows = _read_spool(spool)
         try:
             insert_ignoring_duplicates(self.engine, rows)
         except SQLAlchemyError as exc:
-            self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-            return
-        self.spool.unlink()
+            self.last_error = _short(exc)
+            return False
+        spool.unlink()
         self.last_error = None
         self._count(len(rows))
-        log.warning("app database is back: replayed %d spooled predictions", len(rows))
+        log.warning("app database is back: replayed %d spooled predictions from %s", len(rows), spool)
+        return True
 
     def _count(self, n: int) -> None:
         self.written += n
         if self.on_written is not None:
             self.on_written(n)
+
+
+@contextmanager
+def claim_spool(configured: Path) -> Iterator[Path]:
+    """Hold, for the ``with`` block, the first spool file of ``configured`` that no other live process
+    holds: the path itself, else ``<stem>.1<suffix>``, ``<stem>.2<suffix>``, ...; yields its path."""
+    for index in itertools.count():
+        path = _spool_file(configured, index)
+        lock = exclusive(_lock_path(path), blocking=False, holder=f"prediction log of pid {os.getpid()}")
+        try:
+            lock.__enter__()
+        except LockHeld:
+            continue
+        try:
+            yield path
+        finally:
+            lock.__exit__(None, None, None)
+        return
+
+
+def _spool_file(configured: Path, index: int) -> Path:
+    return configured if index == 0 else configured.with_name(f"{configured.stem}.{index}{configured.suffix}")
+
+
+def _lock_path(spool: Path) -> Path:
+    return spool.with_name(spool.name + ".lock")
+
+
+def _orphans(configured: Path) -> list[Path]:
+    """The spool files of ``configured`` that exist (any process's; :meth:`PredictionLog._replay` skips
+    those a live process holds)."""
+    pattern = re.compile(rf"{re.escape(configured.stem)}(\.\d+)?{re.escape(configured.suffix)}")
+    try:
+        names = [e.name for e in os.scandir(configured.parent) if pattern.fullmatch(e.name)]
+    except OSError:
+        return []
+    return [configured.parent / name for name in sorted(names)]
+
+
+def _short(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

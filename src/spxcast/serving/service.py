@@ -7,7 +7,9 @@ NumPy vector, predicts one row, and puts the log entry on a queue: no DataFrame,
 
 from __future__ import annotations
 
+import gc
 import logging
+import random
 import threading
 import uuid
 from collections import OrderedDict
@@ -42,7 +44,7 @@ RECENT_PREDICTIONS = 10_000
 """Predictions kept in memory for ``/explain`` before they need the database."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Prediction:
     """One answered prediction. Returns and bounds in percent; prices in the instrument's quote units.
 
@@ -82,7 +84,7 @@ class _Slots:
     reason: str = "nothing deployed yet"
 
 
-@dataclass
+@dataclass(slots=True)  # one object per remembered prediction for the garbage collector, not two
 class _Recent:
     model: LoadedModel
     vector: np.ndarray
@@ -113,6 +115,7 @@ class ServingService:
             settings.serving.log_batch_rows,
             settings.serving.log_flush_s,
             on_written=telemetry.rows_written,
+            on_cycle=telemetry.log_cycle,
         )
         self._slots = _Slots(SlotState(), dict.fromkeys(SLOTS))
         self._cache: dict[int, LoadedModel] = {}
@@ -126,6 +129,10 @@ class ServingService:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self.bar = bar_length(settings.granularity)
+        self.freeze_heap = False
+        """Set in a dedicated server process: what is alive after start and after each slot change (the
+        gold matrix, models, imported libraries: ~0.5 M objects) is frozen out of the garbage collector's
+        full passes, which would otherwise stop every request for hundreds of milliseconds now and then."""
 
     # ----- lifecycle
     def start(self, background: bool = True) -> ServingService:
@@ -138,6 +145,9 @@ class ServingService:
             log.error("no model loaded at start: %s", exc)
             self._slots = _Slots(self._slots.state, self._slots.models, 0, f"no model loaded at start: {exc}")
         self.telemetry.slots_changed(self._slots.state, self._slots.models)
+        if self.freeze_heap:
+            gc.collect()  # once, at start: no garbage is frozen with the long-lived heap
+            gc.freeze()
         if background:
             self._worker = threading.Thread(target=self._background, name="serving-sync", daemon=True)
             self._worker.start()
@@ -177,6 +187,8 @@ class ServingService:
         self._slots = _Slots(state, models, change_id)
         self._cache = {m.version: m for m in models.values() if m is not None}
         self.telemetry.slots_changed(state, models)
+        if self.freeze_heap:
+            gc.freeze()  # the loaded models and what loading imported are long-lived too
 
     # ----- the request path
     def predict(
@@ -197,7 +209,7 @@ class ServingService:
                 "give either ts (a bar to predict at) or features (an explicit vector), not both"
             )
         snapshot = self._slots
-        prediction_id = str(uuid.uuid4())
+        prediction_id = new_prediction_id()
         slot = route(snapshot.state, client_key or prediction_id)
         model = snapshot.models[slot]
         if model is None:
@@ -256,7 +268,7 @@ class ServingService:
             return
         lower, upper = (None, None) if model.conformal is None else model.conformal.interval(predicted)
         shadow = Prediction(
-            str(uuid.uuid4()),
+            new_prediction_id(),
             served.instrument,
             predicted,
             served.price,
@@ -461,6 +473,8 @@ class ServingService:
         self._slots = _Slots(state, models, change)  # the swap: one reference, atomic
         self._cache = {m.version: m for m in models.values() if m is not None}
         self.telemetry.slots_changed(state, models)
+        if self.freeze_heap:
+            gc.freeze()  # the loaded models and what loading imported are long-lived too
         log.info(
             "slots: %s by %s (%s): live %s, versions %s", action, actor, reason, state.live, state.versions
         )
@@ -553,6 +567,16 @@ class ServingService:
                 if fresh and fed is not None:
                     self._fed[version] = fed
                     model.conformal.observe_many([p for p, _ in fresh], [r for _, r in fresh])
+
+
+def new_prediction_id() -> str:
+    """A random (version 4) UUID string for a prediction.
+
+    Drawn from the process's Mersenne Twister (seeded from the OS at start, reseeded in forked children),
+    not from ``os.urandom``: that is a system call on every request, and it releases the GIL to the log
+    writer thread, which the request must then wait to get back. Prediction ids are keys, not secrets.
+    """
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 def explicit_vector(model: LoadedModel, features: dict[str, float | None]) -> np.ndarray:

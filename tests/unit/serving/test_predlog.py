@@ -77,3 +77,52 @@ def test_rows_spool_while_the_database_is_down_and_replay_exactly_once(tmp_path:
         ).one()
     assert stored.features == '{"f0": 1.5, "f1": null}'
     assert stored.predicted_pct == entries[3].predicted_pct
+
+
+def test_two_processes_logging_through_one_spool_path_each_spool_their_own_file_and_replay_once(
+    tmp_path: Path,
+) -> None:
+    """Two uvicorn workers share the configured spool path: each claims its own file (a flock held for the
+    log's life), so neither replays and deletes a file the other is still appending to; a file left by a
+    worker that is gone is replayed by another, exactly once."""
+    spool = tmp_path / "spool.ndjson"
+    down = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x?connect_timeout=1")
+    first = PredictionLog(down, spool, flush_s=0.05).start()
+    second = PredictionLog(down, spool, flush_s=0.05).start()
+    assert first.spool == spool and second.spool == tmp_path / "spool.1.ndjson"
+    entries = [entry(i) for i in range(40)]
+    for i, e in enumerate(entries):
+        (first if i % 2 else second).submit(e)
+    second.close()  # the worker holding spool.1 goes away with its 20 rows spooled
+    first.close()
+    assert first.spooled == second.spooled == 20
+    assert spool.exists() and second.spool.exists()
+
+    engine = connect(f"sqlite:///{tmp_path / 'app.db'}")
+    third = PredictionLog(down, spool, flush_s=0.05).start()  # a restarted worker, the database still down
+    fourth = PredictionLog(engine, spool, flush_s=0.05, retry_s=0.05).start()
+    assert (third.spool, fourth.spool) == (spool, tmp_path / "spool.1.ndjson")
+    fourth.close()  # replays its own file; spool.ndjson is held by a live log, so it is left alone
+    assert count(engine) == (20, 20) and spool.exists() and not fourth.spool.exists()
+    third.close()
+    back = PredictionLog(engine, spool, flush_s=0.05).start()
+    back.close()
+    assert count(engine) == (40, 40) and not spool.exists()
+    with engine.connect() as connection:
+        logged = set(connection.execute(select(PredictionRecord.prediction_id)).scalars())
+    assert logged == {e.prediction_id for e in entries}
+
+
+def test_a_log_replays_a_spool_left_by_a_process_that_is_gone(tmp_path: Path) -> None:
+    spool = tmp_path / "spool.ndjson"
+    down = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x?connect_timeout=1")
+    a, b = PredictionLog(down, spool, flush_s=0.05).start(), PredictionLog(down, spool, flush_s=0.05).start()
+    b.submit(entry(1))
+    b.close()
+    a.close()
+    orphan = tmp_path / "spool.1.ndjson"
+    assert orphan.exists() and not spool.exists()
+    engine = connect(f"sqlite:///{tmp_path / 'app.db'}")
+    alone = PredictionLog(engine, spool, flush_s=0.05).start()  # claims spool.ndjson, adopts spool.1
+    alone.close()
+    assert count(engine) == (1, 1) and not orphan.exists()
