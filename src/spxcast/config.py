@@ -233,6 +233,12 @@ class TrainingSettings(BaseModel):
     )
     tune_max_rows: int = Field(default=150_000, ge=1000, description="Tune on the most recent rows of train")
     optuna_storage: str | None = Field(default=None, description="Optuna RDB URL; in-memory when unset")
+    trial_workers: int = Field(
+        default=1,
+        ge=1,
+        description="Processes running the Optuna trials of each study together (each train task starts "
+        "trial_workers - 1 more); > 1 needs optuna_storage, which they share",
+    )
     cost_bps: float = Field(default=1.0, ge=0, description="Round-trip trading cost in basis points")
     n_jobs: int = Field(default=1, ge=1, description="Threads per boosting model")
     max_rounds: int = Field(default=500, ge=1, description="Most boosting rounds per fit or trial")
