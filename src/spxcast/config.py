@@ -267,7 +267,9 @@ class RegistrySettings(BaseModel):
         description="Default sqlite:///<home>/mlflow.db; or postgresql+psycopg://…; or an MLflow server URL",
     )
     artifact_root: str | None = Field(
-        default=None, description="Where new experiments keep their artifacts; default <home>/mlartifacts"
+        default=None,
+        description="Where new experiments keep their artifacts; default <home>/mlartifacts, or with an "
+        "MLflow server as tracking_uri the server's artifact store",
     )
     experiment: str = "spxcast"
     dm_pvalue: float = Field(default=0.05, gt=0, lt=1)
@@ -533,8 +535,15 @@ class Settings(BaseSettings):
     def tracking_uri(self) -> str:
         return self.registry.tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
 
-    def mlflow_artifact_root(self) -> str:
-        return self.registry.artifact_root or str((self.home / "mlartifacts").resolve())
+    def mlflow_artifact_root(self) -> str | None:
+        """Where new experiments keep their artifacts: ``registry.artifact_root``; unset,
+        ``<home>/mlartifacts`` with a local store, and None with a tracking server (it stores them itself:
+        ``mlflow server --serve-artifacts``, so clients need no access to its volume)."""
+        if self.registry.artifact_root:
+            return self.registry.artifact_root
+        if self.tracking_uri().startswith(("http://", "https://")):
+            return None
+        return str((self.home / "mlartifacts").resolve())
 
     def artifacts_dir(self) -> Path:
         return (self.home / "artifacts").resolve()

@@ -185,9 +185,9 @@ def _study(
 
 
 def _load_study(model: type[BoostingForecaster], name: str, config: TuningConfig) -> optuna.Study:
-    return optuna.load_study(
-        study_name=f"{config.study_prefix}-{model.kind}-{name}", storage=open_storage(config.storage)
-    )
+    """A stage's study as the shared storage holds it (workers > 1 always have a storage)."""
+    assert config.storage is not None
+    return optuna.load_study(study_name=f"{config.study_prefix}-{model.kind}-{name}", storage=config.storage)
 
 
 def _stage_result(model: type[BoostingForecaster], study: optuna.Study, name: str) -> StageResult:

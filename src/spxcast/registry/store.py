@@ -88,7 +88,8 @@ def mlflow_client(settings: Settings) -> MlflowClient:
 
 
 def experiment_id(client: MlflowClient, settings: Settings) -> str:
-    """The id of the configured experiment, created with its artifacts under the artifact root."""
+    """The id of the configured experiment, created with its artifacts under the artifact root (with a
+    tracking server and no artifact root, in the server's artifact store)."""
     from mlflow.exceptions import MlflowException
 
     name = settings.registry.experiment
@@ -96,10 +97,11 @@ def experiment_id(client: MlflowClient, settings: Settings) -> str:
     if existing is not None:
         return str(existing.experiment_id)
     root = settings.mlflow_artifact_root()
-    if "://" not in root:
+    if root is not None and "://" not in root:
         Path(root).mkdir(parents=True, exist_ok=True)
+    location = None if root is None else f"{root.rstrip('/')}/{name}"  # None: the server's artifact store
     try:
-        return str(client.create_experiment(name, artifact_location=f"{root.rstrip('/')}/{name}"))
+        return str(client.create_experiment(name, artifact_location=location))
     except MlflowException:
         # Another process created it between the lookup and the create.
         again = client.get_experiment_by_name(name)
