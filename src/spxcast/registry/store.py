@@ -70,8 +70,10 @@ def mlflow_client(settings: Settings) -> MlflowClient:
         _prepare_local_store(uri)
     except OSError as exc:
         raise RegistryError(f"MLflow store at {_masked(uri)} cannot be created: {exc}") from exc
-    # MLflow logs every store migration at INFO and draws download progress bars; spxcast reports itself.
+    # MLflow logs every store migration at INFO, draws download progress bars and, with a tracking server,
+    # writes each finished run's URL on stdout (where --json output goes); spxcast reports itself.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     # MLflow reads its HTTP client limits from the environment (its default retries for minutes).
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.registry.http_max_retries)
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
