@@ -22,6 +22,7 @@ One step (:meth:`LiveLoop.step`):
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -231,9 +232,11 @@ class LiveLoop:
                 self._read_window()
 
     def _keep_bars(self) -> int:
-        """Bars the window keeps: what the features need, and enough to label a bar at the horizon."""
+        """Bars the window keeps: what the features need (their bars, and the bars that fit in the minutes
+        the horizon lags span), and enough to label a bar at the horizon."""
         horizon_bars = self.settings.horizon_bar_count
-        return max(self._need.bars, 2 * horizon_bars + 2) + 1
+        spanned = math.ceil(timedelta(minutes=self._need.bar_minutes) / self.bar) + 1
+        return max(self._need.bars, spanned, 2 * horizon_bars + 2) + 1
 
     # ----- running
     def stop(self) -> None:
