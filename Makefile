@@ -55,7 +55,7 @@ demo: $(STAMP)
 
 # The embedded stack on this machine until Ctrl-C: the API with the live loop and the dashboard (a model comes
 # from `make demo`). The loop replays stored bars with REPLAY='FROM TO' (UTC, e.g. make up
-# REPLAY='2025-01-06T14:00 2025-01-06T20:00'), or follows OANDA when SPXCAST_OANDA__TOKEN is set.
+# REPLAY='2024-12-16T14:00 2024-12-16T20:00'), or follows OANDA when SPXCAST_OANDA__TOKEN is set.
 API_PORT ?= 8000
 DASHBOARD_PORT ?= 8501
 REPLAY ?=

@@ -177,7 +177,9 @@ def running_api(root: Path) -> Iterator[RunningApi]:
     write_candles(home)
     write_news(home)
     champion, challenger = home.versions["lightgbm"], home.versions["xgboost"]
-    ModelRegistry(home.settings).promote(champion, force=True, reason="dashboard tests", actor="tests")
+    app_db = home.settings.db.model_copy(update={"url": f"sqlite:///{root / 'app.db'}"})
+    registry = ModelRegistry(home.settings.model_copy(update={"db": app_db}))  # audited where the API reads
+    registry.promote(champion, force=True, reason="dashboard tests", actor="tests")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {

@@ -323,6 +323,11 @@ class DriftSettings(BaseModel):
         default=50_000, ge=100, description="Most recent train rows used as reference"
     )
     report_rows: int = Field(default=5_000, ge=100, description="Reference rows sampled for the HTML report")
+    report_features: int = Field(
+        default=20,
+        ge=1,
+        description="Most features in the HTML report (the drifted, else the largest effects)",
+    )
 
 
 class AlertRule(BaseModel):
@@ -366,7 +371,23 @@ class MonitoringSettings(BaseModel):
     email_to: list[str] = Field(default_factory=list)
     webhook_url: SecretStr | None = Field(default=None, description="Slack-compatible incoming webhook")
     channel_timeout_s: float = Field(default=10.0, gt=0)
-    retrain_policy: Literal["off", "suggest", "automatic"] = "suggest"
+    retrain_policy: Literal["off", "suggest", "automatic"] = Field(
+        default="suggest",
+        description="On a new decay or drift-share alert: off; suggest (the command in the message); "
+        "automatic (the training DAG, the gates, the idle slot in shadow, promotion on live evidence)",
+    )
+    retrain_retry_minutes: float = Field(
+        default=1440.0,
+        gt=0,
+        description="automatic: at most one retrain per this many minutes; while a decay or drift-share "
+        "alert stays open and the last retrain brought no challenger to the shadow slot, retrain again "
+        "after this long",
+    )
+    serving_url: str | None = Field(
+        default=None,
+        description="Base URL of the serving API whose admin routes (serving.admin_key) the retrain loop "
+        "deploys through; unset: a new challenger is recorded as awaiting deploy, with the command",
+    )
     promote_min_rows: int = Field(default=500, ge=10, description="Live rows both slots scored, at least")
     promote_pvalue: float = Field(default=0.05, gt=0, lt=1, description="Paired test: challenger better")
     promote_max_p99_latency_ms: float = Field(default=250.0, gt=0)

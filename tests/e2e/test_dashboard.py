@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from dashboard_factories import FORECAST_BARS, RunningApi, free_port, running_api
+from dashboard_factories import FORECAST_BARS, KEY, RunningApi, free_port, running_api
 from services import services_required
+from spxcast.dashboard.prep import parse_ts
 
 APP = Path(__file__).resolve().parents[2] / "src" / "spxcast" / "dashboard" / "app.py"
 CHROMIUM = "/usr/bin/chromium"
@@ -67,15 +71,27 @@ def test_live_page_draws_the_session_forecasts_at_their_horizon_an_interval_and_
     forecast = traces["forecast (30 min)"]
     assert len(forecast["x"]) >= 100
     # drawn at bar start + 30 min: the first forecast's x is 30 minutes after the first forecast bar
-    assert "prediction interval" in traces and traces["prediction interval"]["fill"] == "tonexty"
+    assert traces["prediction interval"]["fill"] == "toself"
     # a realised outcome lands on the close of the bar it was forecast for (demo labels follow the candles)
     closes = dict(zip(candles["x"], candles["close"], strict=True))
     outcomes = zip(traces["realised"]["x"], traces["realised"]["y"], strict=True)
     landed = [(closes[x], y) for x, y in outcomes if x in closes]
     assert len(landed) > 20
     assert all(abs(close - y) < 1e-6 * close for close, y in landed)
-    lower, upper = traces["prediction interval"]["y"], traces["interval upper"]["y"]
-    assert all(lo < up for lo, up in zip(lower, upper, strict=True))
+    # the band: one closed shape (upper bounds forward, lower back) per run of forecasts with a finite
+    # interval; a forecast without one breaks it and is drawn as an open circle with the API's reason
+    band_x, band_y = traces["prediction interval"]["x"], traces["prediction interval"]["y"]
+    shapes = " ".join("|" if x is None else "." for x in band_x).split("|")
+    unbounded = traces.get("no finite interval", {"x": [], "hovertext": []})
+    drawn = sum(len(shape.split()) for shape in shapes) // 2
+    assert drawn + len(unbounded["x"]) == len(forecast["x"]) and drawn > 0
+    assert all(note for note in unbounded["hovertext"])
+    i = 0
+    for shape in shapes:
+        n = len(shape.split()) // 2
+        upper, lower = band_y[i : i + n], band_y[i + n : i + 2 * n][::-1]
+        assert all(lo < up for lo, up in zip(lower, upper, strict=True))
+        i += 2 * n + 1
     # the newest logged forecast is the current one, with its explanation
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["model"] == f"v{api.champion} (blue)" or metrics["model"].startswith(f"v{api.champion} (")
@@ -102,7 +118,6 @@ def test_predict_now_asks_the_api_for_the_newest_bar_and_shows_it(
     while len(logged()) == before and time.monotonic() < deadline:  # the log is written asynchronously
         time.sleep(0.1)
     newest = logged()[-1]
-    from spxcast.dashboard.prep import parse_ts
 
     assert len(logged()) == before + 1 and parse_ts(newest["bar_ts"]) == api.home.gold["ts"][-1]
 
@@ -143,9 +158,19 @@ def test_skill_page_shows_champion_and_shadow_challenger_realised_metrics(
     assert float(figures_by_metric.loc["RMSE (%)", champion]) > 0
     assert -1 < float(figures_by_metric.loc["hit rate", champion]) <= 1
     assert len(figures(at)) == 2  # IC by day, cumulative net PnL
-    promoted = at.table[1].value  # from the monitoring summary
-    assert promoted.loc["champion", "value"].endswith(f"v{api.champion}")
-    assert float(promoted.loc["reference (test) RMSE (%)", "value"]) > 0
+    # next to them, the figures the champion was promoted on (its training run's test and oot splits)
+    test = f"v{api.champion} at promotion: test"
+    assert {test, f"v{api.champion} at promotion: out-of-time"} <= set(figures_by_metric.columns)
+    logged = httpx.get(f"{api.base}/models/{api.champion}/metrics").json()["metrics"]["test"]
+    assert float(figures_by_metric.loc["RMSE (%)", test]) == pytest.approx(logged["model"]["rmse"], abs=1e-4)
+    assert float(figures_by_metric.loc["RMSE of the zero forecast (%)", test]) == pytest.approx(
+        logged["zero"]["rmse"], abs=1e-4
+    )
+    assert figures_by_metric.loc["mean IC", test] == "—"  # not logged by training: said, not invented
+    gates = at.table[1].value  # the gates of the champion's promotion, from the audit trail
+    assert {"beats_zero_test", "beats_zero_oot", "max_test_rmse"} <= set(gates.index)
+    assert set(gates["passed"]) <= {"yes", "NO"}
+    assert "Promoted" in texts(at) and "by **tests**: dashboard tests" in texts(at)
 
 
 def test_health_page_shows_slots_weights_and_registry_aliases(
@@ -158,19 +183,56 @@ def test_health_page_shows_slots_weights_and_registry_aliases(
     slots = at.dataframe[0].value
     assert sorted(slots["version"].dropna().astype(int)) == sorted([api.champion, api.challenger])
     assert slots["weight"].sum() == pytest.approx(1.0)
-    assert "Promotion history" in [h.value for h in at.subheader]
     # the monitoring run of the factory: drift headline figures and its open alerts (stale demo data)
     assert metrics["drifted features"] == "0%" and float(metrics["bar age (min)"]) > 60 * 24
     alerts = at.dataframe[1].value
-    assert (alerts["status"] == "open").all() and len(alerts) >= 1
-    acknowledge = next(b for b in at.button if b.label == "Acknowledge")
-    at.text_input[0].input("dashboard-test-admin-key")
-    acknowledge.click().run()
-    assert not at.exception
-    said = texts(at)
-    assert (
-        "spxcast monitor alerts ack" in said
-    )  # the API has no acknowledge route yet: said, with the CLI way
+    assert alerts["status"].isin(["open", "acknowledged"]).all() and (alerts["status"] == "open").any()
+    # the promotion history: the champion's forced promotion with its gate results, the slot changes
+    steps = at.dataframe[2].value
+    promoted = steps[(steps["action"] == "promote") & (steps["version"] == api.champion)].iloc[0]
+    recorded = next(
+        t
+        for t in httpx.get(f"{api.base}/models/history").json()["transitions"]
+        if t["action"] == "promote" and t["version"] == api.champion
+    )
+    passed = sum(g["passed"] for g in recorded["gates"])
+    assert promoted["gates"].startswith(f"{passed}/{len(recorded['gates'])} passed") and passed >= 1
+    assert promoted["by"] == "tests" and promoted["why"] == "dashboard tests"
+    assert promoted["forced"] == ("yes" if recorded["forced"] else "")
+    assert any(e.label.startswith(f"Gates of v{api.champion} at promote") for e in at.expander)
+    changes = at.dataframe[3].value
+    assert list(changes["action"]) == ["shadow-on", "deploy"] and changes["why"][1] == "shadow challenger"
+
+
+def test_health_page_acknowledges_and_resolves_an_alert_with_the_admin_key(
+    api: RunningApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def alert(alert_id: int) -> dict[str, Any]:
+        return next(a for a in httpx.get(f"{api.base}/alerts").json() if a["id"] == alert_id)
+
+    at = app_test(monkeypatch, api.base, "Health")
+    listed = at.dataframe[1].value
+    alert_id = int(listed.loc[listed["status"] == "open", "id"].iloc[-1])
+    at.selectbox[0].set_value(alert_id)
+    at.text_input(key="admin_key").input("not-the-admin-key")
+    next(b for b in at.button if b.label == "Acknowledge").click().run()
+    assert not at.exception and "not acknowledged" in " ".join(e.value for e in at.error)
+    assert "not-the-admin-key" not in texts(at) and alert(alert_id)["status"] == "open"
+    at.text_input(key="admin_key").input(KEY)
+    at.text_input(key="alert_actor").input("erin")
+    next(b for b in at.button if b.label == "Acknowledge").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"Alert {alert_id}" in texts(at) and "acknowledged by erin (dashboard)" in texts(at)
+    assert alert(alert_id)["acknowledged_by"] == "erin (dashboard)"
+    assert KEY not in texts(at)
+    assert at.session_state["admin_key"] == KEY  # kept for this session only, for the next action
+    shown = at.dataframe[1].value
+    assert shown.loc[shown["id"] == alert_id, "status"].iloc[0] == "acknowledged"  # still listed: active
+    next(b for b in at.button if b.label == "Acknowledge").click().run()
+    assert "already acknowledged (by erin (dashboard)" in " ".join(e.value for e in at.error)
+    next(b for b in at.button if b.label == "Resolve").click().run()
+    assert not at.exception and alert(alert_id)["status"] == "resolved"
+    assert alert(alert_id)["resolved_by"] == "erin (dashboard)"
 
 
 def test_with_the_api_stopped_every_page_says_unreachable_and_what_to_do(
@@ -207,20 +269,25 @@ def test_an_api_without_a_model_says_so_and_what_to_do(
 
 
 # ------------------------------------------------------------------------------------------ the browser
-@pytest.fixture(scope="module")
-def dashboard(api: RunningApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def browser_available() -> None:
+    """Skip (or, under SPXCAST_REQUIRE_SERVICES=1, fail) without Debian's chromium or Playwright."""
     if not Path(CHROMIUM).exists():
         reason = f"{CHROMIUM} is missing (apt-get install chromium; make system-deps)"
         if services_required():
             pytest.fail(f"{reason}; SPXCAST_REQUIRE_SERVICES=1 requires it")
         pytest.skip(reason)
     pytest.importorskip("playwright.sync_api", reason="pip install playwright (the driver only)")
+
+
+@contextmanager
+def serving_dashboard(api_base: str, env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """``spxcast dashboard`` on a free loopback port against ``api_base``; its URL once healthy."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (tmp_path_factory.mktemp("streamlit") / "dashboard.log").open("wb")
+    log = log_path.open("wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "spxcast.cli.main", "dashboard", "--port", str(port), "--api-url", api.base],
-        env={k: v for k, v in api.env.items() if not k.startswith("SPXCAST_SERVING")},
+        [sys.executable, "-m", "spxcast.cli.main", "dashboard", "--port", str(port), "--api-url", api_base],
+        env={k: v for k, v in env.items() if not k.startswith("SPXCAST_SERVING")},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -240,6 +307,19 @@ def dashboard(api: RunningApi, tmp_path_factory: pytest.TempPathFactory) -> Iter
         server.terminate()
         server.wait(30)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard(api: RunningApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    browser_available()
+    with serving_dashboard(api.base, api.env, tmp_path_factory.mktemp("streamlit") / "dashboard.log") as url:
+        yield url
+
+
+def settled(page: Any) -> None:
+    """Wait until Streamlit has finished running the page's script (its status widget is gone)."""
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
+    page.wait_for_timeout(1000)
 
 
 ARTIFACTS = os.environ.get("SPXCAST_TEST_ARTIFACTS")  # read at import: the tests' environment drops SPXCAST_*
@@ -275,8 +355,7 @@ def test_in_chromium_the_live_page_shows_candles_forecasts_an_interval_and_skill
             ).json_value()
             kinds = {name: (kind, n) for kind, name, n in traces}
             assert kinds["bars"][0] == "candlestick" and kinds["bars"][1] == 120
-            # >= 1, not every forecast: the API logs some forecasts without an interval (docs/dashboard.md)
-            assert kinds["forecast (30 min)"][1] >= 100 and kinds["prediction interval"][1] >= 1
+            assert kinds["forecast (30 min)"][1] >= 100 and kinds["prediction interval"][1] >= 4
             page.wait_for_timeout(1500)
             page.screenshot(path=str(shots / "live.png"))
             page.goto(f"{dashboard}/?page=Skill")
@@ -285,13 +364,18 @@ def test_in_chromium_the_live_page_shows_candles_forecasts_an_interval_and_skill
             assert (
                 f"v{api.champion} (champion)" in table and f"v{api.challenger} (shadow challenger)" in table
             )
-            page.wait_for_timeout(1500)
+            page.get_by_text("Gates v").wait_for()
+            settled(page)
             page.screenshot(path=str(shots / "skill.png"))
-            for name in ("News", "Health"):
-                page.goto(f"{dashboard}/?page={name}")
-                page.get_by_role("heading", name=name, exact=True).wait_for()
-                page.wait_for_timeout(1500)
-                page.screenshot(path=str(shots / f"{name.lower()}.png"))
+            page.goto(f"{dashboard}/?page=News")
+            page.get_by_role("heading", name="News", exact=True).wait_for()
+            settled(page)
+            page.screenshot(path=str(shots / "news.png"))
+            page.set_viewport_size({"width": 1400, "height": 2600})  # alerts and the promotion history
+            page.goto(f"{dashboard}/?page=Health")
+            page.get_by_text("Serving slot changes").wait_for()
+            settled(page)
+            page.screenshot(path=str(shots / "health.png"))
         finally:
             browser.close()
     assert all((shots / f"{n}.png").stat().st_size > 10_000 for n in ("live", "skill", "news", "health"))
@@ -310,5 +394,110 @@ def test_the_client_tells_a_missing_route_from_an_error_and_an_unreachable_api(a
         client.bars("EUR_USD")
     bars = client.bars("SPX500_USD", limit=3)["bars"]
     assert len(bars) == 3 and bars[0]["ts"] < bars[-1]["ts"]
+
+    end = parse_ts(bars[1]["ts"])
+    before = [parse_ts(b["ts"]) for b in client.bars("SPX500_USD", limit=2, end=end)["bars"]]
+    assert len(before) == 2 and before[0] < before[1] == parse_ts(bars[0]["ts"])  # bars starting before end
     with pytest.raises(ApiUnreachable, match="cannot reach"):
         Api(f"http://127.0.0.1:{free_port()}", timeout_s=2).models()
+
+
+REPLAY_BARS = 150
+REPLAY_SPEED = "240x"  # 4 M1 bars a second: the replay takes ~40 s, an outcome arrives 30 bars on
+
+
+def replay_position(app_db: Path) -> datetime:
+    """The start of the newest bar the live loop has processed (its position in the app database)."""
+    import sqlite3
+
+    with closing(sqlite3.connect(app_db)) as connection:
+        (value,) = connection.execute("SELECT MAX(bar_ts) FROM live_positions").fetchone()
+    return parse_ts(value)
+
+
+def shown_counts(pattern: re.Pattern[str], caption: str) -> tuple[int, int]:
+    """(forecasts, realised outcomes) of the Live page's caption."""
+    found = pattern.search(caption)
+    assert found is not None, caption
+    return int(found[1]), int(found[2])
+
+
+def test_in_chromium_a_replay_moves_the_live_page_and_realised_outcomes_arrive_without_a_reload(
+    api: RunningApi, tmp_path: Path
+) -> None:
+    """``make up REPLAY='FROM TO'`` in small: ``spxcast serve --live --replay`` on the demo home (its own
+    app database), ``spxcast dashboard`` polling every second, one page load in Chromium. The page follows
+    the replay: forecasts and realised outcomes arrive while the page stays loaded (a marker set on the
+    window survives: no full reload), and no outcome is drawn before the bar it is the close of."""
+    browser_available()
+    from playwright.sync_api import sync_playwright
+
+    stamps = api.home.gold["ts"]
+    start, end = stamps[-REPLAY_BARS], stamps[-1] + (stamps[-1] - stamps[-2])
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **api.env,
+        "SPXCAST_DB__URL": f"sqlite:///{tmp_path / 'replay.db'}",
+        "SPXCAST_SERVING__SPOOL_PATH": str(tmp_path / "spool.ndjson"),
+        # the loop attaches outcomes on its own clock; the server's background sync stays out of the way
+        "SPXCAST_SERVING__FEATURE_REFRESH_S": "3600",
+        "SPXCAST_LIVE__FEATURE_STORE": "none",
+        "SPXCAST_DASHBOARD__REFRESH_S": "1",
+    }
+    command = [
+        sys.executable, "-m", "spxcast.cli.main", "serve", "--port", str(port),
+        "--live", "--replay", start.isoformat(), end.isoformat(), "--speed", REPLAY_SPEED,
+    ]  # fmt: skip
+    log = (tmp_path / "replay-api.log").open("wb")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    pattern = re.compile(r"(\d+) forecasts on this chart, (\d+) with a realised outcome")
+    try:
+        from dashboard_factories import wait_healthy
+
+        with (
+            serving_dashboard(base, env, tmp_path / "dashboard.log") as url,  # starts while the API does
+            sync_playwright() as playwright,
+        ):
+            wait_healthy(base, server)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1400})
+                page.set_default_timeout(60_000)
+                page.goto(f"{url}/?page=Live")
+                caption = page.get_by_text(pattern)
+                caption.wait_for()
+                page.evaluate("window.spxcastLoaded = true")
+                counts = [shown_counts(pattern, caption.inner_text())]
+                deadline = time.monotonic() + 60
+                while counts[-1][1] < counts[0][1] + 10 or counts[-1][0] <= counts[0][0]:
+                    assert time.monotonic() < deadline, f"the live page did not move: {counts}"
+                    page.wait_for_timeout(1000)
+                    counts.append(shown_counts(pattern, caption.inner_text()))
+                assert page.evaluate("window.spxcastLoaded") is True, "the page was reloaded"
+                assert "Forecasts are being made for stored bars" in page.content()
+                chart = page.evaluate(
+                    """() => Object.fromEntries(document.querySelector('.js-plotly-plot').data
+                        .map(t => [t.name, t.x]))"""
+                )
+                newest_bar = max(chart["bars"])
+                assert (
+                    chart["realised"] and max(chart["realised"]) <= newest_bar
+                )  # drawn as of the bars shown
+                # and the API attached no outcome before the replay reached the bar it is the close of
+                rows = httpx.get(
+                    f"{base}/predictions/history", params={"instrument": "SPX500_USD", "limit": 10000}
+                ).json()["rows"]
+                reached = replay_position(tmp_path / "replay.db")  # read after the rows: it only advances
+                known = [parse_ts(r["bar_ts"]) for r in rows if r["realised_return_pct"] is not None]
+                assert known and max(known) + timedelta(minutes=30) <= reached
+                # between two refreshes: the candles drawn
+                page.wait_for_selector(".js-plotly-plot .candlestick, .js-plotly-plot g.trace.boxes")
+                page.screenshot(path=str(artifacts(tmp_path) / "live-replay.png"))
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+    assert server.returncode in (0, -15), (tmp_path / "replay-api.log").read_text()[-3000:]

@@ -32,3 +32,14 @@ def test_bad_settings_exit_2_and_unknown_run_exits_1(tmp_path: Path) -> None:
     unknown = runner.invoke(app, ["--home", str(tmp_path / "h"), "pipeline", "status", "no-such-run"])
     assert unknown.exit_code == 1
     assert "no pipeline run" in unknown.output
+
+
+def test_serve_live_with_several_workers_refuses_and_says_how_to_run_the_loop_with_redis(
+    tmp_path: Path,
+) -> None:
+    result = runner.invoke(app, ["--home", str(tmp_path / "h"), "serve", "--live", "--workers", "3"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    text = " ".join(result.output.split())
+    assert "cannot feed 3 workers" in text
+    assert "spxcast live" in text and "SPXCAST_LIVE__REDIS_URL" in text and "--workers 3" in text

@@ -44,7 +44,3 @@ def test_live_vectors_answer_the_newest_bar_and_relay_frames_are_the_same(tmp_pa
     )
     relayed = replica.row(settings.instrument, T0)
     assert relayed.vector(["a"]).tolist() == [1.0] and np.isnan(relayed.vector(["b"])[0])
-
-    assert source.realised(settings.instrument, T0) is None
-    source.set_realised(T0, 0.125)
-    assert source.realised(settings.instrument, T0) == 0.125

@@ -48,3 +48,28 @@ def test_subscribers_get_their_instruments_in_order_and_a_slow_one_is_dropped() 
     assert len(slow_items) == 6 and slow_items[-1] == DROPPED, "5 frames queued, then the drop sentinel"
     assert hub.dropped_clients == 1
     assert took < 0.1, "publishing never waited for a client"
+
+
+def test_a_replica_feeds_the_loops_outcome_frames_of_its_series_to_its_intervals() -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+    from typing import Any
+
+    from spxcast.serving.live.runtime import observe_outcome
+
+    fed: list[Any] = []
+    service: Any = SimpleNamespace(
+        settings=SimpleNamespace(instrument="SPX500_USD", granularity="M1"),
+        observe_realised=lambda outcomes: fed.extend(outcomes),
+    )
+    frame = {
+        "type": "outcome",
+        "instrument": "SPX500_USD",
+        "granularity": "M1",
+        "ts": "2024-01-12T15:00:00+00:00",
+        "realised_pct": 0.25,
+        "predictions": [{"prediction_id": "x", "model_version": 3, "predicted_pct": 0.1}],
+    }
+    observe_outcome(service, frame)
+    observe_outcome(service, {**frame, "granularity": "M5"})  # another series: not this replica's
+    assert fed == [(3, datetime(2024, 1, 12, 15, tzinfo=UTC), 0.1, 0.25)]

@@ -38,6 +38,11 @@ def _print_report(report: Any, as_json: bool) -> None:
             highlight=False,
         )
     console.print(
+        f"  {report.unpredicted_recorded} gold bars recorded as not predicted (no model loaded), "
+        f"{report.unaccounted_bars} not predicted without a record",
+        highlight=False,
+    )
+    console.print(
         f"  realised returns: {report.realised_equal}/{report.realised} equal to the gold label, "
         f"{report.realised_pending} labelled but not attached"
         + (

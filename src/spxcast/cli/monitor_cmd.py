@@ -48,11 +48,37 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"alerts: opened {summary['alerts_opened'] or 'none'}, resolved {summary['alerts_resolved']}, "
         f"suppressed by cooldown {len(summary['alerts_suppressed'])}; "
         f"channels {summary['channels'] or 'none'}",
-        f"retrain: {summary['retrain']['action']} (policy {summary['retrain']['policy']})",
+        f"retrain: {summary['retrain']['action']} (policy {summary['retrain']['policy']})"
+        + _retrain_line(summary["retrain"].get("result")),
+        *_promotion_lines(summary.get("promotion")),
         f"report: {summary['report']}",
     ]
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
+
+
+def _retrain_line(result: dict[str, Any] | None) -> str:
+    """What an automatic retrain did: training run, version, gates, shadow deploy (or the commands)."""
+    if not result:
+        return ""
+    parts = [f"training run {result['training_run']} {result['status']}" if "training_run" in result else ""]
+    parts.append(f"v{result['challenger']}" if result.get("challenger") else "")
+    gates = result.get("gates")
+    parts.append(f"gates {'passed' if gates['passed'] else 'failed: ' + gates['explain']}" if gates else "")
+    shadow = result.get("shadow") or {}
+    parts.append(f"shadow: {shadow['status']}" if shadow else result.get("error", ""))
+    commands = shadow.get("commands") or result.get("commands") or []
+    parts.append(f"run: {' && '.join(commands)}" if commands else "")
+    return ": " + ("; ".join(p for p in parts if p) or str(result.get("status")))
+
+
+def _promotion_lines(promotion: dict[str, Any] | None) -> list[str]:
+    if not promotion:
+        return []
+    verdict = promotion.get("promoted") or "not promoted"
+    return [
+        f"promotion of v{promotion['challenger']}: {verdict} ({'; '.join(promotion['decision']['reasons'])})"
+    ]
 
 
 @app.command("run")
@@ -64,9 +90,11 @@ def run(
     as_json: bool = JsonOption,
 ) -> None:
     """One monitoring run now."""
-    from spxcast.monitoring.service import retrain_now, run_monitoring
+    from spxcast.monitoring.service import auto_promote, retrain_now, run_monitoring
 
-    summary = run_monitoring(settings(ctx), send=send, report=report, trainer=retrain_now)
+    summary = run_monitoring(
+        settings(ctx), send=send, report=report, trainer=retrain_now, promoter=auto_promote
+    )
     if as_json:
         print_json(summary)
     else:

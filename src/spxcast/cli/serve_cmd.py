@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from spxcast.cli._common import console, handle_errors, settings
-from spxcast.errors import SpxcastError
+from spxcast.errors import ConfigError, SpxcastError
 
 serve_app = typer.Typer(help="Serve predictions over HTTP; manage the blue/green slots of a running server.")
 
@@ -39,32 +39,25 @@ def serve(
     from spxcast.serving.app import create_app
 
     cfg = settings(ctx, **{"serving.host": host, "serving.port": port, "serving.workers": workers})
-    if live or cfg.live.redis_url:
-        from spxcast.serving.live.runtime import live_app
-
-        if cfg.serving.workers != 1:
-            raise SpxcastError(
-                "--live and live.redis_url need one worker per process; start replicas instead"
-            )
-        uvicorn.run(
-            live_app(cfg, live, replay, speed),
-            host=cfg.serving.host,
-            port=cfg.serving.port,
-            log_level="warning",
-            access_log=False,
+    if live and cfg.serving.workers != 1:
+        raise ConfigError(
+            f"spxcast serve --live runs the live loop inside one API process; it cannot feed "
+            f"{cfg.serving.workers} workers. Run the loop on its own and let every worker relay it through "
+            "Redis: set live.redis_url (SPXCAST_LIVE__REDIS_URL=redis://HOST:6379/0), start `spxcast live` "
+            f"(or `spxcast live --replay FROM TO`), then `spxcast serve --workers {cfg.serving.workers}`"
         )
-        return
     if cfg.serving.workers == 1:
-        uvicorn.run(
-            create_app(cfg),
-            host=cfg.serving.host,
-            port=cfg.serving.port,
-            log_level="warning",
-            access_log=False,
-        )
+        if live or cfg.live.redis_url:
+            from spxcast.serving.live.runtime import live_app
+
+            app = live_app(cfg, live, replay, speed)
+        else:
+            app = create_app(cfg)
+        uvicorn.run(app, host=cfg.serving.host, port=cfg.serving.port, log_level="warning", access_log=False)
         return
     # Workers are separate processes: each builds its app from the environment and config file, so the
-    # global options given here travel as environment variables.
+    # global options given here travel as environment variables. With live.redis_url each worker relays
+    # the stream (and the vectors) a `spxcast live` process publishes.
     import os
 
     os.environ.update(
@@ -74,8 +67,13 @@ def serve(
             "SPXCAST_GRANULARITY": cfg.granularity,
         }
     )
+    factory = (
+        "spxcast.serving.live.runtime:relay_app_from_environment"
+        if cfg.live.redis_url
+        else "spxcast.serving.app:app_from_environment"
+    )
     uvicorn.run(
-        "spxcast.serving.app:app_from_environment",
+        factory,
         factory=True,
         host=cfg.serving.host,
         port=cfg.serving.port,

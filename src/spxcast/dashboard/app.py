@@ -57,10 +57,13 @@ def has_model(models: dict[str, Any]) -> bool:
     return any(slot["version"] is not None for slot in models["slots"])
 
 
-def newest_bars(api: Api, settings: Settings, limit: int = 2000) -> pl.DataFrame | None:
-    """The stored bars the API exposes (None when it has no /bars route)."""
+def newest_bars(
+    api: Api, settings: Settings, limit: int = 2000, end: datetime | None = None
+) -> pl.DataFrame | None:
+    """The newest stored bars starting before ``end`` (default all) the API exposes (None when it has no
+    /bars route)."""
     try:
-        document = api.bars(settings.instrument, limit)
+        document = api.bars(settings.instrument, limit, end)
     except RouteMissing:
         return None
     return prep.bars_frame(document["bars"])
@@ -86,7 +89,13 @@ def live_page(api: Api, settings: Settings) -> None:
 
 def live_view(api: Api, settings: Settings, window: int) -> None:
     bar = bar_length(settings.granularity)
+    now = datetime.now(UTC)
+    newest_forecast = next(iter(api.history(settings.instrument, limit=1, newest=True)), None)
     bars = newest_bars(api, settings)
+    stored = bars["ts"][-1] if bars is not None and bars.height else None
+    end = prep.following(newest_forecast, stored, now, bar)  # a replay: the chart follows the forecasts
+    if end is not None:
+        bars = newest_bars(api, settings, end=end)
     session = prep.latest_session(bars, bar, window=window) if bars is not None else None
     start = (
         None
@@ -100,19 +109,35 @@ def live_view(api: Api, settings: Settings, window: int) -> None:
         if session is not None and session.height
         else (forecasts["bar_ts"][-1] if forecasts.height else None)
     )
-    state = prep.market_state(newest, datetime.now(UTC), bar)
-    (st.success if state.open else st.info)(state.message)
+    if end is not None and newest_forecast is not None:
+        st.success(
+            f"Forecasts are being made for stored bars (a replay, or the live loop catching up): the newest "
+            f"is for the bar starting {end - bar:%Y-%m-%d %H:%M} UTC, logged "
+            f"{prep.ago(now - prep.parse_ts(newest_forecast['created_at']))} ago. The chart follows them."
+        )
+    else:
+        state = prep.market_state(newest, now, bar)
+        (st.success if state.open else st.info)(state.message)
     if session is None:
         missing("/bars")
     if session is not None and session.height:
+        forecasts = prep.as_of(forecasts, session["ts"][-1])
         forecasts = forecasts.filter(pl.col("target_ts") >= session["ts"][0])  # drawn inside the chart
     st.plotly_chart(live_figure(session, forecasts, settings), use_container_width=True, key="live-chart")
     realised = forecasts.filter(pl.col("realised_pct").is_not_null()).height
+    notes = forecasts["interval_note"].drop_nulls()
     st.caption(
         f"{forecasts.height} forecasts on this chart, {realised} with a realised outcome. Each forecast "
         f"of the return over {settings.horizon_minutes} min is drawn at the bar whose close it forecasts "
         f"(bar start + {settings.horizon_minutes} min), with its prediction interval; the realised outcome "
         "appears there once the horizon has passed."
+        + (
+            f" {notes.len()} without a finite interval (open circles): "
+            + "; ".join(f"{n}× {note}" for note, n in notes.value_counts(sort=True).iter_rows())
+            + "."
+            if notes.len()
+            else ""
+        )
     )
     current(api, settings, rows)
 
@@ -134,26 +159,30 @@ def live_figure(session: pl.DataFrame | None, forecasts: pl.DataFrame, settings:
         figure.add_trace(
             go.Scatter(x=forecasts["bar_ts"].to_list(), y=forecasts["price"].to_list(), name="close")
         )
-    band = forecasts.filter(pl.col("lower_price").is_not_null())
-    if band.height:
+    # One closed shape per run of forecasts with a finite interval: never drawn across one without.
+    band_x, band_y = prep.band(forecasts)
+    if band_x:
         figure.add_trace(
             go.Scatter(
-                x=band["target_ts"].to_list(),
-                y=band["upper_price"].to_list(),
-                line={"width": 0},
-                showlegend=False,
-                hoverinfo="skip",
-                name="interval upper",
-            )
-        )
-        figure.add_trace(
-            go.Scatter(
-                x=band["target_ts"].to_list(),
-                y=band["lower_price"].to_list(),
-                fill="tonexty",
+                x=band_x,
+                y=band_y,
+                fill="toself",
                 fillcolor="rgba(99,110,250,0.18)",
                 line={"width": 0},
+                hoverinfo="skip",
                 name="prediction interval",
+            )
+        )
+    unbounded = forecasts.filter(pl.col("interval_note").is_not_null())
+    if unbounded.height:
+        figure.add_trace(
+            go.Scatter(
+                x=unbounded["target_ts"].to_list(),
+                y=unbounded["predicted_price"].to_list(),
+                mode="markers",
+                marker={"size": 9, "symbol": "circle-open", "color": "rgb(239,85,59)"},
+                hovertext=unbounded["interval_note"].to_list(),
+                name="no finite interval",
             )
         )
     if forecasts.height:
@@ -178,6 +207,7 @@ def live_figure(session: pl.DataFrame | None, forecasts: pl.DataFrame, settings:
             )
         )
     figure.update_layout(
+        uirevision="live",  # a refresh keeps the reader's zoom and hidden traces
         height=520,
         xaxis_rangeslider_visible=False,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
@@ -208,9 +238,18 @@ def current(api: Api, settings: Settings, rows: list[dict[str, Any]]) -> None:
     cols = st.columns([1, 1.6, 1, 1])
     cols[0].metric("forecast return", f"{latest['predicted_return_pct']:+.4f} %")
     lower, upper = latest.get("lower_pct"), latest.get("upper_pct")
-    if lower is None and isinstance(latest.get("interval"), dict):
+    if isinstance(latest.get("interval"), dict):  # a PredictResponse
         lower, upper = latest["interval"]["lower_pct"], latest["interval"]["upper_pct"]
-    cols[1].metric("prediction interval", "n/a" if lower is None else f"{lower:+.3f} … {upper:+.3f} %")
+    note = latest.get("interval_note") or (
+        None if lower is not None and upper is not None else "no finite interval for this forecast"
+    )
+    cols[1].metric(
+        "prediction interval",
+        f"{_bound(lower, '−∞')} … {_bound(upper, '+∞')} %"
+        if lower is not None or upper is not None
+        else "n/a",
+        help=note,
+    )
     realised = latest.get("realised_return_pct")
     cols[2].metric("realised", "pending" if realised is None else f"{realised:+.4f} %")
     version = latest.get("model_version") or latest.get("model", {}).get("version")
@@ -220,6 +259,10 @@ def current(api: Api, settings: Settings, rows: list[dict[str, Any]]) -> None:
         f"{made_at + timedelta(minutes=settings.horizon_minutes):%H:%M} UTC's bar close."
     )
     explanation(api, latest["prediction_id"])
+
+
+def _bound(value: float | None, infinite: str) -> str:
+    return infinite if value is None else f"{value:+.3f}"
 
 
 def explanation(api: Api, prediction_id: str, prefix: str | None = None, title: str = "Why") -> None:
@@ -308,6 +351,7 @@ def skill_page(api: Api, settings: Settings) -> None:
         columns[f"v{version} (shadow challenger)"] = prep.skill(
             group, settings.horizon_minutes, settings.training.cost_bps
         )
+    promoted = promoted_columns(api, champion)
     if not columns:
         st.info(
             "No realised forecasts yet: an outcome is known one horizon "
@@ -320,7 +364,15 @@ def skill_page(api: Api, settings: Settings) -> None:
             f"bar); net PnL holds sign(forecast) for the horizon at {settings.training.cost_bps:g} bp "
             "round trip."
         )
-        st.table(shown(prep.skill_table(columns)))
+    if columns or promoted:
+        st.table(shown(prep.skill_table(columns, promoted)))
+    if promoted:
+        st.caption(
+            f"The last columns are the figures v{champion} was evaluated and promoted on (test and "
+            "out-of-time splits of its training run, `GET /models/{version}/metrics`), with the same "
+            "definitions; the mean of per-day ICs is not logged by training (— there)."
+        )
+    if columns:
         ic = go.Figure()
         pnl = go.Figure()
         for name, value in columns.items():
@@ -340,17 +392,51 @@ def skill_page(api: Api, settings: Settings) -> None:
         )
         left.plotly_chart(ic, use_container_width=True, key="ic")
         right.plotly_chart(pnl, use_container_width=True, key="pnl")
-    st.subheader("Figures the champion was promoted on")
-    summary = monitoring_summary(api)
-    if summary is None:
+    if champion is not None:
+        st.subheader(f"Gates v{champion} was promoted on")
+        champion_gates(api, champion)
+
+
+def promoted_columns(api: Api, champion: int | None) -> dict[str, dict[str, float | None]]:
+    """The champion's logged test and out-of-time figures as skill-table columns (empty, after saying why,
+    when there are none)."""
+    if champion is None:
+        return {}
+    try:
+        metrics = api.version_metrics(champion)["metrics"]
+    except RouteMissing:
+        missing("/models/{version}/metrics")
+        return {}
+    except ApiError as exc:
+        st.info(f"No promotion figures for v{champion}: {exc.detail}")
+        return {}
+    names = {"test": f"v{champion} at promotion: test", "oot": f"v{champion} at promotion: out-of-time"}
+    return {name: prep.promoted_figures(metrics, split) for split, name in names.items() if split in metrics}
+
+
+def champion_gates(api: Api, champion: int) -> None:
+    try:
+        history = api.model_history()
+    except RouteMissing:
+        missing("/models/history")
         return
-    figures = prep.promotion_figures(summary)
-    if figures:
-        st.table(
-            pl.DataFrame(figures, schema=["figure", "value"], orient="row").to_pandas().set_index("figure")
+    promotion = prep.promotion_of(history, champion)
+    if promotion is None:
+        st.info(
+            f"v{champion} has no promotion in the registry's audit trail (it was made champion before the "
+            "trail was kept, or by hand in MLflow)."
         )
+        return
+    st.markdown(
+        f"Promoted {prep.parse_ts(promotion['at']):%Y-%m-%d %H:%M} UTC by **{promotion['actor']}**: "
+        f"{promotion['reason']}"
+        + (" — **failing gates overridden (forced)**." if promotion["forced"] else ".")
+    )
+    gates = prep.gates_frame(promotion["gates"])
+    if gates.height:
+        st.table(gates.to_pandas().set_index("gate"))
     else:
-        st.info("The latest monitoring summary carries no promotion figures.")
+        st.info("No gate results were recorded with this promotion.")
 
 
 def monitoring_summary(api: Api) -> dict[str, Any] | None:
@@ -426,36 +512,89 @@ def health_page(api: Api, settings: Settings) -> None:
     st.subheader("Open alerts")
     alerts_section(api)
     st.subheader("Promotion history")
-    st.info(
-        "Not available from this API: no route exposes the registry's transitions and gate results yet. "
-        "On the server: `spxcast models history`."
-    )
+    promotion_history(api)
+
+
+ALERT_ACTIONS = {"Acknowledge": ("ack", "acknowledged"), "Resolve": ("resolve", "resolved")}
 
 
 def alerts_section(api: Api) -> None:
+    """Open and acknowledged alerts, and a form to acknowledge or resolve one with the admin key.
+
+    The key lives in this browser session's state only (a password field): sent in the header of the one
+    request, never shown, logged or put in the URL."""
+    said = st.session_state.pop("alert_said", None)
+    if said is not None:
+        (st.success if said[0] else st.error)(said[1])
     try:
-        alerts = api.alerts("open")
+        alerts = api.alerts("open") + api.alerts("acknowledged")
     except RouteMissing:
         missing("/alerts")
         return
     if not alerts:
         st.success("No open alerts.")
         return
-    st.dataframe(pl.DataFrame(alerts).to_pandas(), hide_index=True, use_container_width=True)
-    with st.form("acknowledge"):
-        alert_id = st.selectbox("Alert", [a["id"] for a in alerts])
-        key = st.text_input("Admin key", type="password")
-        if st.form_submit_button("Acknowledge"):
-            try:
-                api.acknowledge(int(alert_id), key)
-                st.success(f"Alert {alert_id} acknowledged.")
-            except RouteMissing:
-                st.info(
-                    "This API cannot acknowledge alerts (no POST /alerts/{id}/ack route yet); on the server: "
-                    f"`spxcast monitor alerts ack {alert_id}`."
-                )
-            except ApiError as exc:
-                st.error(f"Not acknowledged: {exc.detail}")
+    alerts.sort(key=lambda a: a["id"], reverse=True)
+    shown_columns = ["id", "status", "severity", "key", "message", "raised_at", "last_seen", "count"]
+    frame = pl.DataFrame(alerts).select([c for c in [*shown_columns, "acknowledged_by"] if c in alerts[0]])
+    st.dataframe(frame.to_pandas(), hide_index=True, use_container_width=True)
+    with st.form("alert-action"):
+        left, middle, right = st.columns([1, 2, 2])
+        alert_id = left.selectbox("Alert", [a["id"] for a in alerts])
+        key = middle.text_input(
+            "Admin key",
+            type="password",
+            key="admin_key",
+            help="X-Admin-Key; kept in this browser session only",
+        )
+        actor = right.text_input("Your name (recorded on the alert)", key="alert_actor")
+        pressed = [name for name in ALERT_ACTIONS if st.form_submit_button(name)]
+    if not pressed:
+        return
+    route, done = ALERT_ACTIONS[pressed[0]]
+    if not key:
+        st.error("Type the admin key (SPXCAST_SERVING__ADMIN_KEY of the API) first.")
+        return
+    who = f"{actor.strip()} (dashboard)" if actor.strip() else "dashboard"
+    try:
+        alert = api.alert_action(int(alert_id), route, key, who)  # type: ignore[arg-type]
+    except RouteMissing:
+        st.info(
+            f"This API cannot change alerts (no POST /alerts/{{id}}/{route} route); on the server: "
+            f"`spxcast monitor alerts {route} {alert_id}`."
+        )
+        return
+    except ApiError as exc:
+        st.error(f"Alert {alert_id} not {done}: {exc.detail}")
+        return
+    st.session_state["alert_said"] = (True, f"Alert {alert['id']} ({alert['key']}) {done} by {who}.")
+    st.rerun()
+
+
+def promotion_history(api: Api) -> None:
+    """The registry's steps with their gate results and the serving slots' changes (``GET
+    /models/history``), newest first."""
+    try:
+        history = api.model_history()
+    except RouteMissing:
+        missing("/models/history")
+        return
+    transitions = prep.transitions_frame(history)
+    st.markdown(f"Registry steps of `{history['model_name']}` (who moved which version, when and why):")
+    if transitions.height:
+        st.dataframe(transitions.to_pandas(), hide_index=True, use_container_width=True)
+    else:
+        st.info("No registry steps recorded yet (`spxcast models promote` records one).")
+    for t in [t for t in history["transitions"] if t["gates"] is not None][:5]:
+        title = f"Gates of v{t['version']} at {t['action']} ({prep.parse_ts(t['at']):%Y-%m-%d %H:%M} UTC)"
+        with st.expander(title + (" — forced" if t["forced"] else "")):
+            st.table(prep.gates_frame(t["gates"]).to_pandas().set_index("gate"))
+    changes = prep.slot_changes_frame(history)
+    st.markdown("Serving slot changes (deploys, swaps, rollbacks, traffic weights, shadow):")
+    if changes.height:
+        st.dataframe(changes.to_pandas(), hide_index=True, use_container_width=True)
+    else:
+        st.info("No slot changes: the API serves the registry's champion as loaded at start.")
 
 
 # ----------------------------------------------------------------------------------------------- main

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
-from spxcast.errors import SpxcastError, redact
+from spxcast.errors import SpxcastError, redact, register_secret
 
 
 class ApiUnreachable(SpxcastError):
@@ -96,15 +96,22 @@ class Api:
         return dict(self._request("GET", "/models"))
 
     def history(
-        self, instrument: str, start: datetime | None = None, limit: int = 1000, shadow: bool = False
+        self,
+        instrument: str,
+        start: datetime | None = None,
+        limit: int = 1000,
+        shadow: bool = False,
+        newest: bool = False,
     ) -> list[dict[str, Any]]:
         """GET /predictions/history: logged predictions (oldest first) whose bar starts at or after
-        ``start``, with the realised return once the horizon has passed."""
+        ``start``, with the realised return once the horizon has passed; the oldest ``limit`` of them, or
+        with ``newest`` the newest ``limit``."""
         params = {
             "instrument": instrument,
             "from": None if start is None else start.isoformat(),
             "limit": limit,
             "shadow": str(shadow).lower(),
+            "newest": str(newest).lower(),
         }
         return list(self._request("GET", "/predictions/history", params)["rows"])
 
@@ -116,9 +123,11 @@ class Api:
         """GET /news/recent: the newest scored articles."""
         return list(self._request("GET", "/news/recent", {"limit": limit})["items"])
 
-    def bars(self, instrument: str, limit: int = 500) -> dict[str, Any]:
-        """GET /bars: the newest ``limit`` stored bars of ``instrument`` (oldest first)."""
-        return dict(self._request("GET", "/bars", {"instrument": instrument, "limit": limit}))
+    def bars(self, instrument: str, limit: int = 500, end: datetime | None = None) -> dict[str, Any]:
+        """GET /bars: the newest ``limit`` stored bars of ``instrument`` starting before ``end`` (default
+        all), oldest first."""
+        params = {"instrument": instrument, "limit": limit, "to": None if end is None else end.isoformat()}
+        return dict(self._request("GET", "/bars", params))
 
     def monitoring(self) -> dict[str, Any]:
         """GET /monitoring/latest: the latest monitoring summary (issue 13)."""
@@ -129,12 +138,24 @@ class Api:
         document = self._request("GET", "/alerts", {"status": status})
         return list(document["alerts"] if isinstance(document, dict) else document)
 
+    def model_history(self, limit: int = 100) -> dict[str, Any]:
+        """GET /models/history: registry transitions (with gate results) and slot changes, newest first."""
+        return dict(self._request("GET", "/models/history", {"limit": limit}))
+
+    def version_metrics(self, version: int) -> dict[str, Any]:
+        """GET /models/{version}/metrics: ``metrics[split][predictor][metric]`` logged with its training."""
+        return dict(self._request("GET", f"/models/{version}/metrics"))
+
     # ----- actions
     def predict(self, instrument: str, explain: bool = True) -> dict[str, Any]:
         """POST /predict for the newest closed bar (logged like any prediction)."""
         return dict(self._request("POST", "/predict", body={"instrument": instrument, "explain": explain}))
 
-    def acknowledge(self, alert_id: int, admin_key: str, actor: str = "dashboard") -> dict[str, Any]:
-        """POST /alerts/{id}/ack with the admin key (issue 13)."""
+    def alert_action(
+        self, alert_id: int, action: Literal["ack", "resolve"], admin_key: str, actor: str = "dashboard"
+    ) -> dict[str, Any]:
+        """POST /alerts/{id}/ack or /alerts/{id}/resolve with the admin key (sent in the X-Admin-Key header
+        of this one request, never kept); ``actor`` is recorded on the alert. Returns the alert after."""
+        register_secret(admin_key)  # scrubbed from any message, should one ever echo it
         headers = {"X-Admin-Key": admin_key, "X-Actor": actor}
-        return dict(self._request("POST", f"/alerts/{alert_id}/ack", headers=headers))
+        return dict(self._request("POST", f"/alerts/{alert_id}/{action}", headers=headers))

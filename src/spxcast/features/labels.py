@@ -17,13 +17,12 @@ Monday holiday on an exchange calendar); it is null only when that bar is missin
 
 from __future__ import annotations
 
-from datetime import timedelta
-
+import numpy as np
 import polars as pl
 
 from spxcast.errors import ConfigError
 from spxcast.features.build import series_of
-from spxcast.lake.tables import BAR_KEY, BAR_KEY_SCHEMA
+from spxcast.lake.tables import BAR_KEY, BAR_KEY_SCHEMA, epoch_us
 from spxcast.sources.market.calendar import bar_positions
 from spxcast.timeutil import bar_length
 
@@ -72,37 +71,70 @@ def make_labels(
             f"of {horizon_minutes} min"
         )
     ret, direction = label_names(horizon_minutes)
-    horizon = timedelta(minutes=horizon_minutes)
-    tolerance = timedelta(minutes=tolerance_minutes)
     frames = [
-        _series_labels(series.select(*BAR_KEY, "close"), horizon, tolerance).select(
-            *BAR_KEY,
-            pl.col("value").alias(ret),
-            pl.col("value").sign().cast(pl.Int8).alias(direction),
-            pl.col("value").is_not_null().alias("label_ok"),
+        _label_frame(
+            series,
+            horizon_returns(
+                series["close"].to_numpy(),
+                horizon_ends(epoch_us(series["ts"]), horizon_minutes, tolerance_minutes),
+            ),
+            ret,
+            direction,
         )
         for series in series_of(candles)
     ]
     if not frames:
         return pl.DataFrame(schema={**BAR_KEY_SCHEMA, **label_schema(horizon_minutes)})
-    return pl.concat(pl.collect_all(frames), how="vertical")
+    return pl.concat(frames, how="vertical")
 
 
-def _series_labels(bars: pl.DataFrame, horizon: timedelta, tolerance: timedelta) -> pl.LazyFrame:
-    """One series sorted by ts -> its rows with ``value`` = the labelled return (null when no bar)."""
-    targets = bars.lazy().with_columns((pl.col("ts") + horizon).alias("target_ts"))
-    future = bars.lazy().select(pl.col("ts").alias("future_ts"), pl.col("close").alias("future_close"))
-    joined = targets
-    for strategy in ("backward", "forward"):
-        joined = (
-            joined.join_asof(
-                future, left_on="target_ts", right_on="future_ts", strategy=strategy, tolerance=tolerance
-            )
-            .drop("future_ts", strict=False)
-            .rename({"future_close": strategy})
-        )
-    future_close = pl.coalesce("backward", "forward")
-    return joined.with_columns((100 * (future_close / pl.col("close") - 1)).alias("value"))
+def horizon_ends(ts_us: np.ndarray, horizon_minutes: int, tolerance_minutes: float) -> np.ndarray:
+    """Per bar of ONE series, the row of the bar whose close ends its H-minute return; -1 when none.
+
+    ``ts_us``: the series' bar starts, microseconds since the epoch, sorted and unique. The ending bar is
+    the one starting at ``ts + H``; when ``tolerance_minutes`` > 0 and none starts there, the latest
+    starting in ``[ts + H - tolerance, ts + H)``, else the earliest in ``(ts + H, ts + H + tolerance]``.
+    """
+    target = ts_us + horizon_minutes * _MINUTE_US
+    tolerance = tolerance_minutes * _MINUTE_US
+    last = ts_us.size - 1
+    backward = np.searchsorted(ts_us, target, side="right") - 1
+    forward = np.searchsorted(ts_us, target, side="left")
+    back_ok = (backward >= 0) & (target - ts_us[np.maximum(backward, 0)] <= tolerance)
+    forward_ok = (forward <= last) & (ts_us[np.minimum(forward, last)] - target <= tolerance)
+    return np.where(back_ok, backward, np.where(forward_ok, forward, -1))
+
+
+def bar_horizon_ends(positions: np.ndarray, horizon_bars: int) -> np.ndarray:
+    """Per bar of ONE series, the row of the first bar ``horizon_bars`` calendar positions later; -1 when
+    that bar is missing. ``positions``: the bars' positions on their trading calendar, in ts order."""
+    if not positions.size:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(positions, kind="stable")
+    ordered = positions[order]
+    target = positions + horizon_bars
+    found = np.minimum(np.searchsorted(ordered, target, side="left"), ordered.size - 1)
+    return np.where(ordered[found] == target, order[found], -1)
+
+
+def horizon_returns(close: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The labelled return of each bar, ``100 * (close[end] / close - 1)`` (percent), from its ending bar's
+    row (:func:`horizon_ends`, :func:`bar_horizon_ends`); NaN where there is none."""
+    close = close.astype(np.float64, copy=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = 100 * (close[np.maximum(ends, 0)] / close - 1)
+    return np.where(ends >= 0, value, np.nan)
+
+
+def _label_frame(series: pl.DataFrame, value: np.ndarray, ret: str, direction: str) -> pl.DataFrame:
+    """Bar key + return label, direction label and label_ok of one series (``value``: NaN for none)."""
+    labelled = pl.Series(ret, value, dtype=pl.Float64, nan_to_null=True)
+    return series.select(BAR_KEY).with_columns(
+        labelled, labelled.sign().cast(pl.Int8).alias(direction), labelled.is_not_null().alias("label_ok")
+    )
+
+
+_MINUTE_US = 60_000_000
 
 
 def _bar_labels(
@@ -116,24 +148,10 @@ def _bar_labels(
     for series in series_of(candles):
         first = series.row(0, named=True)
         position = bar_positions(
-            series["ts"].cast(pl.Datetime("us", "UTC")).dt.epoch("us").to_numpy(),
-            first["instrument"],
-            bar_length(first["granularity"]),
-            calendar,
+            epoch_us(series["ts"]), first["instrument"], bar_length(first["granularity"]), calendar
         )
-        bars = series.select(*BAR_KEY, "close").with_columns(pl.Series("position", position))
-        future = bars.select(
-            (pl.col("position") - horizon_bars).alias("position"), pl.col("close").alias("future_close")
-        ).unique("position", keep="first", maintain_order=True)
-        value = 100 * (pl.col("future_close") / pl.col("close") - 1)
-        frames.append(
-            bars.join(future, on="position", how="left", maintain_order="left").select(
-                *BAR_KEY,
-                value.alias(ret),
-                value.sign().cast(pl.Int8).alias(direction),
-                value.is_not_null().alias("label_ok"),
-            )
-        )
+        ends = bar_horizon_ends(position, horizon_bars)
+        frames.append(_label_frame(series, horizon_returns(series["close"].to_numpy(), ends), ret, direction))
     if not frames:
         return pl.DataFrame(schema={**BAR_KEY_SCHEMA, **label_schema(horizon_minutes, horizon_bars)})
     return pl.concat(frames, how="vertical")

@@ -15,9 +15,12 @@ null only when that bar, or the bar ending its return, is missing from the data.
 ``{N}b`` tag (``lag1_ret_2b_pct``). Such a lag reads at most the ``k·N + 1`` trailing real bars (positions
 grow by at least one per bar), declared as its ``lookback``.
 
-The same builder serves the batch build (a whole series) and the online row: there it runs on
-:func:`lag_inputs`, the few bars of the trailing ``span`` (:attr:`FeatureSpec.span_minutes`, minutes) or
-``lookback`` (bars) that can start or end one of the newest bar's lagged horizons.
+The batch build (:func:`horizon_lags`, a whole series) and the online row (:func:`last_bar_lags`, the
+newest bar) take the horizon returns from the same functions as the labels
+(:func:`~spxcast.features.labels.horizon_ends`, :func:`~spxcast.features.labels.bar_horizon_ends`,
+:func:`~spxcast.features.labels.horizon_returns`); online they run on :func:`lag_rows`, the few bars of the
+trailing ``span`` (:attr:`FeatureSpec.span_minutes`, minutes) or ``lookback`` (bars) that can start or end
+one of the newest bar's lagged horizons.
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ import numpy as np
 import polars as pl
 
 from spxcast.features.catalog import LAGS_GROUP, FeatureContext, FeatureSpec
-from spxcast.features.labels import horizon_tag, label_names, make_labels
+from spxcast.features.labels import (
+    bar_horizon_ends,
+    horizon_ends,
+    horizon_returns,
+    horizon_tag,
+    label_names,
+    make_labels,
+)
 from spxcast.lake.tables import BAR_KEY, epoch_us
 from spxcast.sources.market.calendar import bar_positions
 from spxcast.timeutil import bar_length
@@ -118,9 +128,7 @@ def lags_from_labels(
         # Labels are never NaN (a ratio of real closes), so NaN can stand for null here.
         values = part[label].to_numpy().astype(np.float64)[order]
         for k in orders:
-            start = coordinate - k * step
-            index = np.minimum(np.searchsorted(coordinate, start), coordinate.size - 1)
-            out[k][rows] = np.where(coordinate[index] == start, values[index], np.nan)
+            out[k][rows] = _lagged(coordinate, values, k * step)
     return pl.DataFrame(
         [
             pl.Series(lag_name(horizon_minutes, k, horizon_bars), out[k], dtype=pl.Float32, nan_to_null=True)
@@ -175,20 +183,48 @@ def horizon_lags(
     )
 
 
-def lag_inputs(bars: pl.DataFrame, context: FeatureContext, orders: Sequence[int]) -> pl.DataFrame:
-    """The bars of one series (sorted by ts) that the lags ``orders`` of its LAST bar t read.
+def _lagged(coordinate: np.ndarray, values: np.ndarray, distance: int) -> np.ndarray:
+    """Per row, ``values`` of the row whose ``coordinate`` (sorted) is exactly ``distance`` smaller; NaN
+    when there is none."""
+    start = coordinate - distance
+    index = np.minimum(np.searchsorted(coordinate, start), coordinate.size - 1)
+    return np.where(coordinate[index] == start, values[index], np.nan)
+
+
+def last_bar_lags(
+    ts_us: np.ndarray, close: np.ndarray, context: FeatureContext, orders: Sequence[int]
+) -> list[float]:
+    """The lags ``orders`` of the LAST bar of one series, NaN for null: what :func:`horizon_lags` gives
+    that bar on the whole series, from the few bars of :func:`lag_rows`.
+
+    ``ts_us``: the series' bar starts (microseconds since the epoch, sorted, unique); ``close``: their
+    closes.
+    """
+    keep = lag_rows(ts_us, context, orders)
+    ts, close = ts_us[keep], close[keep]
+    if context.horizon_bars is None:
+        coordinate, step = ts, context.horizon_minutes * 60_000_000
+        ends = horizon_ends(ts, context.horizon_minutes, context.label_tolerance_minutes)
+    else:
+        coordinate = bar_positions(ts, "", bar_length(context.granularity), context.calendar)
+        step = context.horizon_bars
+        ends = bar_horizon_ends(coordinate, step)
+    labels = horizon_returns(close, ends)
+    return [float(_lagged(coordinate, labels, k * step)[-1]) for k in orders]
+
+
+def lag_rows(ts_us: np.ndarray, context: FeatureContext, orders: Sequence[int]) -> np.ndarray:
+    """The rows of one series (bar starts ``ts_us``, sorted) that the lags ``orders`` of its LAST bar t read.
 
     Those starting within the label tolerance of ``t - j·H`` for ``j = 0 .. max(orders)``: every start
     ``t - kH`` of a lagged horizon and every bar that may end one; for a horizon in bars, the trailing
-    ``max(orders)·N + 1`` bars. :func:`horizon_lags` on them gives the last bar's lags exactly as on the
-    whole series.
+    ``max(orders)·N + 1`` bars. The lags of the last of them equal those on the whole series.
     """
     if context.horizon_bars is not None:
-        return bars.tail(max(orders, default=0) * context.horizon_bars + 1)
-    ts = epoch_us(bars["ts"])
+        return np.arange(max(0, ts_us.size - max(orders, default=0) * context.horizon_bars - 1), ts_us.size)
     horizon_us = context.horizon_minutes * 60_000_000
     tolerance_us = context.label_tolerance_minutes * 60_000_000
-    before = ts[-1] - ts
+    before = ts_us[-1] - ts_us
     nearest = np.rint(before / horizon_us)
     keep = (np.abs(before - nearest * horizon_us) <= tolerance_us) & (nearest <= max(orders, default=0))
-    return bars[np.flatnonzero(keep)]
+    return np.flatnonzero(keep)

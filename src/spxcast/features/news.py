@@ -142,16 +142,27 @@ def news_signals(bars: pl.DataFrame, scored_articles: pl.DataFrame, context: Fea
     -------
     The bar key and every news feature of :func:`specs`, Float32, in the order of ``bars``.
     """
-    length_us = int(bar_length(context.granularity) / timedelta(microseconds=1))
     keys = (
         bars.select(KEY) if bars.schema["ts"] == UTC_TS else bars.select(*KEY[:2], pl.col("ts").cast(UTC_TS))
     )
-    close = epoch_us(keys["ts"]) + length_us
+    columns = signals_at(bar_closes_us(epoch_us(keys["ts"]), context), scored_articles)
+    return keys.hstack([pl.Series(name, values.astype(np.float32)) for name, values in columns.items()])
+
+
+def bar_closes_us(starts_us: np.ndarray, context: FeatureContext) -> np.ndarray:
+    """The closes of bars starting at ``starts_us`` (microseconds since the epoch): start + bar length."""
+    return starts_us + int(bar_length(context.granularity) / timedelta(microseconds=1))
+
+
+def signals_at(close_us: np.ndarray, scored_articles: pl.DataFrame) -> dict[str, np.ndarray]:
+    """Every news feature (float64, in :func:`specs` order) as of each close (microseconds since the
+    epoch), from the scored articles (received_at, score, confidence)."""
+    close = close_us
     events = _article_events(scored_articles)
     at_close = _as_of(events, close)
     columns: dict[str, np.ndarray] = {}
     for w in WINDOWS_MINUTES:
-        before = _as_of(events, close - w * _MINUTE_US)
+        before = _as_of(events, close - w * _MINUTE_US, ("n", "s", "c"))
         count = at_close["n"] - before["n"]
         total = at_close["s"] - before["s"]
         confidence = at_close["c"] - before["c"]
@@ -168,9 +179,9 @@ def news_signals(bars: pl.DataFrame, scored_articles: pl.DataFrame, context: Fea
         decayed = at_close[f"d{tau}"] * np.exp(-np.where(none_yet, 0.0, since) / tau)
         columns[decay_name(tau)] = np.where(none_yet, 0.0, decayed)
     columns[MINUTES_SINCE] = np.where(none_yet, MAX_MINUTES_SINCE, np.minimum(since, MAX_MINUTES_SINCE))
-    recent = at_close["n"] - _as_of(events, close - AVAILABLE_WINDOW_MINUTES * _MINUTE_US)["n"]
+    recent = at_close["n"] - _as_of(events, close - AVAILABLE_WINDOW_MINUTES * _MINUTE_US, ("n",))["n"]
     columns[AVAILABLE] = (recent > 0).astype(np.float64)
-    return keys.hstack([pl.Series(name, values.astype(np.float32)) for name, values in columns.items()])
+    return columns
 
 
 _MINUTE_US = 60_000_000
@@ -205,25 +216,41 @@ def _article_events(articles: pl.DataFrame) -> dict[str, np.ndarray]:
     return events
 
 
+# A block of the decayed sums spans at most this many e-folding times, so that exp(age / tau) stays far
+# below the float64 limit (exp(709)).
+_BLOCK_TAUS = 600.0
+
+
 def _decayed_sums(minutes: np.ndarray, scores: np.ndarray, tau: float) -> np.ndarray:
-    """``D_k = s_k + D_{k-1} exp(-(t_k - t_{k-1}) / tau)``: decayed score sum just after event k."""
+    """``D_k = s_k + D_{k-1} exp(-(t_k - t_{k-1}) / tau)``: decayed score sum just after event k.
+
+    Vectorised per block of events starting at ``a`` (``E_j = exp((t_j - t_a) / tau)``):
+    ``D_k = (D_{a-1} exp(-(t_a - t_{a-1}) / tau) + sum_{a<=j<=k} s_j E_j) / E_k``.
+    """
     out = np.empty_like(scores)
-    decay = np.exp(-np.diff(minutes) / tau)
-    level = 0.0
-    for k in range(len(scores)):
-        level = scores[k] + (level * decay[k - 1] if k else 0.0)
-        out[k] = level
+    start, carried = 0, 0.0
+    while start < scores.size:
+        first = minutes[start]
+        stop = int(np.searchsorted(minutes, first + _BLOCK_TAUS * tau, side="right"))
+        age = (minutes[start:stop] - first) / tau
+        if start:
+            carried = out[start - 1] * math.exp(-(first - minutes[start - 1]) / tau)
+        out[start:stop] = np.exp(-age) * (carried + np.cumsum(scores[start:stop] * np.exp(age)))
+        start = stop
     return out
 
 
-def _as_of(events: dict[str, np.ndarray], times_us: np.ndarray) -> dict[str, np.ndarray]:
-    """Values of the latest event with ``at <= `` each time; zeros (and NaN for ``t``) before any."""
+def _as_of(
+    events: dict[str, np.ndarray], times_us: np.ndarray, names: tuple[str, ...] | None = None
+) -> dict[str, np.ndarray]:
+    """Values ``names`` (default: all) of the latest event with ``at <= `` each time; zeros (and NaN for
+    ``t``) before any."""
     index = np.searchsorted(events["at"], times_us, side="right") - 1
     found = index >= 0
     safe = np.where(found, index, 0)
     out: dict[str, np.ndarray] = {}
     for name, values in events.items():
-        if name == "at":
+        if name == "at" or (names is not None and name not in names):
             continue
         if values.size == 0:
             out[name] = np.full(times_us.shape, np.nan if name == "t" else 0.0)

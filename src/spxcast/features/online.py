@@ -2,30 +2,37 @@
 
 One function, :func:`online_row`, returns every catalog feature a model reads — market features, news
 signals as of the bar's close, horizon lags — for the LAST bar of a trailing window of bars, from that
-window and the scored articles, in the model's column order. Each family is computed by the same code as
-the batch build (:mod:`spxcast.features.build`, :mod:`spxcast.features.news`,
-:mod:`spxcast.features.lags`), on only the history the features declare they need
-(:func:`history_need`), so the row equals the bar's gold.features row.
+window and the scored articles, in the model's column order. Each family comes from the same definitions as
+the batch build, on only the history the features declare they need (:func:`history_need`), so the row
+equals the bar's gold.features row: the market features are the catalog's expressions evaluated for the
+last row only (:mod:`spxcast.features.lastrow`, Polars where that cannot), the news signals the batch
+function at one close (:func:`spxcast.features.news.signals_at`), the horizon lags the labels' own horizon
+returns on the few bars they read (:func:`spxcast.features.lags.last_bar_lags`).
 
 Pure: no I/O, no clock. The lake reader that gathers the inputs is :func:`spxcast.lake.online.online_inputs`.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+import numpy as np
 import polars as pl
 
 from spxcast.errors import DataQualityError, SchemaError
-from spxcast.features.build import SERIES_KEY, market_specs, with_bar_columns
+from spxcast.features.build import SERIES_KEY, feature_frame, market_specs
 from spxcast.features.catalog import BAR_COLUMNS, LAGS_GROUP, NEWS_GROUP, Catalog, FeatureContext, FeatureSpec
-from spxcast.features.lags import horizon_lags, lag_inputs, lag_name
-from spxcast.features.news import news_signals
-from spxcast.features.plans import evaluate, staged_plan
-from spxcast.lake.tables import UTC_TS
+from spxcast.features.lags import lag_name, last_bar_lags
+from spxcast.features.lastrow import LastRowProgram, NotEvaluable
+from spxcast.features.news import bar_closes_us, signals_at
+from spxcast.lake.tables import UTC_TS, epoch_us
+
+log = logging.getLogger(__name__)
 
 ARTICLE_COLUMNS = ("received_at", "score", "confidence")
 
@@ -51,9 +58,13 @@ class HistoryNeed:
         """The rows of ``bars`` (one series, sorted by ts) its last bar needs: the union of both rules."""
         if bars.is_empty():
             return bars
-        newest: datetime = bars["ts"][-1]
-        by_time = bars.height - int(bars["ts"].search_sorted(newest - timedelta(minutes=self.bar_minutes)))
-        return bars.tail(max(self.bars, by_time))
+        return bars.tail(self.rows_of(epoch_us(bars["ts"])))
+
+    def rows_of(self, ts_us: np.ndarray) -> int:
+        """How many trailing bars of a series with bar starts ``ts_us`` (microseconds, sorted) its last bar
+        needs."""
+        since = ts_us[-1] - round(self.bar_minutes * 60_000_000)
+        return max(self.bars, ts_us.size - int(np.searchsorted(ts_us, since, side="left")))
 
     def keep_articles(self, articles: pl.DataFrame, close: datetime) -> pl.DataFrame:
         """The articles received in ``(close - article_minutes, close]``."""
@@ -90,68 +101,122 @@ class _Plan:
         self.catalog = catalog
         self.context = context
         self.names = [s.name for s in specs]
-        self.market = [
-            (
-                rows,
-                staged_plan(
-                    [s.expr.cast(s.dtype) for s in group if s.expr is not None], [s.name for s in group]
-                ),
-            )
-            for rows, group in _market_buckets(market_specs(Catalog(s for s in specs if s.expr is not None)))
-        ]
+        self.market = market_specs(Catalog(s for s in specs if s.expr is not None))
+        self.program = _program(self.market)
+        self.uncompiled = [s for s in self.market if s.name in self.program.unsupported]
+        if self.uncompiled:
+            log.info("online row: %s computed by Polars, not NumPy", [s.name for s in self.uncompiled])
+        self.checked = False
         self.news = [s.name for s in specs if s.group == NEWS_GROUP]
         by_name = {
             lag_name(context.horizon_minutes, k, context.horizon_bars): k
             for k in range(1, context.horizon_lags + 1)
         }
-        self.lag_orders = [by_name[s.name] for s in specs if s.group == LAGS_GROUP]
+        self.lag_names = [s.name for s in specs if s.group == LAGS_GROUP]
+        self.lag_orders = [by_name[n] for n in self.lag_names]
         self.need = history_need(catalog, self.names)
+        # Features are computed in float64 and put in the row as Float32; others are cast.
+        self.casts = [pl.col(s.name).cast(s.dtype) for s in specs if s.dtype != pl.Float32]
+
+    def _market(self, window: pl.DataFrame, ts_us: np.ndarray) -> dict[str, float]:
+        """The market features of the window's last bar: NumPy where it can, Polars for the rest."""
+        out: dict[str, float] = {}
+        try:
+            values = self.program.run(_arrays(window, ts_us, self.program.columns, self.program.rows))
+        except NotEvaluable:  # fewer bars than the lookbacks (or a null a recursive mean reads)
+            polars = self.market
+        else:
+            if not self.checked:
+                values = self._check(window, ts_us, values)
+            out.update(zip(self.program.names, values.tolist(), strict=True))
+            polars = self.uncompiled
+        if polars:
+            frame = feature_frame(window.tail(self.need.bars), polars, cast=False).tail(1).collect()
+            out.update((c.name, _number(c[0])) for c in frame.get_columns() if c.name != "ts")
+        return out
+
+    def _check(self, window: pl.DataFrame, ts_us: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """On first use: compare the NumPy values with Polars' on the same window; features that differ
+        (beyond float32 rounding and the recursive means' truncation) are computed by Polars for good."""
+        program = self.program
+        computed = [s for s in self.market if s.name in program.names]
+        reference = feature_frame(window.tail(program.rows), computed, cast=False).tail(1).collect()
+        want = np.array([reference[n][0] for n in program.names], dtype=np.float64)
+        same = (np.isnan(values) & np.isnan(want)) | (np.abs(values - want) <= 1e-6 + 1e-5 * np.abs(want))
+        differing = [n for n, ok in zip(program.names, same, strict=True) if not ok]
+        if differing:
+            log.warning("online row: %s differ from Polars in NumPy; computed by Polars", differing)
+            kept = [s for s in computed if s.name not in differing]
+            self.program = _program(kept)
+            self.program.unsupported += [*program.unsupported, *differing]
+            self.uncompiled = [s for s in self.market if s.name in self.program.unsupported]
+            values = self.program.run(_arrays(window, ts_us, self.program.columns, self.program.rows))
+        self.checked = True
+        return values
 
     def row(self, bars: pl.DataFrame, articles: pl.DataFrame) -> pl.DataFrame:
-        # Few DataFrame queries on purpose: each costs a fixed ~0.1 ms, more than the arithmetic here.
-        window = self.need.keep_bars(_window(bars))
+        bars, starts = _window(bars)
+        rows = self.need.rows_of(starts)
+        window, ts_us = bars.tail(rows), starts[-rows:]
         ts = window["ts"].tail(1).cast(UTC_TS)
-        columns: dict[str, pl.Series] = {}
+        values: dict[str, float] = {}
         if self.market:
-            full = with_bar_columns(window)
-            for frame in evaluate([(plan, full.tail(rows)) for rows, plan in self.market]):
-                columns.update((c.name, c) for c in frame.get_columns())
+            values.update(self._market(window, ts_us))
         if self.news:
             missing = [c for c in ARTICLE_COLUMNS if c not in articles.columns]
             if missing:
                 raise SchemaError(f"online row: the articles lack columns {missing}; got {articles.columns}")
-            key = pl.DataFrame({"instrument": [""], "granularity": [""], "ts": ts})
-            signals = news_signals(key, articles, self.context)
-            columns.update((n, signals[n]) for n in self.news)
+            signals = signals_at(bar_closes_us(ts_us[-1:], self.context), articles)
+            values.update((n, float(signals[n][0])) for n in self.news)
         if self.lag_orders:
-            lags = horizon_lags(
-                lag_inputs(window, self.context, self.lag_orders), self.context, self.lag_orders
-            )
-            columns.update((c.name, c.tail(1)) for c in lags.get_columns())
-        out = [ts.alias("ts")]
-        for name in self.names:
-            column, dtype = columns[name], self.catalog.get(name).dtype
-            out.append(column if column.dtype == dtype else column.cast(dtype))
-        return pl.DataFrame(out)
+            lags = last_bar_lags(ts_us, window["close"].to_numpy(), self.context, self.lag_orders)
+            values.update(zip(self.lag_names, lags, strict=True))
+        # One Series transposed into the row: far cheaper than a Series per feature.
+        row = np.array([values[n] for n in self.names], dtype=np.float32)
+        # (No names, e.g. no model deployed yet: a row of the bar's time alone; Polars cannot transpose nothing.)
+        frame = (
+            pl.Series(row, nan_to_null=True).to_frame().transpose(column_names=self.names)
+            if self.names
+            else pl.DataFrame()
+        )
+        if self.casts:
+            frame = frame.with_columns(self.casts)
+        frame.insert_column(0, ts.alias("ts"))
+        return frame
 
 
-# Market features with a lookback up to this many bars are evaluated together on that many trailing bars;
-# the rest on the longest lookback. Two queries measured faster than one (fewer rows for most features)
-# and than finer groups (each query has a fixed cost, and shared subexpressions are computed per query).
-SHORT_LOOKBACK = 128
+def _program(specs: Sequence[FeatureSpec]) -> LastRowProgram:
+    """The NumPy last-row program of market specs' expressions."""
+    market = [(s.expr, s.name) for s in specs if s.expr is not None]
+    return LastRowProgram([e for e, _ in market], [n for _, n in market])
 
 
-def _market_buckets(specs: Sequence[FeatureSpec]) -> list[tuple[int, list[FeatureSpec]]]:
-    """Market specs split into short and long lookbacks, each with the trailing rows it needs."""
-    groups = [
-        [s for s in specs if s.lookback <= SHORT_LOOKBACK],
-        [s for s in specs if s.lookback > SHORT_LOOKBACK],
-    ]
-    return [(max(s.lookback for s in group), group) for group in groups if group]
+def _number(value: object) -> float:
+    """A feature value as a float (null: NaN)."""
+    return math.nan if value is None else float(value)  # type: ignore[arg-type]
 
 
-def _window(bars: pl.DataFrame) -> pl.DataFrame:
-    """Check the trailing bars: one series, bar columns, unique ts; sorted by ts."""
+def _arrays(
+    window: pl.DataFrame, ts_us: np.ndarray, columns: Sequence[str], rows: int
+) -> dict[str, np.ndarray]:
+    """The last ``rows`` bars' ``columns`` as NumPy: ts in microseconds since the epoch (``ts_us``, the
+    window's), the others float64 with NaN for null (absent optional quotes: all NaN)."""
+    if window.height < rows:
+        raise NotEvaluable(f"{window.height} bars, the market features need {rows}")
+    out: dict[str, np.ndarray] = {}
+    for name in columns:
+        if name == "ts":
+            out[name] = ts_us[-rows:]
+        elif name in window.columns:
+            out[name] = window[name][-rows:].to_numpy().astype(np.float64, copy=False)
+        else:
+            out[name] = np.full(rows, np.nan)
+    return out
+
+
+def _window(bars: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
+    """Check the trailing bars: one series, bar columns, unique ts. Returns them sorted by ts, and their
+    starts in microseconds since the epoch."""
     if bars.is_empty():
         raise DataQualityError("online row: the window holds no bars")
     for column in SERIES_KEY:
@@ -160,11 +225,17 @@ def _window(bars: pl.DataFrame) -> pl.DataFrame:
     missing = [c for c in BAR_COLUMNS if c not in bars.columns and c not in ("bid_close", "ask_close")]
     if missing:
         raise SchemaError(f"online row: the bars lack columns {missing}; got {bars.columns}")
-    if not bars["ts"].is_sorted():
+    if bars["ts"].null_count():
+        raise DataQualityError("online row: a bar of the window has no ts")
+    ts = epoch_us(bars["ts"])
+    steps = np.diff(ts)
+    if (steps < 0).any():
         bars = bars.sort("ts")
-    if bars["ts"].n_unique() != bars.height:
+        ts = epoch_us(bars["ts"])
+        steps = np.diff(ts)
+    if (steps == 0).any():
         raise DataQualityError("online row: several bars share a ts; the window must hold unique bars")
-    return bars
+    return bars, ts
 
 
 @lru_cache(maxsize=32)
@@ -193,7 +264,7 @@ def online_row(
         make the decayed sums more exact). Only those with ``received_at <= `` the bar's close count, so
         passing later ones is harmless.
     catalog : the running feature catalog (built from ``context``). Plans are compiled on the first call
-        (about half a second) and cached per catalog OBJECT: build the catalog once and reuse it.
+        (a fraction of a second) and cached per catalog OBJECT: build the catalog once and reuse it.
     context : bar size, horizon, lags and label tolerance the catalog was built with.
     names : the model's feature names in its column order (default: every catalog feature).
 

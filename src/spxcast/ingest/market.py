@@ -196,11 +196,18 @@ def append_bars(
         quality=quality,
         timezone=timezone,
     )
+    store_bars(lake, result)
+    return result
+
+
+def store_bars(lake: Lake, result: ValidationResult) -> None:
+    """Commit validated candles (:func:`spxcast.quality.validate_candles`): the quarantine first, then the
+    accepted rows, one atomic Delta merge on its key each (idempotent). :func:`append_bars` is validate +
+    this; the live loop validates a poll first and commits it when its position may move past it."""
     if result.quarantined.height:
         lake.write("bronze.quarantine", result.quarantined)
     if result.accepted.height:
         lake.write("bronze.candles", result.accepted)
-    return result
 
 
 def ingest_market(

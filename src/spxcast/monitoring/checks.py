@@ -48,6 +48,8 @@ class Inputs:
     last_article_at: datetime | None
     accepted: int = 0
     quarantined: int = 0
+    news: bool = True
+    """Whether this series reads news (false for market-only homes: no article-age finding)."""
 
 
 @dataclass
@@ -126,20 +128,23 @@ def evaluate(inputs: Inputs, settings: MonitoringSettings, now: datetime) -> Out
             "bar_age", "bars", age, age_limit, age > age_limit, f"newest bar {age:.0f} trading minutes old"
         )
     )
-    article_age = freshness.trading_age_minutes(
-        inputs.last_article_at, now, inputs.instrument, inputs.calendar
+    article_age = (
+        freshness.trading_age_minutes(inputs.last_article_at, now, inputs.instrument, inputs.calendar)
+        if inputs.news
+        else math.nan
     )
     article_limit = threshold_for(rules, "article_age", 720.0)
-    findings.append(
-        Finding(
-            "article_age",
-            "news",
-            article_age,
-            article_limit,
-            article_age > article_limit,
-            _age_message("article", article_age),
+    if inputs.news:
+        findings.append(
+            Finding(
+                "article_age",
+                "news",
+                article_age,
+                article_limit,
+                article_age > article_limit,
+                _age_message("article", article_age),
+            )
         )
-    )
     rate = freshness.quarantine_rate(inputs.accepted, inputs.quarantined)
     rate_limit = threshold_for(rules, "quarantine", 0.01)
     findings.append(

@@ -5,12 +5,14 @@ champion (pure decision functions; the pipeline and serving calls live in :mod:`
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 from spxcast.errors import ConfigError
-from spxcast.monitoring.alerts import NewAlert
+from spxcast.monitoring.alerts import Finding, NewAlert
 from spxcast.monitoring.performance import Paired
 
 # Checks whose alerts say the model no longer fits the data (a single drifting feature does not).
@@ -19,16 +21,58 @@ RETRAIN_CHECKS = ("decay", "drift_share", "prediction_drift")
 Action = Literal["none", "suggest", "train"]
 
 
-def retrain_action(policy: str, opened: Sequence[NewAlert]) -> tuple[Action, list[str]]:
-    """What the newly opened alerts ask for under ``policy`` (off, suggest, automatic), and why.
+def retrain_action(
+    policy: str,
+    opened: Sequence[NewAlert],
+    persisting: Sequence[Finding] = (),
+    last: LastRetrain | None = None,
+    now: datetime | None = None,
+    retry_minutes: float = 0.0,
+) -> tuple[Action, list[str]]:
+    """What the alerts ask for under ``policy`` (off, suggest, automatic), and why.
 
-    Only alerts opened by this run count (an alert already open has had its say), and only the checks in
-    :data:`RETRAIN_CHECKS`. ``suggest`` records and notifies the suggestion; ``automatic`` runs training.
+    Alerts of the checks in :data:`RETRAIN_CHECKS` count. ``suggest`` records and notifies the suggestion
+    for alerts opened by this run. ``automatic`` runs training for them too, at most once per
+    ``retry_minutes`` since the ``last`` automatic retrain (a flapping alert does not retrain every hour, and
+    a challenger in shadow gets that long to gather live evidence); and while the condition persists
+    (``persisting``: findings refreshing open alerts) and the last retrain brought no challenger to serving's
+    shadow slot (a new regime may need more rows before a model can learn it), it trains again once
+    ``retry_minutes`` have passed.
     """
     reasons = [a.finding.key for a in opened if a.finding.check in RETRAIN_CHECKS]
-    if policy == "off" or not reasons:
-        return "none", reasons
-    return ("train" if policy == "automatic" else "suggest"), reasons
+    if policy == "off" or (policy == "suggest" and not reasons):
+        return "none", reasons if policy == "off" else []
+    if policy == "suggest":
+        return "suggest", reasons
+    due = last is None or (now is not None and now - last.at >= timedelta(minutes=retry_minutes))
+    if reasons:
+        return ("train", reasons) if due else ("none", [])
+    still = [f.key for f in persisting if f.check in RETRAIN_CHECKS]
+    if still and last is not None and not last.reached_shadow and due:
+        return "train", [f"{key} (still open; retry)" for key in still]
+    return "none", []
+
+
+@dataclass(frozen=True)
+class LastRetrain:
+    """The last automatic retrain: when (the monitoring clock, UTC) and whether its version reached
+    serving's idle slot in shadow (deployed, or awaiting a person's deploy)."""
+
+    at: datetime
+    reached_shadow: bool
+
+
+def deploy_commands(version: int, reason: str, *, swap: bool, url: str | None = None) -> list[str]:
+    """What a person runs to do a deploy the loop could not make itself (no serving URL or admin key, or
+    the server refused): load ``version`` into the idle slot and make it live (``swap``) or score in shadow;
+    ``url``: the server's base URL when it is not ``serving.host``/``serving.port``."""
+    why = shlex.quote(reason) + (f" --url {shlex.quote(url)}" if url else "")
+    if swap:
+        return [f"spxcast serve deploy {version} --reason {why}"]
+    return [
+        f"spxcast serve deploy {version} --no-swap --reason {why}",
+        f"spxcast serve shadow on --reason {why}",
+    ]
 
 
 @dataclass(frozen=True)

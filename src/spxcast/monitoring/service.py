@@ -10,8 +10,12 @@ One monitoring run (``spxcast monitor run``, the ``monitoring`` DAG, the API rea
    ``summary.json``, ``drift.csv``, ``skill_daily.csv``, ``skill_weekly.csv`` and ``report.html``
    (Evidently's drift report); ``<artifacts>/monitoring/latest.json`` points at it;
 4. alerts planned against the ``alerts`` table (dedup, cooldown), channels notified of the new ones;
-5. the retrain policy: ``suggest`` names the suggestion in the message and summary, ``automatic`` runs the
-   ``training`` DAG (its gates register a challenger) and hands the new version to serving's shadow slot.
+5. the retrain policy: ``suggest`` names the suggestion in the message and summary; ``automatic`` runs the
+   ``training`` DAG through the pipeline runner (a child run of the monitoring DAG's run), checks the
+   registry's promotion gates on the version it registered, deploys that version to serving's idle slot in
+   shadow through the API's admin routes (or records it as awaiting deploy, with the commands), and on
+   every run promotes the shadow challenger once it beats the champion on the same live rows (paired test,
+   minimum rows, latency and error limits). Every step is in the registry's audit trail.
 """
 
 from __future__ import annotations
@@ -47,6 +51,14 @@ class MonitoringError(SpxcastError):
     """A monitoring run or an alert command cannot proceed (what is missing and what to do)."""
 
 
+class AlertNotFound(MonitoringError):
+    """No alert has the id asked for."""
+
+
+class AlertConflict(MonitoringError):
+    """The alert is already in the state asked for, or resolved (a resolved alert stays resolved)."""
+
+
 class NoChampion(MonitoringError):
     """The registry has no champion yet: a run checks freshness and data quality only."""
 
@@ -64,6 +76,10 @@ class ChampionReference:
 
 
 ChampionLoader = Callable[[Settings], ChampionReference]
+Trainer = Callable[[Settings, str], dict[str, Any]]
+"""An automatic retrain: (settings, why) -> what it did (JSON-able)."""
+Promoter = Callable[[Settings, datetime], dict[str, Any] | None]
+"""A promotion attempt on live evidence at a moment: what it decided, or None (no challenger)."""
 
 
 def monitoring_dir(settings: Settings) -> Path:
@@ -362,15 +378,24 @@ def list_alerts(engine: Engine, status: str | None = None, limit: int = 100) -> 
 
 
 def set_status(engine: Engine, alert_id: int, status: str, actor: str, now: datetime) -> dict[str, Any]:
-    """Acknowledge or resolve alert ``alert_id`` (a resolved alert stays resolved)."""
+    """Acknowledge or resolve alert ``alert_id`` as ``actor`` at ``now`` (recorded on the alert).
+
+    Raises :class:`AlertNotFound` for an unknown id and :class:`AlertConflict` for a resolved alert (it stays
+    resolved) or a second acknowledgement (the first one is kept).
+    """
     if status not in ("acknowledged", "resolved"):
         raise MonitoringError(f"an alert can be acknowledged or resolved, not {status!r}")
     with Session(engine) as session, session.begin():
         record = session.get(AlertRecord, alert_id)
         if record is None:
-            raise MonitoringError(f"no alert with id {alert_id}; list them with: spxcast monitor alerts")
+            raise AlertNotFound(f"no alert with id {alert_id}; list them with: spxcast monitor alerts")
         if record.status == "resolved":
-            raise MonitoringError(f"alert {alert_id} is already resolved")
+            raise AlertConflict(
+                f"alert {alert_id} is already resolved ({_by(record.resolved_by, record.resolved_at)})"
+            )
+        if record.status == status:  # a second acknowledgement would overwrite who saw it first
+            first = _by(record.acknowledged_by, record.acknowledged_at)
+            raise AlertConflict(f"alert {alert_id} is already acknowledged ({first})")
         record.status = status
         if status == "acknowledged":
             record.acknowledged_by, record.acknowledged_at = actor, now
@@ -378,6 +403,11 @@ def set_status(engine: Engine, alert_id: int, status: str, actor: str, now: date
             record.resolved_by, record.resolved_at = actor, now
         session.flush()
         return _alert_dict(record)
+
+
+def _by(actor: str | None, at: datetime | None) -> str:
+    when = "" if at is None else f" at {_utc(at):%Y-%m-%d %H:%M:%S} UTC"
+    return f"by {actor or 'unknown'}{when}"
 
 
 def _alert_dict(record: AlertRecord) -> dict[str, Any]:
@@ -424,17 +454,18 @@ def write_report(
     drift_frame: pl.DataFrame,
     rows: int,
     seed: int,
+    most: int = 20,
 ) -> None:
-    """Evidently's drift report of the drifted features (else the 10 largest effects) and the prediction,
-    with the calibrated thresholds; the reference is sampled to ``rows`` rows."""
+    """Evidently's drift report of the drifted features (else the largest effects) and the prediction, at
+    most ``most`` of them, with the calibrated thresholds; the reference is sampled to ``rows`` rows."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     judged = drift_frame.filter(pl.col("statistic").is_not_null()).sort("statistic", descending=True)
     chosen = judged.filter(pl.col("drifted") | (pl.col("feature") == checks.PREDICTION))
-    if chosen.height < 10:
+    if chosen.height < min(10, most):
         chosen = pl.concat([chosen, judged.filter(~pl.col("drifted"))]).unique("feature", keep="first")
-    chosen = chosen.sort("statistic", descending=True).head(20)
+    chosen = chosen.sort("statistic", descending=True).head(most)
     columns = chosen["feature"].to_list()
     if not columns:
         path.write_text("<html><body>No drift statistics this run (no served rows).</body></html>")
@@ -461,12 +492,14 @@ def run_monitoring(
     report: bool = True,
     champion_loader: ChampionLoader = load_champion,
     engine: Engine | None = None,
-    trainer: Callable[[Settings], dict[str, Any]] | None = None,
+    trainer: Trainer | None = None,
+    promoter: Promoter | None = None,
 ) -> dict[str, Any]:
     """One monitoring run (see the module docstring); returns its summary (also in ``summary.json``).
 
-    ``trainer``: what an ``automatic`` retrain calls (:func:`retrain_now` from the CLI); None records the
-    request as deferred (inside a pipeline run, which holds the home's lock).
+    Under the ``automatic`` policy: ``trainer`` is what a new decay or drift-share alert calls
+    (:func:`retrain_now`; None records the request as deferred), and ``promoter`` is asked on every run
+    whether the shadow challenger now beats the champion on the live rows (:func:`auto_promote`).
     """
     now = now or datetime.now(UTC)
     config = settings.monitoring
@@ -506,6 +539,7 @@ def run_monitoring(
         reference_rmse=champion.test_rmse if champion is not None else None,
         last_bar_ts=last_bar,
         last_article_at=last_article,
+        news=settings.features.use_news and settings.news.source != "none",
         accepted=accepted,
         quarantined=quarantined,
     )
@@ -527,21 +561,42 @@ def run_monitoring(
             outcome.drift,
             config.drift.report_rows,
             settings.seed,
+            config.drift.report_features,
         )
 
     plan = alerts.plan(outcome.findings, known_alerts(engine, now), config.rules, now)
     opened_ids = apply_plan(engine, plan, run_id, now)
-    action, reasons = retrain.retrain_action(config.retrain_policy, plan.open)
+    action, reasons = retrain.retrain_action(
+        config.retrain_policy,
+        plan.open,
+        [finding for _, finding in plan.refresh],
+        last_retrain(settings),
+        now,
+        config.retrain_retry_minutes,
+    )
     extra = []
     if action == "suggest":
         extra.append(f"Retraining suggested ({', '.join(reasons)}): run spxcast pipeline run training")
+    elif action == "train":
+        extra.append(
+            f"Retraining started (policy automatic; {', '.join(reasons)}): the training DAG, the promotion "
+            "gates, then the idle serving slot in shadow"
+        )
     delivered: dict[str, str] = {}
     if plan.open and send:
         delivered = notify.notify(config, notify.compose(plan.open, run_id, report_path, extra))
         record_notified(engine, opened_ids, delivered)
     retrained: dict[str, Any] | None = None
     if action == "train":
-        retrained = trainer(settings) if trainer is not None else {"status": "deferred"}
+        why = f"monitoring run {run_id}: {', '.join(reasons)}"
+        retrained = trainer(settings, why) if trainer is not None else {"status": "deferred"}
+        shadow = (retrained.get("shadow") or {}).get("status")
+        _record_retrain(settings, now, shadow in ("deployed", "awaiting deploy"))
+    promotion = (
+        promoter(settings, now)
+        if promoter is not None and config.retrain_policy == "automatic" and outcome.paired is not None
+        else None
+    )
 
     summary = {
         **outcome.summary,
@@ -559,6 +614,7 @@ def run_monitoring(
             "reasons": reasons,
             "result": retrained,
         },
+        "promotion": promotion,
     }
     summary = clean(summary)
     text_summary = json.dumps(summary, indent=2, allow_nan=False)
@@ -567,75 +623,200 @@ def run_monitoring(
     return summary
 
 
+def _last_retrain_file(settings: Settings) -> Path:
+    return monitoring_dir(settings) / "last_retrain.json"
+
+
+def last_retrain(settings: Settings) -> retrain.LastRetrain | None:
+    """The last automatic retrain of this home's monitoring (``<monitoring>/last_retrain.json``), or None."""
+    path = _last_retrain_file(settings)
+    if not path.exists():
+        return None
+    document = json.loads(path.read_text())
+    return retrain.LastRetrain(datetime.fromisoformat(document["at"]), bool(document["reached_shadow"]))
+
+
+def _record_retrain(settings: Settings, at: datetime, reached_shadow: bool) -> None:
+    document = {"at": at.isoformat(), "reached_shadow": reached_shadow}
+    _last_retrain_file(settings).write_text(json.dumps(document))
+
+
 def latest(settings: Settings) -> dict[str, Any] | None:
     """The summary of the newest monitoring run, or None when none ran."""
     path = monitoring_dir(settings) / "latest.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def retrain_now(settings: Settings) -> dict[str, Any]:
-    """Run the ``training`` DAG (validate, features, train, gates, register a challenger) and deploy the
-    new challenger to serving's idle slot with shadow on."""
+def retrain_now(settings: Settings, why: str, *, parent: str | None = None) -> dict[str, Any]:
+    """The automatic retrain: the ``training`` DAG through the pipeline runner, the registry's promotion
+    gates on the version it registered, and that version in serving's idle slot in shadow.
+
+    ``parent``: the pipeline run whose task asks (the ``monitoring`` DAG's task); the training run is its
+    child under its hold on the home (:func:`spxcast.pipeline.runner.exclusive_home`). Refused when another
+    run holds the home: the result says so with the command to run later. Each step lands in the
+    registry's audit trail (``model_transitions``: ``retrain_gates``, ``shadow_deploy`` or
+    ``awaiting_deploy``); the run itself in ``pipeline_runs``.
+    """
+    from spxcast.errors import PipelineError
     from spxcast.pipeline.runner import run_dag
     from spxcast.registry.lifecycle import ModelRegistry
-    from spxcast.registry.store import CHALLENGER
 
-    summary = run_dag(settings, "training")
-    result: dict[str, Any] = {"training_run": summary.run_id, "status": summary.status}
+    try:
+        summary = run_dag(settings, "training", parent=parent)
+    except PipelineError as exc:
+        log.warning("automatic retrain not started: %s", exc)
+        return {"status": "blocked", "error": str(exc), "commands": ["spxcast pipeline run training"]}
+    result: dict[str, Any] = {"training_run": summary.run_id, "parent_run": parent, "status": summary.status}
     if summary.status != "succeeded":
+        result["errors"] = {task: error.splitlines()[0] for task, error in summary.errors.items()}
         return result
-    challenger = ModelRegistry(settings).by_alias(CHALLENGER)
-    if challenger is None:
-        result["shadow"] = "no challenger registered (the candidate did not beat the zero forecast)"
+    registered = summary.outputs.get("register_model", {})
+    version = registered.get("version")
+    result["registered"] = registered.get("message")
+    if version is None:
+        result["shadow"] = {"status": "no new version (no candidate beat the zero forecast)"}
         return result
-    result["challenger"] = challenger.version
-    result["shadow"] = deploy_to_serving(
-        settings, challenger.version, f"monitoring retrain {summary.run_id}", swap=False
+    registry = ModelRegistry(settings)
+    champion = registry.by_alias("champion")
+    result["challenger"] = version
+    if champion is not None and champion.version == version:
+        result["shadow"] = {"status": f"v{version} is the champion already (nothing new was learnt)"}
+        return result
+    gates = registry.gates(version)
+    result["gates"] = {"passed": gates.passed, "explain": gates.explain()}
+    step = f"{why}; training run {summary.run_id}"
+    _audit(registry, version, "retrain_gates", f"{step}: {gates.explain()}", gates.to_json())
+    if not gates.passed:
+        result["shadow"] = {"status": "not deployed: promotion gates failed"}
+        return result
+    result["shadow"] = deploy_to_serving(settings, version, f"shadow challenger: {step}", swap=False)
+    deployed = result["shadow"]["status"] == "deployed"
+    _audit(
+        registry,
+        version,
+        "shadow_deploy" if deployed else "awaiting_deploy",
+        f"{step}: {result['shadow']['status']}"
+        + ("" if deployed else f"; run: {' && '.join(result['shadow']['commands'])}"),
     )
     return result
 
 
-def deploy_to_serving(settings: Settings, version: int, reason: str, *, swap: bool) -> dict[str, Any]:
-    """Load ``version`` into serving's idle slot (its fingerprint and replay checks apply) through serving's
-    service layer (audited slot changes that running servers pick up): ``swap`` makes it live, otherwise it
-    scores in shadow."""
-    from spxcast.serving.app import build_service
+def _audit(
+    registry: Any, version: int, action: str, reason: str, gates: list[dict[str, Any]] | None = None
+) -> None:
+    """One step of the loop in the registry's audit trail (the version's stage does not change)."""
+    from spxcast.registry import audit
 
-    service = build_service(settings)
-    service.start(background=False)
+    stage = registry.get(version).stage.value
+    audit.record(
+        registry.engine,
+        audit.Transition(
+            model_name=registry.name,
+            version=version,
+            action=action,
+            from_state=stage,
+            to_state=stage,
+            actor="monitoring",
+            reason=reason,
+            forced=False,
+            gates=gates,
+            at=datetime.now(UTC),
+        ),
+    )
+
+
+def deploy_to_serving(settings: Settings, version: int, reason: str, *, swap: bool) -> dict[str, Any]:
+    """Load ``version`` into serving's idle slot through the API's admin routes (the server runs its
+    fingerprint and replay checks and audits the slot change): ``swap`` makes it live, otherwise shadow
+    mode is switched on so that it scores every request next to the live model.
+
+    Needs ``monitoring.serving_url`` and ``serving.admin_key``; without them, or when the server refuses
+    or cannot be reached, the result is ``awaiting deploy`` (or ``deploy failed``) with the commands a
+    person runs. The admin key never appears in the result or the log.
+    """
+    import httpx
+
+    from spxcast.errors import redact, register_secret
+
+    url, key = settings.monitoring.serving_url, settings.serving.admin_key
+    commands = retrain.deploy_commands(version, reason, swap=swap, url=url)
+    if not url or key is None or not key.get_secret_value():
+        missing = "monitoring.serving_url" if not url else "serving.admin_key"
+        return {"status": "awaiting deploy", "version": version, "why": f"no {missing}", "commands": commands}
+    register_secret(key.get_secret_value())
+    headers = {"X-Admin-Key": key.get_secret_value(), "X-Actor": "monitoring"}
+    steps = [("deploy", {"version": version, "reason": reason, "swap": swap})]
+    if not swap:
+        steps.append(("shadow", {"enabled": True, "reason": reason}))
+    state: dict[str, Any] = {}
     try:
-        state = service.deploy(version, actor="monitoring", reason=reason, swap=swap)
-        if not swap:
-            state = service.set_shadow(True, actor="monitoring", reason=reason)
-    finally:
-        service.close()
-    return {"version": version, "live": state.live, "shadow": state.shadow}
+        with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=120) as client:
+            for path, body in steps:
+                response = client.post(f"/admin/{path}", json=body)
+                if response.status_code != 200:
+                    detail = redact(response.text[:300])
+                    return {
+                        "status": "deploy failed",
+                        "version": version,
+                        "why": f"POST /admin/{path} answered {response.status_code}: {detail}",
+                        "commands": commands,
+                    }
+                state = response.json()
+    except httpx.HTTPError as exc:
+        why = redact(f"cannot reach the serving API at {url}: {type(exc).__name__}: {exc}")
+        log.warning("deploy of v%d failed: %s", version, why)
+        return {"status": "deploy failed", "version": version, "why": why, "commands": commands}
+    return {"status": "deployed", "version": version, **state}
 
 
 def shadow_health(log_rows: pl.DataFrame) -> tuple[float, float]:
     """(p99 latency in ms, error rate) of the shadow model from the prediction log.
 
-    Latency: ``created_at - feature_as_of`` of its rows (from the moment its inputs were known to the
-    logged prediction, serving's own time included). Error rate: served bars without a shadow row (a
-    shadow prediction that failed is not logged) over served bars. Both inf/1.0 when it logged nothing.
+    Latency: how long after the live prediction of the same bar the shadow's was logged (``created_at``
+    of the shadow row minus that of the served row, at least 0): the time the challenger adds on serving's
+    path. Wall-clock differences only, so a replay of historical bars is judged like live traffic. Error
+    rate: served bars since the shadow's first row without a shadow row (a shadow prediction that failed is
+    not logged) over those served bars. Both inf/1.0 when it logged nothing.
     """
-    served = log_rows.filter(pl.col("role") == "served")["bar_ts"].n_unique()
     shadow = log_rows.filter(pl.col("role") == "shadow")
-    if served == 0 or shadow.is_empty():
+    if shadow.is_empty():
         return math.inf, 1.0
-    delay = (shadow["created_at"] - shadow["feature_as_of"]).dt.total_milliseconds().drop_nulls()
-    p99 = float(delay.quantile(0.99) or 0.0) if delay.len() else math.inf
-    return p99, max(0.0, 1.0 - shadow["bar_ts"].n_unique() / served)
+    first = shadow["bar_ts"].min()
+    served = log_rows.filter((pl.col("role") == "served") & (pl.col("bar_ts") >= first))
+    if served.is_empty():
+        return math.inf, 1.0
+    lag = (
+        shadow.group_by("bar_ts")
+        .agg(pl.col("created_at").max().alias("shadow_at"))
+        .join(served.group_by("bar_ts").agg(pl.col("created_at").min().alias("served_at")), on="bar_ts")
+        .select(((pl.col("shadow_at") - pl.col("served_at")).dt.total_milliseconds()).clip(0).alias("ms"))
+    )["ms"].drop_nulls()
+    p99 = float(lag.quantile(0.99) or 0.0) if lag.len() else math.inf
+    return p99, max(0.0, 1.0 - shadow["bar_ts"].n_unique() / served["bar_ts"].n_unique())
 
 
 def promotion_check(
-    settings: Settings, engine: Engine, now: datetime, force: bool = False, reason: str | None = None
+    settings: Settings,
+    engine: Engine,
+    now: datetime,
+    force: bool = False,
+    reason: str | None = None,
+    versions: tuple[int, int] | None = None,
 ) -> tuple[retrain.Promotion, performance.Paired, dict[str, float]]:
-    """Whether the shadow challenger may replace the champion on the live rows of the last 30 days."""
+    """Whether the shadow challenger may replace the champion on the live rows of the last 30 days.
+
+    ``versions`` = (champion, challenger): only the champion's served rows and the challenger's shadow
+    rows count (an earlier shadow model's rows are not the challenger's evidence).
+    """
     config = settings.monitoring
     log_rows = read_log(
         engine, settings.instrument, settings.granularity, now - timedelta(days=_PLANNING_DAYS)
     )
+    if versions is not None:
+        log_rows = log_rows.filter(
+            ((pl.col("role") == "served") & (pl.col("model_version") == versions[0]))
+            | ((pl.col("role") == "shadow") & (pl.col("model_version") == versions[1]))
+        )
     rows = performance.paired_rows(log_rows)
     horizon = settings.horizon_bar_count
     paired = performance.paired_test(
@@ -670,26 +851,50 @@ def promote_challenger(
     actor: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Promote the registry's challenger when :func:`promotion_check` allows it (or a person forces it
-    with a reason); the registry's gates and audit trail apply as for ``spxcast models promote``."""
+    """Promote the registry's challenger when :func:`promotion_check` allows it on the live rows both
+    versions scored (or a person forces it with a reason), then make it live in serving
+    (:func:`deploy_to_serving` with ``swap``); the registry's gates and audit trail apply as for
+    ``spxcast models promote``."""
     from spxcast.registry.lifecycle import ModelRegistry, PromotionRefused
 
+    registry = ModelRegistry(settings)
+    champion = registry.by_alias("champion") if registry.exists() else None
+    challenger = registry.by_alias("challenger") if registry.exists() else None
+    if challenger is None:
+        raise MonitoringError("the registry has no challenger to promote; see spxcast models list")
+    versions = None if champion is None else (champion.version, challenger.version)
     engine = connect(settings.db_url(), settings.db.sqlite_busy_timeout_ms)
-    decision, paired, health = promotion_check(settings, engine, now or datetime.now(UTC), force, reason)
-    result: dict[str, Any] = {"decision": asdict(decision), "paired": asdict(paired), "health": health}
+    decision, paired, health = promotion_check(
+        settings, engine, now or datetime.now(UTC), force, reason, versions
+    )
+    result: dict[str, Any] = {
+        "challenger": challenger.version,
+        "champion": None if champion is None else champion.version,
+        "decision": asdict(decision),
+        "paired": asdict(paired),
+        "health": health,
+    }
     if not decision.promote:
         return clean(result)
     why = "; ".join(decision.reasons)
-    registry = ModelRegistry(settings)
-    challenger = registry.by_alias("challenger")
     try:
-        promoted = registry.promote(force=force, reason=why, actor=actor)
+        promoted = registry.promote(challenger.version, force=force, reason=why, actor=actor)
     except PromotionRefused as exc:
         # Live evidence does not override the registry's offline gates; a person can (--force --reason).
         result["decision"]["promote"] = False
         result["decision"]["reasons"].append(f"registry gates refused: {exc}")
         return clean(result)
-    result["promoted"] = str(promoted)
-    if challenger is not None:
-        result["serving"] = deploy_to_serving(settings, challenger.version, f"promoted: {why}", swap=True)
+    result["promoted"] = f"v{promoted.version} replaces v{promoted.previous_champion}"
+    result["serving"] = deploy_to_serving(settings, challenger.version, f"promoted: {why}", swap=True)
     return clean(result)
+
+
+def auto_promote(settings: Settings, now: datetime) -> dict[str, Any] | None:
+    """The ``automatic`` policy's promotion attempt of a monitoring run: :func:`promote_challenger` by
+    ``monitoring`` when the registry has a challenger (None otherwise)."""
+    from spxcast.registry.lifecycle import ModelRegistry
+
+    registry = ModelRegistry(settings)
+    if not registry.exists() or registry.by_alias("challenger") is None:
+        return None
+    return promote_challenger(settings, actor="monitoring", now=now)

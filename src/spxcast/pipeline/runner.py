@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -205,6 +205,7 @@ def run_dag(
     workers: int | None = None,
     on_event: Callable[[TaskEvent], None] | None = None,
     reuse: bool = True,
+    parent: str | None = None,
 ) -> RunSummary:
     """Execute a DAG (by name or object), or resume run ``resume``; returns its summary.
 
@@ -212,14 +213,15 @@ def run_dag(
     With ``reuse``, a task whose inputs and outputs are unchanged since an earlier successful run is not
     executed again: its outputs and artifacts are taken from that run (:mod:`spxcast.pipeline.reuse`).
     One run at a time per home: while another run holds the home, this one is refused with a
-    :class:`PipelineError` naming it (see :func:`exclusive_home`).
+    :class:`PipelineError` naming it (see :func:`exclusive_home`). A child run started by a task of run
+    ``parent`` (the monitoring task's automatic retrain) proceeds under that run's hold on the home.
     """
     dag = get_dag(dag) if isinstance(dag, str) else dag
     recorder = _Recorder(_engine(settings))
     if resume is not None:
         _check_resumable(recorder, resume, dag.name)
     run_id = resume or runs.new_run_id(dag.name)
-    with exclusive_home(settings, f"run {run_id} (DAG {dag.name})"):
+    with exclusive_home(settings, f"run {run_id} (DAG {dag.name})", parent=parent):
         run = _Run(settings, dag, recorder, run_id, on_event or (lambda _event: None), reuse)
         if resume is not None:
             run.restore_succeeded()
@@ -248,24 +250,35 @@ def _check_resumable(recorder: _Recorder, run_id: str, dag_name: str) -> None:
 
 
 @contextmanager
-def exclusive_home(settings: Settings, holder: str) -> Iterator[None]:
+def exclusive_home(settings: Settings, holder: str, parent: str | None = None) -> Iterator[None]:
     """Hold the home's pipeline lock (``<home>/state/pipeline.lock``) or refuse with a clear error.
 
     Two runs on one home would take each other's half-finished tasks for reusable results. The lock is
     released by the kernel when its holder dies (``kill -9`` included), so a crashed run never blocks
     the next one.
+
+    ``parent``: the run whose task asks for this one. When that run holds the lock (its holder line names
+    it: ``holder`` of :func:`run_dag` starts with ``run <id> ``), this run goes on under its hold: the
+    parent waits on the asking task, so no other run can start in between. Held by any other run, the
+    child is refused like any run.
     """
     description = f"{holder}, pid {os.getpid()}, started {_now():%Y-%m-%d %H:%M:%S} UTC"
-    try:
-        with exclusive(
-            settings.home.resolve() / "state" / "pipeline.lock", blocking=False, holder=description
-        ):
-            yield
-    except LockHeld as exc:
-        raise PipelineError(
-            f"another pipeline run is in progress on home {settings.home}: {exc.holder or 'starting'}; "
-            "wait for it to finish (see `spxcast pipeline status`) or stop it, then run again"
-        ) from None
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(
+                exclusive(
+                    settings.home.resolve() / "state" / "pipeline.lock", blocking=False, holder=description
+                )
+            )
+        except LockHeld as exc:
+            if parent is None or not exc.holder.startswith(f"run {parent} "):
+                raise PipelineError(
+                    f"another pipeline run is in progress on home {settings.home}: "
+                    f"{exc.holder or 'starting'}; wait for it to finish (see `spxcast pipeline status`) or "
+                    "stop it, then run again"
+                ) from None
+            log.info("%s runs under the hold of its parent run %s on the home", holder, parent)
+        yield
 
 
 class _WorkerPool:

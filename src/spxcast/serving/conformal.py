@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +68,8 @@ class ConformalInterval:
         self.calibration_rows = len(y)
         self._mapie = TimeSeriesRegressor(_GivenPrediction().fit(x, y), method="aci", cv="prefit").fit(x, y)
         self._lock = threading.Lock()
+        self.observed = 0
+        """Realised outcomes rolled in since calibration."""
         self.offsets = self._offsets()
 
     def _offsets(self) -> Offsets:
@@ -83,13 +86,26 @@ class ConformalInterval:
         return prediction + offsets.lower, prediction + offsets.upper
 
     def observe(self, prediction: float, actual: float) -> None:
-        """One realised outcome: roll it into the residuals and adapt the level (no-op when gamma is 0)."""
-        if self.gamma == 0 or not (np.isfinite(prediction) and np.isfinite(actual)):
+        """One realised outcome: see :meth:`observe_many`."""
+        self.observe_many([prediction], [actual])
+
+    def observe_many(self, predictions: Sequence[float], actuals: Sequence[float]) -> None:
+        """Realised outcomes in time order: for each, judge it against the interval of that moment and adapt
+        the level (ACI), then roll it into the residuals -- exactly the per-outcome recursion; the served
+        offsets are recomputed once at the end. No-op when gamma is 0; non-finite pairs are skipped."""
+        if self.gamma == 0:
             return
-        x, y = np.array([[prediction]]), np.array([actual])
+        pairs = [
+            (p, a) for p, a in zip(predictions, actuals, strict=True) if np.isfinite(p) and np.isfinite(a)
+        ]
+        if not pairs:
+            return
         with self._lock, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # MAPIE warns that update() changed behaviour in 1.0
-            # First judge the outcome against the interval that was served, then roll it into the scores.
-            self._mapie.adapt_conformal_inference(x, y, gamma=self.gamma, confidence_level=self.level)
-            self._mapie.update(x, y)
+            for prediction, actual in pairs:
+                x, y = np.array([[prediction]]), np.array([actual])
+                # First judge the outcome against the interval that was served, then roll it into the scores.
+                self._mapie.adapt_conformal_inference(x, y, gamma=self.gamma, confidence_level=self.level)
+                self._mapie.update(x, y)
+            self.observed += len(pairs)
             self.offsets = self._offsets()

@@ -87,6 +87,11 @@ class HistoryRow(_Strict):
     model_version: int
     slot: str
     realised_return_pct: float | None = Field(description="Null until the horizon has passed")
+    interval_note: str | None = Field(
+        default=None,
+        description="Why a bound is null: no calibration for the version, or unbounded (adaptive ACI level "
+        "at 100 %); null when both bounds are given",
+    )
 
 
 class HistoryResponse(_Strict):
@@ -180,3 +185,53 @@ class SlotStateOut(_Strict):
 class ErrorResponse(_Strict):
     error: str
     detail: str | list[dict[str, object]]
+
+
+class GateOut(_Strict):
+    name: str
+    passed: bool
+    figure: str = Field(description="What was required and what the version scored")
+
+
+class TransitionOut(_Strict):
+    """One audited registry step of a version (register, promote, rollback, archive, approve, supersede)."""
+
+    at: datetime
+    version: int
+    action: str
+    from_state: str
+    to_state: str
+    actor: str
+    reason: str
+    forced: bool = Field(description="Failing gates overridden (audited)")
+    gates: list[GateOut] | None = Field(
+        description="The promotion gates at that moment (null: not evaluated)"
+    )
+
+
+class SlotChangeOut(_Strict):
+    """One audited change of the serving slots (deploy, swap, rollback, weights, shadow), state after it."""
+
+    at: datetime
+    action: str
+    actor: str
+    reason: str
+    live: str
+    versions: dict[str, int | None]
+    weights: dict[str, float]
+    shadow: bool
+
+
+class ModelHistoryResponse(_Strict):
+    model_name: str
+    transitions: list[TransitionOut] = Field(description="Registry steps, newest first")
+    slot_changes: list[SlotChangeOut] = Field(description="Serving deploys and rollbacks, newest first")
+
+
+class VersionMetricsResponse(_Strict):
+    model_name: str
+    version: int
+    metrics: dict[str, dict[str, dict[str, float]]] = Field(
+        description="metrics[split][predictor][metric] as logged with the version's training run; predictor "
+        "is 'model' or a baseline (zero, mean, persistence); returns in percent"
+    )

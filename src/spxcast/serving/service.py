@@ -11,6 +11,7 @@ import logging
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -118,6 +119,10 @@ class ServingService:
         self._recent: OrderedDict[str, _Recent] = OrderedDict()
         self._admin = threading.Lock()
         self._fed: dict[int, datetime] = {}
+        self._fed_lock = threading.Lock()
+        self.attach_in_background = True
+        """Whether :meth:`sync` attaches realised returns; False when a live loop of this series owns them
+        (in this process or another), so that each outcome is attached and fed to ACI by one owner."""
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self.bar = bar_length(settings.granularity)
@@ -317,9 +322,16 @@ class ServingService:
         return model, record.predicted_pct, explain(model.model, x)
 
     def history(
-        self, instrument: str, start: datetime | None, end: datetime | None, limit: int, shadow: bool = False
+        self,
+        instrument: str,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+        shadow: bool = False,
+        newest: bool = False,
     ) -> list[PredictionRecord]:
-        """Logged predictions of ``instrument`` whose bar starts in ``[start, end)``, oldest first."""
+        """Logged predictions of ``instrument`` whose bar starts in ``[start, end)``, oldest first: the
+        oldest ``limit`` of them, or with ``newest`` the newest ``limit``."""
         if instrument != self.settings.instrument:
             raise NotFound(
                 f"unknown instrument {instrument!r}; this server serves {self.settings.instrument!r}"
@@ -332,9 +344,11 @@ class ServingService:
             query = query.where(PredictionRecord.bar_ts >= start)
         if end is not None:
             query = query.where(PredictionRecord.bar_ts < end)
-        query = query.order_by(PredictionRecord.bar_ts, PredictionRecord.created_at).limit(limit)
+        order = (PredictionRecord.bar_ts, PredictionRecord.created_at)
+        query = query.order_by(*(c.desc() for c in order) if newest else order).limit(limit)
         with Session(self.engine) as session:
-            return list(session.scalars(query).all())
+            rows = list(session.scalars(query).all())
+        return rows[::-1] if newest else rows
 
     def news(self, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` scored articles: received time, title, score (p_pos - p_neg), scorer."""
@@ -353,8 +367,9 @@ class ServingService:
             .to_dicts()
         )
 
-    def bars(self, instrument: str, limit: int) -> list[dict[str, Any]]:
-        """The newest ``limit`` stored bars of ``instrument`` (bronze.candles), oldest first."""
+    def bars(self, instrument: str, limit: int, end: datetime | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` stored bars of ``instrument`` (bronze.candles) starting before ``end`` (all
+        when None), oldest first."""
         if instrument != self.settings.instrument:
             raise NotFound(
                 f"unknown instrument {instrument!r}; this server serves {self.settings.instrument!r}"
@@ -365,6 +380,7 @@ class ServingService:
         return (
             lake.scan("bronze.candles")
             .filter(pl.col("instrument") == instrument, pl.col("granularity") == self.settings.granularity)
+            .filter(pl.lit(True) if end is None else pl.col("ts") < end)
             .select("ts", "open", "high", "low", "close", "volume")
             .sort("ts")
             .tail(limit)
@@ -461,7 +477,8 @@ class ServingService:
                 if change.id > self._slots.change_id:
                     self._apply(change.state, change.id)
         self.source.refresh()
-        self.attach_realised()
+        if self.attach_in_background:
+            self.attach_realised()
 
     def _background(self) -> None:
         while not self._stop.wait(self.settings.serving.feature_refresh_s):
@@ -492,6 +509,7 @@ class ServingService:
             .limit(limit)
         )
         attached = 0
+        outcomes: list[tuple[int, datetime, float, float]] = []
         with Session(self.engine) as session, session.begin():
             for stored in session.scalars(bars).all():
                 if stored is None:
@@ -510,16 +528,31 @@ class ServingService:
                     update(PredictionRecord).where(*at_bar).values(realised_pct=realised, realised_at=now)
                 )
                 attached += int(result.rowcount or 0)  # type: ignore[attr-defined]
-                for version, predicted in by_version:  # one outcome per version and bar
-                    self._observe(version, bar_ts, predicted, realised)
+                outcomes.extend((v, bar_ts, p, realised) for v, p in by_version)  # one per version and bar
+        self.observe_realised(outcomes)
         return attached
 
-    def _observe(self, version: int, bar_ts: datetime, predicted: float, realised: float) -> None:
-        model = self._cache.get(version)
-        if model is None or model.conformal is None or self._fed.get(version, bar_ts - self.bar) >= bar_ts:
-            return  # one outcome per bar and version, in time order
-        self._fed[version] = bar_ts
-        model.conformal.observe(predicted, realised)
+    def observe_realised(self, outcomes: Iterable[tuple[int, datetime, float, float]]) -> None:
+        """Feed realised outcomes ``(model version, bar start, predicted %, realised %)`` to the adaptive
+        conformal interval (ACI) of the versions the slots hold: once per version and bar, in bar order
+        (an outcome at or before one already fed is ignored), a batch per version."""
+        by_version: dict[int, list[tuple[datetime, float, float]]] = {}
+        for version, bar_ts, predicted, realised in outcomes:
+            by_version.setdefault(version, []).append((bar_ts, predicted, realised))
+        with self._fed_lock:
+            for version, items in by_version.items():
+                model = self._cache.get(version)
+                if model is None or model.conformal is None:
+                    continue
+                fed = self._fed.get(version)
+                fresh = []
+                for bar_ts, predicted, realised in sorted(items, key=lambda item: item[0]):
+                    if fed is None or bar_ts > fed:
+                        fresh.append((predicted, realised))
+                        fed = bar_ts
+                if fresh and fed is not None:
+                    self._fed[version] = fed
+                    model.conformal.observe_many([p for p, _ in fresh], [r for _, r in fresh])
 
 
 def explicit_vector(model: LoadedModel, features: dict[str, float | None]) -> np.ndarray:

@@ -196,3 +196,11 @@ def test_history_need_is_enough_and_declared_per_family(world: World) -> None:
     full = online_row(world.candles.head(t + 1), world.articles, world.catalog, CONTEXT)
     short = online_row(world.candles.head(t + 1).tail(need.bars // 2), world.articles, world.catalog, CONTEXT)
     assert not full.equals(short)
+
+
+def test_no_feature_names_give_the_bar_time_alone(world: World) -> None:
+    """A live loop with no model deployed asks for no features: the row is the bar's time, not an error."""
+    window = world.candles.head(200)
+    row = online_row(window, world.articles, world.catalog, CONTEXT, [])
+    assert row.columns == ["ts"]
+    assert row["ts"].to_list() == [window["ts"][-1]]

@@ -44,9 +44,16 @@ def champion(rng: np.random.Generator) -> service.ChampionReference:
     return service.ChampionReference("spx-test", 3, FEATURES, frame, test_rmse=0.1)
 
 
-def write_log(engine: Engine, rng: np.random.Generator, switch_at: int, n: int) -> None:
+def write_log(
+    engine: Engine,
+    rng: np.random.Generator,
+    switch_at: int,
+    n: int,
+    versions: tuple[int, int] = (3, 4),
+) -> None:
     """``n`` served bars ending 30 minutes before NOW; the model's signal stops working at ``switch_at``;
-    features f0, f1 shift by one standard deviation over the last 240 bars. Shadow rows on every bar."""
+    features f0, f1 shift by one standard deviation over the last 240 bars. Shadow rows on every bar;
+    ``versions``: (served, shadow) model versions."""
     start = NOW - timedelta(minutes=n + H)
     values = ar1(rng, n, len(FEATURES), 0.3)
     values[-240:, :2] += 1.0
@@ -66,7 +73,7 @@ def write_log(engine: Engine, rng: np.random.Generator, switch_at: int, n: int) 
                 bar_ts=bar,
                 feature_as_of=bar + timedelta(minutes=1),
                 model_name="spx-test",
-                model_version=3 if role == "served" else 4,
+                model_version=versions[0] if role == "served" else versions[1],
                 slot="blue" if role == "served" else "green",
                 role=role,
                 predicted_pct=float(predicted),
@@ -121,7 +128,7 @@ def test_run_raises_decay_and_drift_alerts_sends_them_once_and_retrains(
                 report=report,
                 champion_loader=lambda _: reference,
                 engine=engine,
-                trainer=lambda s: calls.append(s) or {"status": "trained"},
+                trainer=lambda s, why: calls.append((s, why)) or {"status": "trained"},
             )
 
         first = run(NOW)

@@ -40,3 +40,19 @@ def test_aci_recovers_after_a_volatility_jump_while_static_split_conformal_falls
     aci_coverage = np.mean(hits["aci"][200:])  # after 200 realised outcomes
     assert static_coverage < 0.7
     assert aci_coverage >= 0.85
+
+
+def test_observing_a_batch_is_exactly_the_per_outcome_recursion_in_order() -> None:
+    rng = np.random.default_rng(2)
+    calibration = _outcomes(rng, 300, 0.05)
+    one_by_one = ConformalInterval(*calibration, level=0.9, gamma=0.02)
+    batched = ConformalInterval(*calibration, level=0.9, gamma=0.02)
+    predicted, actual = _outcomes(rng, 120, 0.05 * 2.5)
+    for p, a in zip(predicted, actual, strict=True):
+        one_by_one.observe(p, a)
+    batched.observe_many(predicted[:50].tolist(), actual[:50].tolist())
+    batched.observe_many(predicted[50:].tolist(), actual[50:].tolist())
+    assert batched.offsets == one_by_one.offsets
+    assert batched.observed == one_by_one.observed == 120
+    assert batched._mapie.current_alpha == one_by_one._mapie.current_alpha
+    np.testing.assert_array_equal(batched._mapie.conformity_scores_, one_by_one._mapie.conformity_scores_)

@@ -2,8 +2,7 @@
 
 The loop computes each new bar's vector online and pushes it here (in this process, or through the Redis
 relay from a loop in another process); ``/predict`` then answers for the newest bar from memory, exactly
-as for a gold row. Realised returns the loop computed (the label of a bar once its horizon has passed)
-are kept for :meth:`~spxcast.serving.service.ServingService.attach_realised`.
+as for a gold row.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from spxcast.serving.features import FeatureRow, FeatureSource, _epoch_us
 from spxcast.timeutil import parse_utc
 
 KEEP = 20_000
-"""Live vectors and realised returns kept in memory (older bars are answered from gold)."""
+"""Live vectors kept in memory (older bars are answered from gold)."""
 
 
 class LiveFeatureSource(FeatureSource):
@@ -31,7 +30,6 @@ class LiveFeatureSource(FeatureSource):
     def __init__(self, settings: Settings, lake: Lake | None = None) -> None:
         super().__init__(settings, lake)
         self._live: OrderedDict[datetime, FeatureRow] = OrderedDict()
-        self._outcomes: OrderedDict[datetime, float] = OrderedDict()
         self._push_lock = threading.Lock()
 
     def push(self, bar_ts: datetime, price: float | None, names: Sequence[str], values: np.ndarray) -> None:
@@ -61,12 +59,6 @@ class LiveFeatureSource(FeatureSource):
         with self._push_lock:
             return next(reversed(self._live), None)
 
-    def set_realised(self, bar_ts: datetime, value: float) -> None:
-        with self._push_lock:
-            self._outcomes[bar_ts] = value
-            while len(self._outcomes) > KEEP:
-                self._outcomes.popitem(last=False)
-
     def row(self, instrument: str, ts: datetime | None = None) -> FeatureRow:
         if instrument == self.instrument and self._live:
             if ts is None:  # the newest bar: the loop's, unless gold was rebuilt past it since
@@ -79,13 +71,6 @@ class LiveFeatureSource(FeatureSource):
             if found is not None:
                 return found
         return super().row(instrument, ts)
-
-    def realised(self, instrument: str, ts: datetime) -> float | None:
-        if instrument == self.instrument:
-            found = self._outcomes.get(ts)
-            if found is not None:
-                return found
-        return super().realised(instrument, ts)
 
     @property
     def size(self) -> int:

@@ -126,7 +126,8 @@ class RedisPublisher:
 
 
 class RedisRelay:
-    """A replica's side of Redis pub/sub: frames to the local hub, feature vectors to ``on_vector``."""
+    """A replica's side of Redis pub/sub: frames to the local hub, feature vectors to ``on_vector`` (not to
+    clients), realised outcomes also to ``on_outcome``."""
 
     def __init__(
         self,
@@ -134,6 +135,7 @@ class RedisRelay:
         channel: str,
         hub: StreamHub,
         on_vector: Callable[[dict[str, Any]], None] | None = None,
+        on_outcome: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         import redis
 
@@ -141,6 +143,7 @@ class RedisRelay:
         self.channel = channel
         self.hub = hub
         self.on_vector = on_vector
+        self.on_outcome = on_outcome
         self._stop = threading.Event()
         self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         self._pubsub.subscribe(channel)
@@ -167,3 +170,5 @@ class RedisRelay:
                     self.on_vector(frame)
                 continue
             self.hub.publish_text(frame["instrument"], text)
+            if frame.get("type") == "outcome" and self.on_outcome is not None:
+                self.on_outcome(frame)

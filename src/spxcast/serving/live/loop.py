@@ -2,21 +2,26 @@
 
 One step (:meth:`LiveLoop.step`):
 
-1. the source's new candles -> :func:`~spxcast.ingest.market.append_bars` (validate, quarantine, commit to
-   ``bronze.candles``); only accepted bars after the position go on, oldest first;
+1. the source's new candles -> :func:`~spxcast.quality.validate_candles` (accepted or quarantined with the
+   reasons, committed by :func:`~spxcast.ingest.market.store_bars` in step 4's order); only accepted bars
+   after the position go on, oldest first;
 2. for each bar, the online row (:func:`spxcast.features.online.online_row`) from the in-memory trailing
    window (sized by :func:`~spxcast.features.online.history_need`; the lake is read once at start, never
    per bar) and the scored articles received by the bar's close;
 3. a prediction by every model slot of the serving service (the same slot snapshot and models ``/predict``
    uses) with a deterministic id per (model version, series, bar);
-4. the predictions and the new position in ONE app-database transaction (:mod:`.position`): a crash leaves
-   both or neither, a replayed bar is ignored by id;
+4. in ONE app-database transaction (:func:`.position.commit`): the predictions, the new position, the
+   record of bars no model could predict (with the reason), and the realised returns now known -- labels of
+   earlier bars whose horizon has passed (the same :func:`~spxcast.features.labels.make_labels` as gold),
+   attached to every logged prediction of those bars still without one. A crash leaves all or nothing;
+   a replayed bar is ignored by id, an attached return is never attached twice;
 5. the vectors to the in-memory feature source (``/predict``), the feature store and the publisher
-   (``bar`` frames);
-6. realised returns: labels of earlier bars whose horizon has now passed (the same
-   :func:`~spxcast.features.labels.make_labels` as gold) -> the service's
-   :meth:`~spxcast.serving.service.ServingService.attach_realised` (log rows + adaptive conformal
-   interval) and ``outcome`` frames.
+   (``bar`` frames), then ``outcome`` frames for the realised returns this transaction attached, and those
+   outcomes to the slots' adaptive conformal intervals (ACI), once each, in bar order.
+
+The loop owns the realised returns of its series: the serving service does not attach them in the
+background while a loop runs (``attach_in_background``), so nothing is attached, published or fed to ACI
+twice. At start, realised returns that became due while the loop was down are attached and published.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -39,9 +45,10 @@ from spxcast.errors import ConfigError, SourceError
 from spxcast.features.catalog import BAR_COLUMNS, feature_catalog, feature_context
 from spxcast.features.labels import label_names, make_labels
 from spxcast.features.online import ARTICLE_COLUMNS, history_need, online_row
-from spxcast.ingest.market import append_bars
+from spxcast.ingest.market import store_bars
 from spxcast.lake import Lake
 from spxcast.lake.tables import CANDLES
+from spxcast.quality import ValidationResult, validate_candles
 from spxcast.serving.live import position
 from spxcast.serving.live.features import LiveFeatureSource
 from spxcast.serving.live.hub import Publisher
@@ -128,6 +135,7 @@ class LoopStats:
     quarantined: int = 0
     outcomes: int = 0
     attached: int = 0
+    unpredicted: int = 0
     source_errors: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -163,6 +171,7 @@ class LiveLoop:
             )
         self.settings = settings
         self.service = service
+        service.attach_in_background = False  # this loop attaches the series' realised returns
         self.features: LiveFeatureSource = service.source
         self.source = source
         self.publisher = publisher
@@ -179,11 +188,12 @@ class LiveLoop:
         self.horizon = timedelta(minutes=settings.horizon_minutes)
         self.stats = LoopStats()
         self._stop = threading.Event()
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="live-commit")
+        self._in_flight: Future[None] | None = None
         self._names: tuple[str, ...] = ()
         self._need = history_need(self.catalog, [])
         self._window = pl.DataFrame(schema={c: self.bar_schema[c] for c in BAR_COLUMNS})
         self._articles = pl.DataFrame(schema=ARTICLE_SCHEMA)
-        self._pending: OrderedDict[datetime, list[_Made]] = OrderedDict()
         self.position: datetime | None = None
 
     bar_schema = CANDLES.schema
@@ -197,7 +207,13 @@ class LiveLoop:
         if self.position is None and origin is None and not self._window.is_empty():
             self.position = self._window["ts"][-1]  # a live source starts after the newest stored bar
         self._take_articles()
-        self._realise(self._window)
+        due = position.Step(  # realised returns that became known before a stop and are not attached yet
+            self.instrument,
+            self.granularity,
+            self.settings.horizon_minutes,
+            labels=self._labels(self._window),
+        )
+        self._realised(position.commit(self.service.engine, due, datetime.now(UTC)))
         log.info(
             "live loop %s %s from %s (%d bars of history in memory)",
             self.instrument,
@@ -229,6 +245,7 @@ class LiveLoop:
             self._names = names
             self._need = history_need(self.catalog, list(names))
             if self._keep_bars() > before and not self._window.is_empty():
+                self.flush()  # the bars in flight are in bronze before it is read
                 self._read_window()
 
     def _keep_bars(self) -> int:
@@ -243,19 +260,35 @@ class LiveLoop:
         self._stop.set()
 
     def run(self, until_finished: bool = True) -> LoopStats:
-        """Poll and process until :meth:`stop` (or the source is finished, when ``until_finished``)."""
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except SourceError as exc:  # the source is unreachable: try again next poll, keep the position
-                self.stats.source_errors += 1
-                log.warning(
-                    "live %s source failed (retrying in %ss): %s", self.source.name, self.source.wait_s(), exc
-                )
-            if until_finished and self.source.finished:
-                break
-            self._stop.wait(self.source.wait_s())
+        """Poll and process until :meth:`stop` (or the source is finished, when ``until_finished``); the
+        commit in flight is finished before it returns."""
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.step()
+                except (
+                    SourceError
+                ) as exc:  # the source is unreachable: try again next poll, keep the position
+                    self.stats.source_errors += 1
+                    log.warning(
+                        "live %s source failed (retrying in %ss): %s",
+                        self.source.name,
+                        self.source.wait_s(),
+                        exc,
+                    )
+                if until_finished and self.source.finished:
+                    break
+                self._stop.wait(self.source.wait_s())
+        finally:
+            self.flush()
         return self.stats
+
+    def flush(self) -> None:
+        """Wait for the commit in flight (bronze, log, position, realised returns and their outcome frames);
+        raises its error, which stops the loop (a restart resumes after the committed position)."""
+        pending, self._in_flight = self._in_flight, None
+        if pending is not None:
+            pending.result()
 
     def step(self) -> int:
         """One poll: process every new bar; returns how many bars were processed."""
@@ -265,8 +298,7 @@ class LiveLoop:
             return 0
         arrived = time.time()
         now = self.source.now()
-        result = append_bars(
-            self.lake,
+        result = validate_candles(
             raw,
             instrument=self.instrument,
             granularity=self.granularity,
@@ -279,19 +311,33 @@ class LiveLoop:
         if self.position is not None:
             new = new.filter(pl.col("ts") > self.position)
         if new.is_empty():
+            self.flush()
+            store_bars(self.lake, result)  # quarantined rows, or bars stored before: idempotent
             return 0
-        self._process(new, now, arrived)
+        self._process(new, result, arrived)
         return new.height
 
-    def _process(self, new: pl.DataFrame, now: datetime, arrived: float) -> None:
+    def _process(self, new: pl.DataFrame, validated: ValidationResult, arrived: float) -> None:
+        """Predict ``new`` (accepted bars after the position, oldest first), commit, publish.
+
+        Order (nothing lost): the stored position never moves past a bar before that bar is committed to
+        bronze (:func:`~spxcast.ingest.market.store_bars`) and its predictions are logged, in that order.
+        The frame of each bar goes out as soon as it is predicted, *before* those commits, when the source
+        delivers again whatever comes after the stored position (OANDA's history, a replay:
+        ``source.redelivers``), and the commit runs in a background thread (one in flight, in order) while
+        the next poll is computed: a crash before it finishes loses nothing -- the restart gets those bars
+        again and logs the same predictions under the same ids (clients may see such a bar's frame twice,
+        never a bar that is not stored afterwards). A source that may not deliver a bar again (a directory
+        whose files can be removed) commits first and publishes after. ``outcome`` frames always follow
+        the commit that attached them.
+        """
         self._refresh_names()
         self._take_articles()
         snapshot = self.service.slots()
         full = pl.concat([self._window, new.cast(self._window.schema)], how="vertical")
         first = self._window.height
         rows: list[dict[str, Any]] = []
-        frames: list[dict[str, Any]] = []
-        vectors: list[tuple[datetime, float, np.ndarray]] = []
+        frames: list[tuple[datetime, float, np.ndarray, dict[str, Any]]] = []
         computed: list[pl.DataFrame] = []
         for index in range(first, full.height):
             bars = self._need.keep_bars(full.slice(0, index + 1))
@@ -303,29 +349,56 @@ class LiveLoop:
             values = vector.drop("ts").to_numpy().reshape(-1).astype(np.float32)
             price = float(bar["close"])
             made = self._predict(snapshot, ts, close_at, price, values, rows)
-            self._pending[ts] = made
-            vectors.append((ts, price, values))
+            published = (ts, price, values, self._bar_frame(bar, close_at, price, made, arrived, snapshot))
+            if self.source.redelivers:
+                self._publish_bar(*published)  # as soon as it is predicted (see above)
+            else:
+                frames.append(published)
             computed.append(vector)
-            frames.append(self._bar_frame(bar, close_at, price, made, arrived))
         last = full["ts"][-1]
-        position.commit_bars(
-            self.service.engine, self.instrument, self.granularity, last, new.height, rows, datetime.now(UTC)
+        step = position.Step(
+            self.instrument, self.granularity, self.settings.horizon_minutes, last, new.height, rows
         )
-        self.position = last
-        self._window = full.tail(self._keep_bars())
-        for (ts, price, values), frame in zip(vectors, frames, strict=True):
-            self.features.push(ts, price, self._names, values)
-            if self.publish_vectors:
-                self.publisher.publish(self._vector_frame(ts, price, values))
-            self.publisher.publish(frame)
-            if self.on_bar is not None:
-                self.on_bar(frame)
+        if not rows:
+            step.unpredicted = position.Unpredicted(
+                new["ts"][0] + self.bar, last + self.bar, new.height, self._why_unpredicted(snapshot)
+            )
+        if self.source.redelivers:
+            self.flush()  # commits stay in order, one in flight while the next poll is computed
+            self._in_flight = self._committer.submit(self._commit, validated, step, full)
+        else:
+            self.flush()
+            self._commit(validated, step, full)
+            for published in frames:
+                self._publish_bar(*published)
         if self.sink is not None:
             self.sink.push(self.instrument, self.granularity, pl.concat(computed))
+        self.position = last
+        self._window = full.tail(self._keep_bars())
         self.stats.bars += new.height
         self.stats.predictions += len(rows)
-        self._realise(full)
-        self.stats.attached += self.service.attach_realised(now)
+        if step.unpredicted is not None:
+            self.stats.unpredicted += new.height
+            log.warning("live %s", step.unpredicted.reason)
+
+    def _commit(self, validated: ValidationResult, step: position.Step, bars: pl.DataFrame) -> None:
+        """Bronze first, then the log, position and realised returns known from ``bars`` in one transaction;
+        then the outcomes that transaction attached are published and fed to ACI."""
+        step.labels = self._labels(bars)
+        store_bars(self.lake, validated)
+        self._realised(position.commit(self.service.engine, step, datetime.now(UTC)))
+
+    def _publish_bar(self, ts: datetime, price: float, values: np.ndarray, frame: dict[str, Any]) -> None:
+        """A bar's vector to the in-memory source (and to Redis for replicas), then its frame."""
+        self.features.push(ts, price, self._names, values)
+        if self.publish_vectors:
+            self.publisher.publish(self._vector_frame(ts, price, values))
+        self.publisher.publish(frame)
+        if self.on_bar is not None:
+            self.on_bar(frame)
+
+    def _why_unpredicted(self, snapshot: Any) -> str:
+        return f"no model loaded in any serving slot ({snapshot.reason})"
 
     def _predict(
         self,
@@ -378,7 +451,13 @@ class LiveLoop:
         return made
 
     def _bar_frame(
-        self, bar: dict[str, Any], close_at: datetime, price: float, made: Sequence[_Made], arrived: float
+        self,
+        bar: dict[str, Any],
+        close_at: datetime,
+        price: float,
+        made: Sequence[_Made],
+        arrived: float,
+        snapshot: Any,
     ) -> dict[str, Any]:
         predictions = []
         for m in made:
@@ -413,6 +492,7 @@ class LiveLoop:
             "volume": bar["volume"],
             "horizon_minutes": self.settings.horizon_minutes,
             "predictions": predictions,
+            "not_predicted": None if made else self._why_unpredicted(snapshot),
             "arrived_at": arrived,
         }
 
@@ -439,10 +519,11 @@ class LiveLoop:
             since = self.position - timedelta(minutes=self._need.article_minutes) - self.bar
             self._articles = self._articles.filter(pl.col("received_at") > since)
 
-    def _realise(self, bars: pl.DataFrame) -> None:
-        """Labels of the bars whose horizon has passed by the newest bar of ``bars`` (the gold labels)."""
+    def _labels(self, bars: pl.DataFrame) -> dict[datetime, float]:
+        """Realised returns (percent, by bar start) of the bars of ``bars`` whose horizon has passed by its
+        newest bar: the gold labels, by the same function."""
         if bars.height < 2:
-            return
+            return {}
         keyed = bars.with_columns(
             pl.lit(self.instrument).alias("instrument"), pl.lit(self.granularity).alias("granularity")
         )
@@ -456,11 +537,25 @@ class LiveLoop:
         )
         newest: datetime = bars["ts"][-1]
         known = labels.filter(pl.col(ret).is_not_null() & (pl.col("ts") <= newest - self.horizon))
-        for ts, value in known.select("ts", ret).iter_rows():
-            self.features.set_realised(ts, float(value))
-            made = self._pending.pop(ts, None)
-            if made is None:
-                continue
+        return {ts: float(value) for ts, value in known.select("ts", ret).iter_rows()}
+
+    def _realised(self, attached: list[position.Realised]) -> None:
+        """Publish the outcomes one transaction attached and feed them to ACI (the loop's own prediction
+        of each version and bar; another logged one of that version when the loop made none)."""
+        if not attached:
+            return
+        self.stats.attached += len(attached)
+        by_bar: OrderedDict[datetime, list[position.Realised]] = OrderedDict()
+        per_version: dict[tuple[int, datetime], position.Realised] = {}
+        for r in attached:
+            mine = r.prediction_id == position.prediction_id(
+                r.model_name, r.model_version, self.instrument, self.granularity, r.bar_ts
+            )
+            if mine:
+                by_bar.setdefault(r.bar_ts, []).append(r)
+            if mine or (r.model_version, r.bar_ts) not in per_version:
+                per_version[(r.model_version, r.bar_ts)] = r
+        for ts, made in by_bar.items():
             self.stats.outcomes += 1
             self.publisher.publish(
                 {
@@ -468,16 +563,17 @@ class LiveLoop:
                     "instrument": self.instrument,
                     "granularity": self.granularity,
                     "ts": ts.isoformat(),
-                    "realised_pct": float(value),
+                    "realised_pct": made[0].realised_pct,
                     "predictions": [
                         {
                             "prediction_id": m.prediction_id,
-                            "model_version": m.model.version,
+                            "model_version": m.model_version,
                             "predicted_pct": m.predicted_pct,
                         }
                         for m in made
                     ],
                 }
             )
-        while len(self._pending) > 10_000:
-            self._pending.popitem(last=False)
+        self.service.observe_realised(
+            (r.model_version, r.bar_ts, r.predicted_pct, r.realised_pct) for r in per_version.values()
+        )

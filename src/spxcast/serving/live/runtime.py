@@ -24,6 +24,7 @@ from spxcast.serving.live.loop import ArticleFeed, BackgroundSink, LiveLoop, Loo
 from spxcast.serving.live.news import PolledNews, StoredArticles
 from spxcast.serving.live.sources import BarSource, DirectorySource, OandaPolling, ReplaySource
 from spxcast.serving.service import ServingService
+from spxcast.timeutil import parse_utc
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +187,27 @@ def load_newest_vector(settings: Settings, source: LiveFeatureSource) -> None:
         source.push(bar_ts, None, names, vector)
 
 
+def observe_outcome(service: ServingService, frame: dict[str, Any]) -> None:
+    """An ``outcome`` frame of the loop (another process) to this replica's adaptive conformal intervals:
+    the loop attached it to the log; each replica's ACI gets it once, in bar order."""
+    if frame.get("instrument") != service.settings.instrument or frame.get("granularity") != (
+        service.settings.granularity
+    ):
+        return
+    bar_ts = parse_utc(frame["ts"])
+    service.observe_realised(
+        (int(p["model_version"]), bar_ts, float(p["predicted_pct"]), float(frame["realised_pct"]))
+        for p in frame["predictions"]
+    )
+
+
 def relay_from_redis(app: FastAPI, settings: Settings, service: ServingService) -> None:
-    """A replica without a loop: relay the stream and vectors a loop in another process publishes."""
+    """A replica without a loop: relay the stream and vectors a loop in another process publishes. That
+    loop owns the realised returns: this replica does not attach them, it feeds their frames to ACI."""
     if not settings.live.redis_url:
         return
     url = settings.live.redis_url
+    service.attach_in_background = False
     inner = app.router.lifespan_context
 
     @asynccontextmanager
@@ -198,7 +215,13 @@ def relay_from_redis(app: FastAPI, settings: Settings, service: ServingService) 
         async with inner(application) as state:
             source = service.source
             on_vector = source.push_frame if isinstance(source, LiveFeatureSource) else None
-            relay = RedisRelay(url, settings.live.channel, application.state.hub, on_vector).start()
+            relay = RedisRelay(
+                url,
+                settings.live.channel,
+                application.state.hub,
+                on_vector,
+                lambda frame: observe_outcome(service, frame),
+            ).start()
             if isinstance(source, LiveFeatureSource) and settings.live.feature_store != "none":
                 threading.Thread(target=load_newest_vector, args=(settings, source), daemon=True).start()
             try:
@@ -212,7 +235,6 @@ def relay_from_redis(app: FastAPI, settings: Settings, service: ServingService) 
 def live_app(settings: Settings, embedded: bool, replay: tuple[str, str] | None, speed: str) -> FastAPI:
     """The API with the live stream: the loop embedded (``embedded``), else relayed from Redis."""
     from spxcast.serving.app import create_app
-    from spxcast.timeutil import parse_utc
 
     service = build_live_service(settings)
     app = create_app(settings, service)
@@ -224,3 +246,11 @@ def live_app(settings: Settings, embedded: bool, replay: tuple[str, str] | None,
     else:
         relay_from_redis(app, settings, service)
     return app
+
+
+def relay_app_from_environment() -> FastAPI:
+    """uvicorn's factory for the workers of ``spxcast serve --workers N`` with ``live.redis_url``: settings
+    from spxcast.toml and SPXCAST_* variables; each worker relays what ``spxcast live`` publishes."""
+    from spxcast.config import load_settings
+
+    return live_app(load_settings(), embedded=False, replay=None, speed="max")

@@ -8,7 +8,7 @@
   of market time per wall-clock second, ``None`` = as fast as the loop goes), for demos, tests and the
   backtest-equals-live proof. Its clock is the replayed market time.
 
-A source returns raw candles (any dtype; validation is the loop's :func:`~spxcast.ingest.market.append_bars`)
+A source returns raw candles (any dtype; validation is the loop's :func:`~spxcast.quality.validate_candles`)
 with ``ts`` after the position it is given; the loop keeps order and drops what it has already processed.
 """
 
@@ -44,6 +44,9 @@ class BarSource(Protocol):
     name: str
     origin: datetime | None
     """Where a first run starts: None = after the newest stored bar (live sources); a replay's start."""
+    redelivers: bool
+    """Whether a new source object delivers again every bar after a given position (a restart after a crash
+    gets the bars it had not committed): the loop may then publish a bar before committing it."""
 
     def poll(self, after: datetime | None) -> pl.DataFrame:
         """Raw candles that may be newer than ``after`` (bar start, UTC); empty when nothing is new."""
@@ -85,6 +88,7 @@ class OandaPolling(_LiveSource):
     """OANDA candles after the newest processed bar, asked for every ``poll_s`` seconds."""
 
     name = "oanda"
+    redelivers = True  # the broker's candle history
 
     def __init__(
         self,
@@ -114,6 +118,7 @@ class DirectorySource(_LiveSource):
     """Candle files appearing in ``directory``, read once each in name order (new or changed files)."""
 
     name = "files"
+    redelivers = False  # a file read may be removed before the restart
 
     def __init__(
         self, directory: Path, config: FilesSourceSettings, poll_s: float, clock: Clock = utc_now
@@ -149,6 +154,7 @@ class ReplaySource:
     """
 
     name = "replay"
+    redelivers = True  # bronze.candles itself
     origin: datetime | None
 
     def __init__(

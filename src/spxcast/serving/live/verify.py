@@ -3,7 +3,8 @@ gold row, and every realised return against the gold label.
 
 Reads the prediction log (rows of the live loop: ids from :func:`.position.prediction_id`) for bars in
 ``[start, end)`` and ``gold.features``; loads each version the log names through the serving loader, and
-predicts the gold rows of those bars in one batch.
+predicts the gold rows of those bars in one batch. Every gold bar must be predicted live by some version or
+recorded as not predicted (no model loaded) by the loop.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from spxcast.features.labels import label_names
 from spxcast.lake import Lake
 from spxcast.lake.tables import GOLD_FEATURES
 from spxcast.serving.features import FeatureSource
+from spxcast.serving.live import position
 from spxcast.serving.loading import REPLAY_RTOL, VersionLoader
 from spxcast.timeutil import bar_length
 
@@ -35,7 +37,8 @@ class VersionParity:
     equal: int
     max_abs_diff: float
     missing_bars: int
-    """Gold bars in the range this version never predicted live."""
+    """Gold bars in the range this version never predicted live (a version deployed mid-range misses the
+    bars before; :attr:`ParityReport.unaccounted_bars` is what must be zero)."""
     first_difference: str | None = None
 
 
@@ -53,12 +56,18 @@ class ParityReport:
     """Logged predictions whose gold label the loop had seen (horizon passed within the range) but no
     realised return was attached."""
     first_realised_difference: str | None = None
+    unpredicted_recorded: int = 0
+    """Gold bars no version predicted live that the loop recorded as not predicted, with a reason
+    (:func:`.position.unpredicted`: no model was loaded)."""
+    unaccounted_bars: int = 0
+    """Gold bars no version predicted live and no record explains: each one is a defect."""
 
     @property
     def ok(self) -> bool:
         return (
             bool(self.versions)
-            and all(v.predictions == v.equal and v.missing_bars == 0 for v in self.versions)
+            and all(v.predictions == v.equal for v in self.versions)
+            and self.unaccounted_bars == 0
             and self.realised == self.realised_equal
             and self.realised_pending == 0
         )
@@ -127,6 +136,14 @@ def verify_live(settings: Settings, engine: Engine, start: datetime, end: dateti
                 f"batch {batch[differ[0]]!r}",
             )
         )
+    bar = bar_length(settings.granularity)
+    unpredicted = gold.select("ts").join(live.select("ts"), on="ts", how="anti")
+    recorded = pl.lit(False)
+    for episode in position.unpredicted(engine, settings.instrument, settings.granularity):
+        closes = pl.col("ts") + bar
+        recorded = recorded | closes.is_between(_utc(episode.raised_at), _utc(episode.last_seen))
+    report.unpredicted_recorded = unpredicted.filter(recorded).height
+    report.unaccounted_bars = unpredicted.height - report.unpredicted_recorded
     ret, _ = label_names(settings.horizon_minutes, settings.horizon_bars)
     labelled = live.join(gold.select("ts", pl.col(ret).alias("label")), on="ts", how="left")
     attached = labelled.filter(pl.col("realised").is_not_null())
@@ -134,7 +151,6 @@ def verify_live(settings: Settings, engine: Engine, start: datetime, end: dateti
     report.realised = attached.height
     report.realised_equal = equal.height
     # a bar's label is known to the loop once the bar at its horizon (+ tolerance) was replayed
-    bar = bar_length(settings.granularity)
     known_by = (
         end - bar - timedelta(minutes=settings.horizon_minutes + settings.features.label_tolerance_minutes)
     )

@@ -1,12 +1,27 @@
-"""GET /models."""
+"""GET /models, GET /models/history (promotions, rollbacks and deploys with gate results), GET
+/models/{version}/metrics (the figures a version was registered and promoted on)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from spxcast.errors import SpxcastError
+from spxcast.registry import audit
+from spxcast.registry.store import model_name_of
+from spxcast.serving import slots as slot_audit
 from spxcast.serving.routers.deps import ServiceDep
-from spxcast.serving.schemas import ModelsResponse, SlotOut
+from spxcast.serving.schemas import (
+    ErrorResponse,
+    GateOut,
+    ModelHistoryResponse,
+    ModelsResponse,
+    SlotChangeOut,
+    SlotOut,
+    TransitionOut,
+    VersionMetricsResponse,
+)
 from spxcast.serving.slots import SLOTS
 
 router = APIRouter(tags=["models"])
@@ -41,4 +56,64 @@ def models(service: ServiceDep) -> ModelsResponse:
             )
             for slot in SLOTS
         ],
+    )
+
+
+@router.get("/models/history", response_model=ModelHistoryResponse)
+def history(
+    service: ServiceDep, limit: Annotated[int, Query(ge=1, le=1000, description="Newest rows of each")] = 100
+) -> ModelHistoryResponse:
+    """The audit trail, newest first: the registry's steps of this server's model (promotions, rollbacks,
+    registrations, archivals with each promotion gate's result) and the serving slots' changes (deploys,
+    swaps, rollbacks, weights, shadow) with the slot state after each; who, when and why for every row.
+    Read from the app database (the same rows as ``spxcast models history``)."""
+    name = model_name_of(service.settings)
+    transitions = audit.history(service.engine, name)[::-1][:limit]
+    return ModelHistoryResponse(
+        model_name=name,
+        transitions=[
+            TransitionOut(
+                at=t.at,
+                version=t.version,
+                action=t.action,
+                from_state=t.from_state,
+                to_state=t.to_state,
+                actor=t.actor,
+                reason=t.reason,
+                forced=t.forced,
+                gates=None if t.gates is None else [GateOut(**g) for g in t.gates],
+            )
+            for t in transitions
+        ],
+        slot_changes=[
+            SlotChangeOut(
+                at=c.at,
+                action=c.action,
+                actor=c.actor,
+                reason=c.reason,
+                live=c.state.live,
+                versions=c.state.versions,
+                weights=c.state.weights,
+                shadow=c.state.shadow,
+            )
+            for c in slot_audit.history(service.engine, limit)
+        ],
+    )
+
+
+@router.get(
+    "/models/{version}/metrics",
+    response_model=VersionMetricsResponse,
+    responses={404: {"model": ErrorResponse, "description": "No such registered version"}},
+)
+def metrics(
+    version: Annotated[int, Path(ge=1, description="A registered version")], service: ServiceDep
+) -> VersionMetricsResponse:
+    """The version's evaluation figures as logged with its training run (test and out-of-time splits, the
+    model next to the baselines): the figures its promotion gates judged."""
+    registry = service.loader.registry
+    if version not in {v.version for v in registry.versions()}:
+        raise HTTPException(404, f"{registry.name} has no version {version}")
+    return VersionMetricsResponse(
+        model_name=registry.name, version=version, metrics=registry.metrics(version)
     )

@@ -56,6 +56,27 @@ def smtp_server(password: str) -> Iterator[tuple[Inbox, int]]:
 
 
 @contextmanager
+def serving_api(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port in a thread; yields its base URL, stops it after."""
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@contextmanager
 def webhook_receiver() -> Iterator[tuple[list[tuple[str, dict[str, Any]]], int]]:
     received: list[tuple[str, dict[str, Any]]] = []
 
@@ -78,3 +99,25 @@ def webhook_receiver() -> Iterator[tuple[list[tuple[str, dict[str, Any]]], int]]
     finally:
         server.shutdown()
         server.server_close()
+
+
+def spawn_child(ctx: Any) -> dict[str, Any]:
+    """Runner task: a child run of a one-task DAG under this task's run (as the automatic retrain does).
+    ``<home>/child-parent`` may name another parent (the child must then be refused)."""
+    from spxcast.pipeline.runner import run_dag
+    from spxcast.pipeline.spec import DAG, Task
+
+    named = ctx.settings.home / "child-parent"
+    parent = named.read_text() if named.exists() else ctx.run_id
+    child = DAG("child", (Task("recorded", "monitoring_support:record", retries=0),))
+    summary = run_dag(ctx.settings, child, workers=1, parent=parent)
+    return {"child_run": summary.run_id, "child_status": summary.status}
+
+
+def record(ctx: Any) -> dict[str, Any]:
+    """Runner task: counts its runs in ``<home>/markers/<task>``."""
+    marker = ctx.settings.home / "markers" / ctx.task
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    count = int(marker.read_text()) + 1 if marker.exists() else 1
+    marker.write_text(str(count))
+    return {"runs": count}
