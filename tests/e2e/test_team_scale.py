@@ -95,10 +95,10 @@ class _StreamClient:
     """A WebSocket client of the market stream through nginx, reading in a thread until it holds
     ``bars`` bar frames (or the deadline passes)."""
 
-    def __init__(self, url: str, bars: int, deadline_s: float) -> None:
+    def __init__(self, stack: ExitStack, url: str, bars: int, deadline_s: float) -> None:
         from websockets.sync.client import connect
 
-        self.socket = connect(url, open_timeout=10)
+        self.socket = stack.enter_context(connect(url, open_timeout=10))
         assert json.loads(self.socket.recv(timeout=10))["type"] == "subscribed"
         self.bars: list[dict[str, Any]] = []
         self.outcomes: list[dict[str, Any]] = []
@@ -120,8 +120,8 @@ class _StreamClient:
             (self.bars if frame["type"] == "bar" else self.outcomes).append(frame)
 
     def close(self) -> None:
+        """Wait for the reader (it ends with every bar read, or at the deadline)."""
         self.thread.join(max(0.0, self.deadline - time.monotonic()))
-        self.socket.close()
 
 
 @pytest.mark.timeout(900)
@@ -274,8 +274,7 @@ def test_team_scale_roles_on_loopback(tmp_path: Path, monkeypatch: pytest.Monkey
         replayed = bars[-REPLAY_BARS:]
         start, end = replayed[0], replayed[-1] + timedelta(minutes=1)
         ws = f"ws://127.0.0.1:{listen}/ws/market-stream?instruments={settings.instrument}"
-        clients = [_StreamClient(ws, REPLAY_BARS, deadline_s=240) for _ in range(2)]
-        stack.callback(lambda: [c.socket.close() for c in clients])
+        clients = [_StreamClient(stack, ws, REPLAY_BARS, deadline_s=240) for _ in range(2)]
         replay = ("--replay", start.isoformat(), end.isoformat(), "--speed", "max", "--no-verify", "--json")
         summary = json.loads(_cli(env, "live", *replay, timeout=300).stdout)
         for c in clients:
@@ -341,7 +340,7 @@ def test_team_scale_roles_on_loopback(tmp_path: Path, monkeypatch: pytest.Monkey
         assert monitored["champion"]["version"] == version
         with create_engine(app_db).connect() as db:
             alerts = db.execute(
-                text("SELECT check, status, severity FROM alerts WHERE run_id = :r"),
+                text('SELECT "check", status, severity FROM alerts WHERE run_id = :r'),
                 {"r": monitored["run_id"]},
             ).all()
         assert ("bar_age", "open", "critical") in [tuple(a) for a in alerts], alerts

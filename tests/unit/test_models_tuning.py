@@ -109,5 +109,5 @@ def test_the_pruner_stops_unpromising_trials() -> None:
 def test_trial_workers_need_a_shared_storage() -> None:
     x = np.zeros((50, 2), np.float32)
     config = TuningConfig(trials_coarse=2, trials_fine=0, workers=2)
-    with pytest.raises(ModelError, match="training.optuna_storage"):
+    with pytest.raises(ModelError, match=r"training\.optuna_storage"):
         tune_two_stage(LightGBMForecaster, x, x[:, 0], x, x[:, 0], config)
