@@ -42,16 +42,21 @@ system-deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose nginx chromium
 
-# The whole offline pipeline on the embedded default: a synthetic year of candles and news with the planted
-# signal, ingest -> features -> news -> train -> select -> register, then promotion through the gates.
-# A second run reuses every task whose lake inputs, config and code are unchanged, so it finishes faster.
-# The promotion step may refuse (gates fail): make then goes on to show why in the summary.
+# The whole product on the embedded default. First the offline pipeline: a synthetic year of candles and
+# news with the planted signal, ingest -> features -> news -> train -> select -> register, then promotion
+# through the gates. A second run reuses every task whose lake inputs, config and code are unchanged, so it
+# finishes faster. The promotion step may refuse (gates fail): make then goes on to show why in the summary.
+# Then serving: the API on 127.0.0.1 (a free port) replays the newest stored session at full speed with the
+# champion, the served predictions with their intervals and the realised outcomes are printed as the market
+# stream delivers them, the API stops, one monitoring pass judges the served rows, and the next places to
+# look are printed (without a champion the serving part says why it has nothing to serve).
 demo: export SPXCAST_MARKET__SYNTHETIC__PLANTED_SIGNAL = true
 demo: $(STAMP)
 	$(BIN)/spxcast pipeline run full
 	$(BIN)/spxcast data health
 	-$(BIN)/spxcast models promote --reason "make demo"
 	$(BIN)/spxcast models summary
+	$(BIN)/spxcast demo serving
 
 # The embedded stack on this machine until Ctrl-C: the API with the live loop and the dashboard (a model comes
 # from `make demo`). The loop replays stored bars with REPLAY='FROM TO' (UTC, e.g. make up

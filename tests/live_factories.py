@@ -42,7 +42,7 @@ def _pick_features(catalog: Any) -> tuple[list[str], list[str]]:
 
     market = [s.name for s in catalog if s.group not in (NEWS_GROUP, LAGS_GROUP) and s.lookback <= 60][:10]
     news = [s.name for s in catalog if s.group == NEWS_GROUP][:4]
-    lags = [s.name for s in catalog if s.group == LAGS_GROUP]  # all: they span up to 6 horizons
+    lags = [s.name for s in catalog if s.group == LAGS_GROUP]  # all: the longest reads 3.5 h of bars
     return market + lags + news, news
 
 

@@ -332,7 +332,8 @@ class DriftSettings(BaseModel):
 
 class AlertRule(BaseModel):
     """One alert rule: ``check`` names a monitoring finding (drift, drift_share, prediction_drift, decay,
-    missing, bar_age, article_age, quarantine, shadow_better); ``threshold`` overrides the check's default."""
+    missing, bar_age, article_age, quarantine, shadow_better) or the live-loop supervision of the online
+    DAG (live_lag, threshold in bars); ``threshold`` overrides the check's default."""
 
     check: str
     threshold: float | None = None
@@ -351,6 +352,7 @@ def _default_rules() -> list[AlertRule]:
         AlertRule(check="article_age", threshold=720.0, severity="warning", cooldown_minutes=720),
         AlertRule(check="quarantine", threshold=0.01, severity="warning", cooldown_minutes=720),
         AlertRule(check="shadow_better", severity="info", cooldown_minutes=1440),
+        AlertRule(check="live_lag", threshold=5.0, severity="critical", cooldown_minutes=60),
     ]
 
 
@@ -415,7 +417,12 @@ class ServingSettings(BaseModel):
 
 
 #: Airflow schedules of the DAGs that have one unless configured otherwise (UTC cron or Airflow presets).
-DEFAULT_SCHEDULES = {"training": "@daily", "ingest": "*/15 * * * *", "monitoring": "@hourly"}
+DEFAULT_SCHEDULES = {
+    "training": "@daily",
+    "ingest": "*/15 * * * *",
+    "monitoring": "@hourly",
+    "online": "*/5 * * * *",
+}
 
 
 class PipelineSettings(BaseModel):

@@ -26,6 +26,7 @@ _GROUPS = (
     "serve_cmd",
     "live_cmd",
     "dashboard_cmd",
+    "demo_cmd",
 )
 
 app = typer.Typer(

@@ -87,13 +87,18 @@ def run(
     ctx: typer.Context,
     send: bool = typer.Option(True, "--send/--no-send", help="Notify the configured channels"),
     report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML drift report"),
+    at: str | None = typer.Option(
+        None, "--at", help="Judge as of this UTC time (e.g. the end of a replayed range); default now"
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """One monitoring run now."""
+    """One monitoring run now (or as of --at)."""
     from spxcast.monitoring.service import auto_promote, retrain_now, run_monitoring
+    from spxcast.timeutil import parse_utc
 
+    now = None if at is None else parse_utc(at)
     summary = run_monitoring(
-        settings(ctx), send=send, report=report, trainer=retrain_now, promoter=auto_promote
+        settings(ctx), now=now, send=send, report=report, trainer=retrain_now, promoter=auto_promote
     )
     if as_json:
         print_json(summary)

@@ -65,16 +65,19 @@ def task(
     run_id: str | None = typer.Option(
         None, "--run-id", help="Record under this run id (Airflow passes its own)"
     ),
+    rerun: bool = typer.Option(False, "--rerun", help="Run it even when an earlier result still holds"),
 ) -> None:
-    """Run one task in this process."""
+    """Run one task in this process (an earlier result whose inputs are unchanged is reused)."""
     from spxcast.pipeline.runner import run_task
 
-    status, payload = run_task(settings(ctx), name, run_id)
+    status, payload = run_task(settings(ctx), name, run_id, reuse=not rerun)
     if status != "succeeded":
         detail = str(payload) if debugging() else str(payload).splitlines()[0]
         raise fail(f"task {name} failed: {detail}" + ("" if debugging() else " (--debug for the traceback)"))
     assert isinstance(payload, dict)
-    console.print(f"task [bold]{name}[/] [green]succeeded[/]: {outputs_line(payload)}", highlight=False)
+    reused = payload.pop("reused_from", None)
+    verdict = "[green]succeeded[/]" if reused is None else f"[cyan]reused[/] (from {reused})"
+    console.print(f"task [bold]{name}[/] {verdict}: {outputs_line(payload)}", highlight=False)
 
 
 @app.command("status")

@@ -173,7 +173,7 @@ class _Plan:
             values.update(zip(self.lag_names, lags, strict=True))
         # One Series transposed into the row: far cheaper than a Series per feature.
         row = np.array([values[n] for n in self.names], dtype=np.float32)
-        # (No names, e.g. no model deployed yet: a row of the bar's time alone; Polars cannot transpose nothing.)
+        # No names (no model deployed yet): the bar's time alone; Polars cannot transpose nothing.
         frame = (
             pl.Series(row, nan_to_null=True).to_frame().transpose(column_names=self.names)
             if self.names

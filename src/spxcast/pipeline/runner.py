@@ -193,6 +193,16 @@ def _find_reusable(
     return None
 
 
+def _record_reuse(
+    settings: Settings, recorder: _Recorder, task: Task, run_id: str, attempt: int, found: Reusable
+) -> dict[str, Any]:
+    """Take over ``found`` as ``task``'s attempt in ``run_id``: artifacts copied, recorded as succeeded."""
+    copy_artifacts(task, runs.run_dir(settings, found.run_id), runs.run_dir(settings, run_id))
+    payload = {**found.outputs, "reused_from": found.run_id}
+    recorder.finish_task(recorder.start_task(run_id, task.name, attempt), SUCCEEDED, payload, None)
+    return payload
+
+
 def _public(outputs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in outputs.items() if k != REUSE_KEY}
 
@@ -392,12 +402,8 @@ class _Run:
         )
         if found is None:
             return False
-        copy_artifacts(task, runs.run_dir(self.settings, found.run_id), self.run_dir)
         attempt = self._next_attempt(name)
-        payload = {**found.outputs, "reused_from": found.run_id}
-        self.recorder.finish_task(
-            self.recorder.start_task(self.run_id, name, attempt), SUCCEEDED, payload, None
-        )
+        payload = _record_reuse(self.settings, self.recorder, task, self.run_id, attempt, found)
         self.state[name], self.outputs[name] = SUCCEEDED, _public(payload)
         self.emit(TaskEvent(name, f"reused (from {found.run_id})", attempt))
         return True
@@ -451,21 +457,32 @@ class _Run:
 
 
 def run_task(
-    settings: Settings, task_name: str, run_id: str | None = None
+    settings: Settings, task_name: str, run_id: str | None = None, *, reuse: bool = True
 ) -> tuple[str, dict[str, Any] | str]:
-    """Run one task in this process and record it (``spxcast pipeline task`` and Airflow call this)."""
+    """Run one task in this process and record it (``spxcast pipeline task`` and Airflow call this).
+
+    With ``reuse`` the task is not executed when an earlier successful result of it still holds (as in
+    :func:`run_dag`); its outputs then carry ``reused_from``.
+    """
     task = find_task(task_name)
     recorder = _Recorder(_engine(settings))
     run_id = run_id or runs.new_run_id(f"task-{task_name}")
     if recorder.run_dag_name(run_id) is None:
         recorder.start_run(run_id, f"task:{task_name}")
     previous = recorder.latest_attempts(run_id).get(task_name)
-    row_id = recorder.start_task(run_id, task_name, (previous.attempt if previous else 0) + 1)
-    status, payload = execute_task(settings, run_id, task)
-    if status == SUCCEEDED:
-        recorder.finish_task(row_id, status, payload if isinstance(payload, dict) else None, None)
+    attempt = (previous.attempt if previous else 0) + 1
+    code = code_fingerprint()
+    found = _find_reusable(settings, recorder, task, run_id, code) if reuse else None
+    payload: dict[str, Any] | str
+    if found is not None:
+        status, payload = SUCCEEDED, _record_reuse(settings, recorder, task, run_id, attempt, found)
     else:
-        recorder.finish_task(row_id, status, None, str(payload))
+        row_id = recorder.start_task(run_id, task_name, attempt)
+        status, payload = execute_task(settings, run_id, task, code)
+        if status == SUCCEEDED:
+            recorder.finish_task(row_id, status, payload if isinstance(payload, dict) else None, None)
+        else:
+            recorder.finish_task(row_id, status, None, str(payload))
     if recorder.run_dag_name(run_id) == f"task:{task_name}":
         recorder.finish_run(run_id, status, None if status == SUCCEEDED else f"failed task: {task_name}")
     return status, _public(payload) if isinstance(payload, dict) else payload

@@ -111,6 +111,7 @@ def _graph_tasks() -> tuple[Task, ...]:
     registry = "spxcast.pipeline.tasks.registry"
     featurestore = "spxcast.pipeline.tasks.featurestore"
     monitoring = "spxcast.pipeline.tasks.monitoring"
+    live = "spxcast.pipeline.tasks.live"
     silver_market = ("silver_returns", "silver_technical", "silver_volatility", "silver_microstructure")
     return (
         Task(
@@ -205,6 +206,14 @@ def _graph_tasks() -> tuple[Task, ...]:
             reusable=False,
             description="Drift, realised performance, freshness, alerts (prediction log, lake, registry)",
         ),
+        Task(
+            "supervise_live",
+            f"{live}:supervise_live",
+            retries=0,  # a check: the next scheduled run judges again, a retry would only repeat it
+            reusable=False,
+            description="Live loop alive and keeping up (position vs bronze and the trading calendar); "
+            "a live_lag alert and a failure when it lags while the market is open",
+        ),
     )
 
 
@@ -216,6 +225,9 @@ def _select(name: str, names: Iterable[str], description: str, *, local_only: bo
 _ALL = tuple(t.name for t in _graph_tasks())
 _INGEST = ("ingest_market", "ingest_news")
 _MONITORING = ("monitor",)
+_ONLINE = ("materialize", "supervise_live")
+# Checks of what runs (the champion, the live loop): scheduled on their own, never part of a training run.
+_CHECKS = (*_MONITORING, "supervise_live")
 _FEATURES = (
     "silver_returns",
     "silver_technical",
@@ -240,16 +252,21 @@ DAGS: dict[str, DAG] = {
         ),
         _select(
             "training",
-            [n for n in _ALL if n not in _INGEST + _MONITORING],
+            [n for n in _ALL if n not in _INGEST + _CHECKS],
             "Validate -> features -> train -> register",
         ),
         _select(
             "full",
-            [n for n in _ALL if n not in _MONITORING],
+            [n for n in _ALL if n not in _CHECKS],
             "Ingest, then the whole training DAG",
             local_only=True,
         ),
         _select("monitoring", _MONITORING, "Hourly: drift, decay, freshness and alerts of the champion"),
+        _select(
+            "online",
+            _ONLINE,
+            "Feature-store materialisation of gold and supervision of the live loop",
+        ),
     )
 }
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from monitoring_support import serving_api
 from pydantic import SecretStr
 from sqlalchemy import text
 from test_monitoring_service import NOW, write_log
 
+from monitoring_support import serving_api
 from serving_factories import app_settings, build_home
 from spxcast.db.engine import connect
 from spxcast.monitoring import service

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from monitoring_support import smtp_server, webhook_receiver
 from pydantic import SecretStr
 from scipy.signal import lfilter
 from sqlalchemy import Engine
 
+from monitoring_support import smtp_server, webhook_receiver
 from spxcast.config import Settings
 from spxcast.db.engine import connect
 from spxcast.monitoring import service

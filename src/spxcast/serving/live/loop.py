@@ -249,11 +249,11 @@ class LiveLoop:
                 self._read_window()
 
     def _keep_bars(self) -> int:
-        """Bars the window keeps: what the features need (their bars, and the bars that fit in the minutes
-        the horizon lags span), and enough to label a bar at the horizon."""
+        """Bars the window keeps: what the features need (their lookback in bars, and the horizon lags'
+        ``bar_minutes`` of bars, at most one bar per bar length), and enough to label a bar at the horizon."""
         horizon_bars = self.settings.horizon_bar_count
-        spanned = math.ceil(timedelta(minutes=self._need.bar_minutes) / self.bar) + 1
-        return max(self._need.bars, spanned, 2 * horizon_bars + 2) + 1
+        lag_bars = math.ceil(self._need.bar_minutes * 60 / self.bar.total_seconds()) + 1
+        return max(self._need.bars, lag_bars, 2 * horizon_bars + 2) + 1
 
     # ----- running
     def stop(self) -> None:
