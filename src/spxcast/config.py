@@ -233,6 +233,12 @@ class TrainingSettings(BaseModel):
     )
     tune_max_rows: int = Field(default=150_000, ge=1000, description="Tune on the most recent rows of train")
     optuna_storage: str | None = Field(default=None, description="Optuna RDB URL; in-memory when unset")
+    trial_workers: int = Field(
+        default=1,
+        ge=1,
+        description="Processes running the Optuna trials of each study together (each train task starts "
+        "trial_workers - 1 more); > 1 needs optuna_storage, which they share",
+    )
     cost_bps: float = Field(default=1.0, ge=0, description="Round-trip trading cost in basis points")
     n_jobs: int = Field(default=1, ge=1, description="Threads per boosting model")
     max_rounds: int = Field(default=500, ge=1, description="Most boosting rounds per fit or trial")
@@ -261,7 +267,9 @@ class RegistrySettings(BaseModel):
         description="Default sqlite:///<home>/mlflow.db; or postgresql+psycopg://…; or an MLflow server URL",
     )
     artifact_root: str | None = Field(
-        default=None, description="Where new experiments keep their artifacts; default <home>/mlartifacts"
+        default=None,
+        description="Where new experiments keep their artifacts; default <home>/mlartifacts, or with an "
+        "MLflow server as tracking_uri the server's artifact store",
     )
     experiment: str = "spxcast"
     dm_pvalue: float = Field(default=0.05, gt=0, lt=1)
@@ -555,8 +563,15 @@ class Settings(BaseSettings):
     def tracking_uri(self) -> str:
         return self.registry.tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
 
-    def mlflow_artifact_root(self) -> str:
-        return self.registry.artifact_root or str((self.home / "mlartifacts").resolve())
+    def mlflow_artifact_root(self) -> str | None:
+        """Where new experiments keep their artifacts: ``registry.artifact_root``; unset,
+        ``<home>/mlartifacts`` with a local store, and None with a tracking server (it stores them itself:
+        ``mlflow server --serve-artifacts``, so clients need no access to its volume)."""
+        if self.registry.artifact_root:
+            return self.registry.artifact_root
+        if self.tracking_uri().startswith(("http://", "https://")):
+            return None
+        return str((self.home / "mlartifacts").resolve())
 
     def artifacts_dir(self) -> Path:
         return (self.home / "artifacts").resolve()

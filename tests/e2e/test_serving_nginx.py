@@ -5,31 +5,19 @@ and stopping one replica mid-traffic fails no request."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
-from string import Template
 
 import httpx
 import pytest
 
+from nginx_proxy import nginx_binary, nginx_proxy
 from pg_cluster import free_port
-from services import services_required
 from serving_factories import build_home, wait_for_http
 
 KEY = "nginx-admin-key"
-CONFIG = Path(__file__).parents[2] / "deploy" / "nginx"
-
-
-def _nginx() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if found is None:
-        message = "nginx is not installed (make system-deps)"
-        if services_required():
-            pytest.fail(f"{message}; SPXCAST_REQUIRE_SERVICES=1 requires it")
-        pytest.skip(message)
-    return found
 
 
 def _predictions(port: int) -> float:
@@ -43,7 +31,7 @@ def _predictions(port: int) -> float:
 
 @pytest.mark.slow
 def test_two_replicas_behind_nginx(tmp_path: Path) -> None:
-    nginx = _nginx()
+    nginx_binary()  # skip before training when nginx is missing
     home = build_home(tmp_path / "served", ("lightgbm",))
     ports = [free_port(), free_port()]
     env = {
@@ -55,36 +43,19 @@ def test_two_replicas_behind_nginx(tmp_path: Path) -> None:
     }
     replicas = []
     logs = []
-    prefix = tmp_path / "nginx"
-    (prefix / "tmp").mkdir(parents=True)
-    listen = free_port()
-    rendered = Template((CONFIG / "spxcast.conf.template").read_text()).safe_substitute(
-        SPXCAST_LISTEN=f"127.0.0.1:{listen}",
-        SPXCAST_UPSTREAMS="\n    ".join(f"server 127.0.0.1:{p} max_fails=2 fail_timeout=5s;" for p in ports),
-    )
-    (prefix / "spxcast.conf").write_text(rendered)
-    shutil.copy(CONFIG / "nginx.conf", prefix / "nginx.conf")
-    directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
-    proxy = None
-    try:
+    with ExitStack() as stack:
         for i, port in enumerate(ports):
             replica_env = {**env, "SPXCAST_SERVING__SPOOL_PATH": str(tmp_path / f"spool{i}.ndjson")}
-            logs.append((tmp_path / f"replica{i}.log").open("wb"))
-            replicas.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "spxcast.cli.main", "serve", "--port", str(port)],
-                    env=replica_env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=logs[-1],
-                )
+            logs.append(stack.enter_context((tmp_path / f"replica{i}.log").open("wb")))
+            replica = subprocess.Popen(
+                [sys.executable, "-m", "spxcast.cli.main", "serve", "--port", str(port)],
+                env=replica_env,
+                stdout=subprocess.DEVNULL,
+                stderr=logs[-1],
             )
-        test = subprocess.run(
-            [nginx, "-t", "-p", str(prefix), "-c", "nginx.conf", "-g", directives],
-            capture_output=True,
-            text=True,
-        )
-        assert test.returncode == 0, test.stderr
-        proxy = subprocess.Popen([nginx, "-p", str(prefix), "-c", "nginx.conf", "-g", directives])
+            stack.callback(_stop, replica)
+            replicas.append(replica)
+        listen, proxy = stack.enter_context(nginx_proxy(tmp_path / "nginx", ports))
         for i, (port, replica) in enumerate(zip(ports, replicas, strict=True)):
             wait_for_http(f"http://127.0.0.1:{port}/health", replica, tmp_path / f"replica{i}.log")
         base = f"http://127.0.0.1:{listen}"
@@ -110,13 +81,9 @@ def test_two_replicas_behind_nginx(tmp_path: Path) -> None:
                     replicas[1].terminate()  # one replica goes away mid-traffic
                     replicas[1].wait(30)
         assert statuses == [200] * 300
-    finally:
-        if proxy is not None:
-            proxy.terminate()
-            proxy.wait(30)
-        for replica in replicas:
-            if replica.poll() is None:
-                replica.terminate()
-                replica.wait(30)
-        for handle in logs:
-            handle.close()
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        process.wait(30)

@@ -47,7 +47,7 @@ def _equal(left: np.ndarray, right: np.ndarray) -> bool:
 
 
 def test_historical_retrieval_equals_gold_and_online_read_equals_pushed_vector(
-    home: Settings, store: object
+    home: Settings, store: object, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from spxcast.features.catalog import feature_catalog, feature_context
     from spxcast.features.online import history_need, online_row
@@ -56,6 +56,7 @@ def test_historical_retrieval_equals_gold_and_online_read_equals_pushed_vector(
 
     client = store
     assert client.materialize()["rows"] > 0  # type: ignore[attr-defined]
+    assert capsys.readouterr().out == "", "Feast's progress stays off stdout (spxcast's output)"
     lake = Lake.from_settings(home)
     gold = lake.series(GOLD_FEATURES.name, home.instrument, home.granularity).collect()
     rng = np.random.default_rng(3)

@@ -43,3 +43,31 @@ def test_two_processes_share_one_study_in_postgresql(postgres_url: str) -> None:
     assert first["stages"][1]["space"] == second["stages"][1]["space"]  # type: ignore[index]
     assert first["stages"][0]["trials"] >= 6
     assert second["stages"][0]["trials"] >= 6
+
+
+@pytest.mark.integration
+def test_trial_workers_run_one_study_together_and_the_winner_is_the_study_best(postgres_url: str) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3000, 4)).astype(np.float32)
+    y = 0.5 * x[:, 0] + rng.standard_normal(3000)
+    config = TuningConfig(
+        trials_coarse=4,
+        trials_fine=2,
+        max_rounds=40,
+        early_stopping_rounds=10,
+        storage=postgres_url,
+        study_prefix="workers",
+        workers=2,
+    )
+    result = tune_two_stage(LightGBMForecaster, x[:2000], y[:2000], x[2000:], y[2000:], config)
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    workers: set[str] = set()
+    for stage, wanted in zip(result.stages, (4, 2), strict=True):
+        study = optuna.load_study(study_name=f"workers-lightgbm-{stage.name}", storage=postgres_url)
+        trials = study.get_trials(states=finished)
+        assert wanted <= len(trials) <= wanted + 1, (stage.name, len(trials))
+        assert stage.trials == len(trials), "the stage is read back once every worker has finished"
+        assert stage.best_value == min(t.value for t in trials if t.value is not None)
+        workers |= {str(t.user_attrs["worker"]) for t in trials}
+    assert len(workers) == 2, f"both processes ran trials: {workers}"
+    assert result.best_value == min(s.best_value for s in result.stages)

@@ -39,6 +39,14 @@ def test_home_derives_store_locations(tmp_path: Path) -> None:
     assert settings.db_url() == f"sqlite:///{tmp_path / 'h' / 'spxcast.db'}"
     assert settings.lake_root() == str(tmp_path / "h" / "lake")
     assert settings.tracking_uri().startswith("sqlite:///") and settings.tracking_uri().endswith("mlflow.db")
+    assert settings.mlflow_artifact_root() == str(tmp_path / "h" / "mlartifacts")
+
+
+def test_a_tracking_server_keeps_the_artifacts_unless_a_root_is_set(tmp_path: Path) -> None:
+    server = {"registry.tracking_uri": "http://mlflow:5000"}
+    assert load_settings(home=tmp_path, **server).mlflow_artifact_root() is None
+    chosen = load_settings(home=tmp_path, **server, **{"registry.artifact_root": "s3://b/mlflow"})
+    assert chosen.mlflow_artifact_root() == "s3://b/mlflow"
 
 
 @pytest.mark.parametrize(

@@ -104,3 +104,10 @@ def test_the_pruner_stops_unpromising_trials() -> None:
     coarse = tune_two_stage(LightGBMForecaster, x[:4000], y[:4000], x[4100:], y[4100:], config).stages[0]
     assert coarse.trials == 15
     assert 0 < coarse.pruned < 15
+
+
+def test_trial_workers_need_a_shared_storage() -> None:
+    x = np.zeros((50, 2), np.float32)
+    config = TuningConfig(trials_coarse=2, trials_fine=0, workers=2)
+    with pytest.raises(ModelError, match=r"training\.optuna_storage"):
+        tune_two_stage(LightGBMForecaster, x, x[:, 0], x, x[:, 0], config)

@@ -8,9 +8,11 @@ store; with ``live.feature_store = "redis"`` the online store is ``live.redis_ur
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,7 +158,8 @@ class FeatureStoreClient:
             return {"rows": 0, "materialized": False}
         frame = pl.read_parquet(self.gold_parquet, columns=[EVENT_TS])
         start, end = frame[EVENT_TS].min(), frame[EVENT_TS].max()
-        self.store.materialize(start, end + timedelta(seconds=1))  # type: ignore[operator]
+        with contextlib.redirect_stdout(sys.stderr):  # Feast prints its progress: stdout is spxcast's output
+            self.store.materialize(start, end + timedelta(seconds=1))  # type: ignore[operator]
         return {"rows": rows, "materialized": True, "online_store": self.settings.live.feature_store}
 
     # ----- online: the live loop's pushes, reads back

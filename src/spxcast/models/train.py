@@ -96,6 +96,7 @@ class TrainingSpec:
                 seed=settings.seed,
                 n_jobs=t.n_jobs,
                 storage=t.optuna_storage,
+                workers=t.trial_workers,
                 study_prefix=study_prefix,
                 max_rounds=t.max_rounds,
                 early_stopping_rounds=t.early_stopping_rounds,

@@ -8,15 +8,11 @@ runner that dies takes its workers with it. One run at a time per home (a second
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 import json
 import logging
 import multiprocessing
 import os
-import signal
-import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -47,6 +43,7 @@ from spxcast.pipeline.reuse import (
     still_valid,
 )
 from spxcast.pipeline.spec import DAG, Task, find_task, get_dag
+from spxcast.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -319,35 +316,6 @@ class _WorkerPool:
 
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)
-
-
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
-_PARENT_POLL_S = 1.0
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Worker initializer: end this process as soon as the runner ``parent_pid`` is gone.
-
-    On Linux the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere, and
-    as a fallback, a daemon thread checks every second whether the parent changed (an orphan is adopted
-    by another process). A task killed this way loses only its uncommitted work: lake writes are atomic.
-    The kernel ties the signal to the thread that started the worker: run a DAG from a thread that lives as
-    long as the run (as :func:`run_dag` does, submitting from its caller's thread).
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            log.debug("prctl(PR_SET_PDEATHSIG) unavailable; relying on the parent watchdog")
-    if os.getppid() != parent_pid:  # the parent died before the line above took effect
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watchdog", daemon=True).start()
-
-
-def _watch_parent(parent_pid: int) -> None:
-    while os.getppid() == parent_pid:
-        time.sleep(_PARENT_POLL_S)
-    os._exit(1)
 
 
 @dataclass

@@ -97,7 +97,7 @@ def training_config(settings: Settings) -> dict[str, Any]:
         "horizon_bars": settings.horizon_bars,
         "calendar": settings.calendar,
         "seed": settings.seed,
-        "training": settings.training.model_dump(mode="json", exclude={"optuna_storage"}),
+        "training": settings.training.model_dump(mode="json", exclude={"optuna_storage", "trial_workers"}),
         "features": settings.features.model_dump(mode="json"),
     }
 

@@ -70,8 +70,10 @@ def mlflow_client(settings: Settings) -> MlflowClient:
         _prepare_local_store(uri)
     except OSError as exc:
         raise RegistryError(f"MLflow store at {_masked(uri)} cannot be created: {exc}") from exc
-    # MLflow logs every store migration at INFO and draws download progress bars; spxcast reports itself.
+    # MLflow logs every store migration at INFO, draws download progress bars and, with a tracking server,
+    # writes each finished run's URL on stdout (where --json output goes); spxcast reports itself.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     # MLflow reads its HTTP client limits from the environment (its default retries for minutes).
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.registry.http_max_retries)
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
@@ -88,7 +90,8 @@ def mlflow_client(settings: Settings) -> MlflowClient:
 
 
 def experiment_id(client: MlflowClient, settings: Settings) -> str:
-    """The id of the configured experiment, created with its artifacts under the artifact root."""
+    """The id of the configured experiment, created with its artifacts under the artifact root (with a
+    tracking server and no artifact root, in the server's artifact store)."""
     from mlflow.exceptions import MlflowException
 
     name = settings.registry.experiment
@@ -96,10 +99,11 @@ def experiment_id(client: MlflowClient, settings: Settings) -> str:
     if existing is not None:
         return str(existing.experiment_id)
     root = settings.mlflow_artifact_root()
-    if "://" not in root:
+    if root is not None and "://" not in root:
         Path(root).mkdir(parents=True, exist_ok=True)
+    location = None if root is None else f"{root.rstrip('/')}/{name}"  # None: the server's artifact store
     try:
-        return str(client.create_experiment(name, artifact_location=f"{root.rstrip('/')}/{name}"))
+        return str(client.create_experiment(name, artifact_location=location))
     except MlflowException:
         # Another process created it between the lookup and the create.
         again = client.get_experiment_by_name(name)

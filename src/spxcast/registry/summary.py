@@ -85,7 +85,7 @@ def summarize(registry: ModelRegistry) -> RegistrySummary:
     return RegistrySummary(
         model_name=registry.name,
         tracking_uri=str(mask_secrets(registry.settings.tracking_uri())),
-        artifact_root=registry.settings.mlflow_artifact_root(),
+        artifact_root=registry.settings.mlflow_artifact_root() or "the tracking server's artifact store",
         champion=_version_summary(registry, champion, live_gates=False) if champion else None,
         challenger=_version_summary(registry, challenger, live_gates=True) if challenger else None,
         versions=len(registry.versions()),
