@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from monitoring_support import Inbox, free_port, smtp_server, webhook_receiver
 from pydantic import SecretStr
 
+from monitoring_support import Inbox, free_port, smtp_server, webhook_receiver
 from spxcast.cli._common import redact_log_record
 from spxcast.config import MonitoringSettings
 from spxcast.monitoring import alerts, notify
