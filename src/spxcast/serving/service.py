@@ -146,7 +146,10 @@ class ServingService:
             self._slots = _Slots(self._slots.state, self._slots.models, 0, f"no model loaded at start: {exc}")
         self.telemetry.slots_changed(self._slots.state, self._slots.models)
         if self.freeze_heap:
-            gc.collect()  # once, at start: no garbage is frozen with the long-lived heap
+            # Once, at start: what resuming the slots froze is thawed and collected first, so no garbage
+            # is frozen with the long-lived heap.
+            gc.unfreeze()
+            gc.collect()
             gc.freeze()
         if background:
             self._worker = threading.Thread(target=self._background, name="serving-sync", daemon=True)
