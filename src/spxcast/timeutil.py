@@ -14,6 +14,21 @@ from spxcast.errors import ConfigError
 _GRANULARITY = re.compile(r"^(?:(?P<unit>[SMH])(?P<n>\d+)|(?P<fixed>D|W))$")
 _UNIT_SECONDS = {"S": 1, "M": 60, "H": 3600}
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_epoch_us(moment: datetime) -> int:
+    """Microseconds since 1970-01-01 UTC (the lake's and the calendars' integer time); naive is UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def from_epoch_us(value: int) -> datetime:
+    """The aware UTC datetime ``value`` microseconds after 1970-01-01 UTC (inverse of :func:`to_epoch_us`)."""
+    return EPOCH + timedelta(microseconds=int(value))
+
+
 #: The bar sizes spxcast builds features, labels and calendars for.
 SUPPORTED_GRANULARITIES: tuple[str, ...] = ("M1", "M5", "M15", "M30", "H1", "H4", "D")
 

@@ -28,14 +28,9 @@ from spxcast.errors import ConfigError, SpxcastError
 from spxcast.lake import Lake
 from spxcast.lake.tables import CANDLES, epoch_us
 from spxcast.sources.market.calendar import resolve_calendar_name, trading_calendar
-from spxcast.timeutil import bar_length
+from spxcast.timeutil import bar_length, from_epoch_us, to_epoch_us
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LOOK_BACK = timedelta(days=10)  # wider than any weekend or holiday run between two sessions
-
-
-def _us(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -63,12 +58,12 @@ def newest_session(lake: Lake, instrument: str, granularity: str, calendar: str 
     recent = bars.filter(pl.col("ts") > newest - _LOOK_BACK).collect()["ts"]
     stamps = epoch_us(recent)
     sessions = trading_calendar(resolve_calendar_name(instrument, calendar), newest - _LOOK_BACK, newest)
-    closed = [i for i in range(len(sessions.closes)) if sessions.closes[i] <= _us(newest + bar)]
-    current = int(np.searchsorted(sessions.closes, _us(newest), side="right"))
+    closed = [i for i in range(len(sessions.closes)) if sessions.closes[i] <= to_epoch_us(newest + bar)]
+    current = int(np.searchsorted(sessions.closes, to_epoch_us(newest), side="right"))
     for index in [*reversed(closed), current]:
         inside = stamps[(stamps >= sessions.opens[index]) & (stamps < sessions.closes[index])]
         if len(inside):
-            first, last = (_EPOCH + timedelta(microseconds=int(v)) for v in (inside.min(), inside.max()))
+            first, last = (from_epoch_us(v) for v in (inside.min(), inside.max()))
             return Session(first, last + bar, last, len(inside))
     raise ConfigError(f"no trading session of {instrument} holds stored {granularity} bars")
 

@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import polars as pl
@@ -29,7 +29,7 @@ from spxcast.features.online import history_need, online_row
 from spxcast.lake import Lake
 from spxcast.lake.online import online_inputs
 from spxcast.serving.errors import NotFound
-from spxcast.timeutil import bar_length
+from spxcast.timeutil import bar_length, from_epoch_us, to_epoch_us
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class FeatureSource:
             .collect()
             .item()
         )
-        if newest is None or (len(series.ts_us) and _epoch_us(newest) <= series.ts_us[-1]):
+        if newest is None or (len(series.ts_us) and to_epoch_us(newest) <= series.ts_us[-1]):
             return None
         need = history_need(self._catalog, self._names)
         try:
@@ -209,22 +209,22 @@ class FeatureSource:
         """
         latest = self._latest
         series = self._current(instrument, allow_empty=latest is not None)
-        if latest is not None and (ts is None or _epoch_us(ts) == _epoch_us(latest.bar_ts)):
+        if latest is not None and (ts is None or to_epoch_us(ts) == to_epoch_us(latest.bar_ts)):
             return latest
         if ts is None:
             index = len(series.ts_us) - 1
         else:
-            key = _epoch_us(ts)
+            key = to_epoch_us(ts)
             index = int(np.searchsorted(series.ts_us, key))
             if len(series.ts_us) == 0:
                 raise NotFound(f"{GOLD} has no rows for {self.instrument} {self.granularity}; build features")
             if index >= len(series.ts_us) or series.ts_us[index] != key:
                 raise NotFound(
                     f"no {self.granularity} bar of {instrument} starts at {ts.isoformat()} in {GOLD}; "
-                    f"bars run from {_from_us(series.ts_us[0]).isoformat()} "
-                    f"to {_from_us(series.ts_us[-1]).isoformat()}"
+                    f"bars run from {from_epoch_us(series.ts_us[0]).isoformat()} "
+                    f"to {from_epoch_us(series.ts_us[-1]).isoformat()}"
                 )
-        bar_ts = _from_us(series.ts_us[index])
+        bar_ts = from_epoch_us(series.ts_us[index])
         close = float(series.close[index])
         return FeatureRow(
             instrument=instrument,
@@ -244,7 +244,7 @@ class FeatureSource:
             series = self._current(instrument)
         except NotFound:
             return None
-        key = _epoch_us(ts)
+        key = to_epoch_us(ts)
         index = int(np.searchsorted(series.ts_us, key))
         if index >= len(series.ts_us) or series.ts_us[index] != key:
             return None
@@ -260,16 +260,3 @@ class FeatureSource:
     def columns(self) -> dict[str, int]:
         series = self._series
         return {} if series is None else series.columns
-
-
-def _epoch_us(ts: datetime) -> int:
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return int((ts - _EPOCH) // timedelta(microseconds=1))
-
-
-def _from_us(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(value))
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -17,8 +17,8 @@ import numpy as np
 
 from spxcast.config import Settings
 from spxcast.lake import Lake
-from spxcast.serving.features import FeatureRow, FeatureSource, _epoch_us
-from spxcast.timeutil import parse_utc
+from spxcast.serving.features import FeatureRow, FeatureSource
+from spxcast.timeutil import parse_utc, to_epoch_us
 
 KEEP = 20_000
 """Live vectors kept in memory (older bars are answered from gold)."""
@@ -64,7 +64,7 @@ class LiveFeatureSource(FeatureSource):
             if ts is None:  # the newest bar: the loop's, unless gold was rebuilt past it since
                 newest = next(reversed(self._live.values()))
                 gold = self._series
-                if gold is None or not len(gold.ts_us) or _epoch_us(newest.bar_ts) >= gold.ts_us[-1]:
+                if gold is None or not len(gold.ts_us) or to_epoch_us(newest.bar_ts) >= gold.ts_us[-1]:
                     return newest
                 return super().row(instrument, None)
             found = self._live.get(ts)
