@@ -685,44 +685,20 @@ def retrain_now(settings: Settings, why: str, *, parent: str | None = None) -> d
     gates = registry.gates(version)
     result["gates"] = {"passed": gates.passed, "explain": gates.explain()}
     step = f"{why}; training run {summary.run_id}"
-    _audit(registry, version, "retrain_gates", f"{step}: {gates.explain()}", gates.to_json())
+    registry.note(version, "retrain_gates", "monitoring", f"{step}: {gates.explain()}", gates)
     if not gates.passed:
         result["shadow"] = {"status": "not deployed: promotion gates failed"}
         return result
     result["shadow"] = deploy_to_serving(settings, version, f"shadow challenger: {step}", swap=False)
     deployed = result["shadow"]["status"] == "deployed"
-    _audit(
-        registry,
+    registry.note(
         version,
         "shadow_deploy" if deployed else "awaiting_deploy",
+        "monitoring",
         f"{step}: {result['shadow']['status']}"
         + ("" if deployed else f"; run: {' && '.join(result['shadow']['commands'])}"),
     )
     return result
-
-
-def _audit(
-    registry: Any, version: int, action: str, reason: str, gates: list[dict[str, Any]] | None = None
-) -> None:
-    """One step of the loop in the registry's audit trail (the version's stage does not change)."""
-    from spxcast.registry import audit
-
-    stage = registry.get(version).stage.value
-    audit.record(
-        registry.engine,
-        audit.Transition(
-            model_name=registry.name,
-            version=version,
-            action=action,
-            from_state=stage,
-            to_state=stage,
-            actor="monitoring",
-            reason=reason,
-            forced=False,
-            gates=gates,
-            at=datetime.now(UTC),
-        ),
-    )
 
 
 def deploy_to_serving(settings: Settings, version: int, reason: str, *, swap: bool) -> dict[str, Any]:
