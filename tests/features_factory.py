@@ -69,6 +69,27 @@ def random_candles(
 NEWS_TEST_FEATURES = ("news_test_score_mean", "news_test_count")
 
 
+def candles_csv_frame(
+    stamps: list[datetime], returns: np.ndarray, first_open: float, vol: float, rng: np.random.Generator
+) -> pl.DataFrame:
+    """OHLCV bars as a file source reads them (``ts`` as ISO text, UTC) from per-bar log ``returns``: each
+    bar opens at the previous close (the first at ``first_open``), wicks of ``0.3 vol`` scale, volumes 100-999
+    drawn from ``rng``."""
+    close = first_open * np.exp(np.cumsum(returns))
+    open_ = np.r_[first_open, close[:-1]]
+    wick = np.abs(rng.standard_normal(len(stamps))) * vol * 0.3
+    return pl.DataFrame(
+        {
+            "ts": [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in stamps],
+            "open": open_,
+            "high": np.maximum(open_, close) * (1 + wick),
+            "low": np.minimum(open_, close) * (1 - wick),
+            "close": close,
+            "volume": rng.integers(100, 1000, len(stamps)),
+        }
+    )
+
+
 def stub_news_module() -> object:
     """A stand-in for ``spxcast.features.news`` (owned by the news engineer, built in parallel): two news
     specs with the contract's shape (group "news", no expression), for tests of the gold join and CLI."""

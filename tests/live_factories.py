@@ -8,17 +8,53 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from spxcast.config import Settings, load_settings
+from spxcast.config import QualitySettings, Settings, load_settings
+from spxcast.ingest.market import append_bars
 from spxcast.lake import Lake
 
 START, END = "2024-01-08", "2024-01-13"  # Monday to Saturday: five trading days
 REPLAY_HOURS = 6
+
+
+def store_flat_bars(
+    lake: Lake,
+    start: datetime,
+    count: int,
+    *,
+    now: datetime | None = None,
+    source: str = "test",
+    volume: int = 5,
+    instrument: str = "SPX500_USD",
+    granularity: str = "M1",
+) -> None:
+    """``count`` identical one-minute bars from ``start`` appended to bronze (``now``: the newest bar's start
+    unless given), the way a source would."""
+    ts = [start + timedelta(minutes=i) for i in range(count)]
+    raw = pl.DataFrame(
+        {
+            "ts": [t.isoformat() for t in ts],
+            "open": ["4700"] * count,
+            "high": ["4702"] * count,
+            "low": ["4699"] * count,
+            "close": ["4701"] * count,
+            "volume": [volume] * count,
+        }
+    )
+    append_bars(
+        lake,
+        raw,
+        instrument=instrument,
+        granularity=granularity,
+        source=source,
+        now=ts[-1] if now is None else now,
+        quality=QualitySettings(),
+    )
 
 
 @dataclass(frozen=True)

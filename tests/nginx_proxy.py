@@ -11,10 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from string import Template
 
-import pytest
-
 from pg_cluster import free_port
-from services import services_required
+from services import unavailable
 
 CONFIG = Path(__file__).parents[1] / "deploy" / "nginx"
 
@@ -23,10 +21,7 @@ def nginx_binary() -> str:
     """nginx's path; skips (fails under SPXCAST_REQUIRE_SERVICES=1) when it is not installed."""
     found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if found is None:
-        message = "nginx is not installed (make system-deps)"
-        if services_required():
-            pytest.fail(f"{message}; SPXCAST_REQUIRE_SERVICES=1 requires it")
-        pytest.skip(message)
+        unavailable("nginx is not installed (make system-deps)")
     return found
 
 

@@ -11,6 +11,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 import pytest
 
@@ -22,16 +23,21 @@ def services_required() -> bool:
     return os.environ.get("SPXCAST_REQUIRE_SERVICES", "") in {"1", "true", "yes"}
 
 
+def unavailable(message: str) -> NoReturn:
+    """A server or tool a test needs is missing: fail under SPXCAST_REQUIRE_SERVICES=1 (CI), else skip, with
+    ``message`` (what is missing and how to get it)."""
+    if services_required():
+        pytest.fail(f"{message}; SPXCAST_REQUIRE_SERVICES=1 requires it")
+    pytest.skip(f"{message}; set SPXCAST_REQUIRE_SERVICES=1 to make this a failure")
+
+
 def require_port(name: str, host: str, port: int) -> None:
     """Skip (or fail under SPXCAST_REQUIRE_SERVICES=1) when nothing listens on host:port."""
     try:
         with socket.create_connection((host, port), timeout=2):
             return
     except OSError as exc:
-        message = f"{name} is not reachable at {host}:{port} ({exc})"
-        if services_required():
-            pytest.fail(f"{message}; SPXCAST_REQUIRE_SERVICES=1 requires it")
-        pytest.skip(f"{message}; start it or set SPXCAST_REQUIRE_SERVICES=1 to make this a failure")
+        unavailable(f"{name} is not reachable at {host}:{port} ({exc}); start it")
 
 
 @contextmanager

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from dashboard_factories import FORECAST_BARS, KEY, RunningApi, free_port, running_api
-from services import services_required
+from services import unavailable
 from spxcast.dashboard.prep import parse_ts
 
 APP = Path(__file__).resolve().parents[2] / "src" / "spxcast" / "dashboard" / "app.py"
@@ -272,10 +272,7 @@ def test_an_api_without_a_model_says_so_and_what_to_do(
 def browser_available() -> None:
     """Skip (or, under SPXCAST_REQUIRE_SERVICES=1, fail) without Debian's chromium or Playwright."""
     if not Path(CHROMIUM).exists():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium; make system-deps)"
-        if services_required():
-            pytest.fail(f"{reason}; SPXCAST_REQUIRE_SERVICES=1 requires it")
-        pytest.skip(reason)
+        unavailable(f"{CHROMIUM} is missing (apt-get install chromium; make system-deps)")
     pytest.importorskip("playwright.sync_api", reason="pip install playwright (the driver only)")
 
 

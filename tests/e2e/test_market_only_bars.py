@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from features_factory import candles_csv_frame
 from spxcast.config import Settings, load_settings
 from spxcast.ingest.market import ingest_market
 from spxcast.lake import Lake
@@ -45,19 +46,7 @@ def write_candles(path: Path, stamps: list[datetime], vol: float, seed: int) -> 
     returns[0] = shocks[0]
     for i in range(1, len(shocks)):
         returns[i] = -0.5 * returns[i - 1] + shocks[i]
-    close = 100 * np.exp(np.cumsum(returns))
-    open_ = np.r_[100.0, close[:-1]]
-    wick = np.abs(rng.standard_normal(len(stamps))) * vol * 0.3
-    frame = pl.DataFrame(
-        {
-            "ts": [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in stamps],
-            "open": open_,
-            "high": np.maximum(open_, close) * (1 + wick),
-            "low": np.minimum(open_, close) * (1 - wick),
-            "close": close,
-            "volume": rng.integers(100, 1000, len(stamps)),
-        }
-    )
+    frame = candles_csv_frame(stamps, returns, 100.0, vol, rng)
     frame.write_csv(path)
     return frame.with_columns(pl.col("ts").str.to_datetime(time_zone="UTC"))
 

@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from features_factory import candles_csv_frame
 from monitoring_support import serving_api, smtp_server
 from spxcast.config import Settings, load_settings
 from spxcast.db import PipelineRun, connect
@@ -71,19 +72,7 @@ def write_candles(path: Path, stamps: list[datetime], switch: int, seed: int = 7
     returns = shocks.copy()
     for i in range(switch, len(stamps)):
         returns[i] = PHI_AFTER * returns[i - 1] + shocks[i]
-    close = 1.1 * np.exp(np.cumsum(returns))
-    open_ = np.r_[1.1, close[:-1]]
-    wick = np.abs(rng.standard_normal(len(stamps))) * vol * 0.3
-    pl.DataFrame(
-        {
-            "ts": [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in stamps],
-            "open": open_,
-            "high": np.maximum(open_, close) * (1 + wick),
-            "low": np.minimum(open_, close) * (1 - wick),
-            "close": close,
-            "volume": rng.integers(100, 1000, len(stamps)),
-        }
-    ).write_csv(path)
+    candles_csv_frame(stamps, returns, 1.1, vol, rng).write_csv(path)
 
 
 def home_settings(home: Path, **extra: Any) -> Settings:

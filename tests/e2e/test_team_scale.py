@@ -37,7 +37,7 @@ from sqlalchemy import create_engine, text
 
 from nginx_proxy import nginx_binary, nginx_proxy
 from pg_cluster import free_port
-from services import REDIS_HOST, REDIS_PORT, fresh_postgres_database, require_port, services_required
+from services import REDIS_HOST, REDIS_PORT, fresh_postgres_database, require_port, unavailable
 from serving_factories import wait_for_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -52,10 +52,7 @@ def _mlflow_cli() -> str:
     """The ``mlflow`` executable of this environment; skips (fails under SPXCAST_REQUIRE_SERVICES=1)."""
     found = Path(sys.executable).with_name("mlflow")
     if not found.exists():
-        message = f"the mlflow CLI is not installed next to {sys.executable}"
-        if services_required():
-            pytest.fail(f"{message}; SPXCAST_REQUIRE_SERVICES=1 requires it")
-        pytest.skip(message)
+        unavailable(f"the mlflow CLI is not installed next to {sys.executable}")
     return str(found)
 
 

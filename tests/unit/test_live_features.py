@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from spxcast.config import load_settings
+from spxcast.features.online import HistoryNeed
 from spxcast.serving.errors import NotFound
 from spxcast.serving.live.features import LiveFeatureSource
 
@@ -44,3 +45,17 @@ def test_live_vectors_answer_the_newest_bar_and_relay_frames_are_the_same(tmp_pa
     )
     relayed = replica.row(settings.instrument, T0)
     assert relayed.vector(["a"]).tolist() == [1.0] and np.isnan(relayed.vector(["b"])[0])
+
+
+@pytest.mark.parametrize("gap_every", [0, 3])
+def test_the_window_size_bounds_what_the_newest_bar_needs(gap_every: int) -> None:
+    """The live window is sized before its bars are known (``HistoryNeed.most_rows``); every series with
+    at most one bar per bar length, gaps or not, needs no more trailing bars than that (``rows_of``)."""
+    bar = timedelta(minutes=1)
+    for need in (HistoryNeed(30, 10.0, 0.0), HistoryNeed(5, 60.0, 0.0), HistoryNeed(1, 0.0, 0.0)):
+        ts = [T0 + i * bar for i in range(200) if not gap_every or i % gap_every]
+        ts_us = np.array([int(t.timestamp() * 1_000_000) for t in ts], dtype=np.int64)
+        for end in range(1, ts_us.size + 1):
+            assert need.rows_of(ts_us[:end]) <= need.most_rows(bar)
+        if not gap_every:  # regular bars need all of it once the series is long enough
+            assert need.rows_of(ts_us) >= need.most_rows(bar) - 1

@@ -74,15 +74,7 @@ def live(
         return
     from spxcast.serving.live.hub import StreamHub
     from spxcast.serving.live.loop import LiveLoop
-    from spxcast.serving.live.runtime import (
-        Replay,
-        article_feed,
-        bar_source,
-        build_live_service,
-        feature_sink,
-        parse_speed,
-        publisher,
-    )
+    from spxcast.serving.live.runtime import Replay, build_live_service, build_loop, parse_speed
     from spxcast.serving.live.verify import verify_live
 
     cfg = settings(ctx, **{"live.source": source, "live.files_dir": files_dir})
@@ -94,17 +86,7 @@ def live(
     service = build_live_service(cfg).start(background=False)
     loop: LiveLoop | None = None
     try:
-        lake = service.source.lake
-        bars = bar_source(cfg, lake, chosen)
-        loop = LiveLoop(
-            cfg,
-            service,
-            bars,
-            publisher(cfg, StreamHub()),
-            articles=article_feed(cfg, lake, bars),
-            sink=feature_sink(cfg),
-            publish_vectors=bool(cfg.live.redis_url),
-        )
+        loop = build_loop(cfg, service, chosen, StreamHub())
         signal.signal(signal.SIGTERM, lambda *_: loop.stop())
         loop.start()
         try:

@@ -66,6 +66,11 @@ class HistoryNeed:
         since = ts_us[-1] - round(self.bar_minutes * 60_000_000)
         return max(self.bars, ts_us.size - int(np.searchsorted(ts_us, since, side="left")))
 
+    def most_rows(self, bar: timedelta) -> int:
+        """The most trailing bars :meth:`rows_of` can ask for in a series with at most one bar per ``bar``
+        (bar length): the size of a window kept before its bars are known."""
+        return max(self.bars, math.ceil(self.bar_minutes * 60 / bar.total_seconds()) + 1)
+
     def keep_articles(self, articles: pl.DataFrame, close: datetime) -> pl.DataFrame:
         """The articles received in ``(close - article_minutes, close]``."""
         since = close - timedelta(minutes=self.article_minutes)

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, delete, select
 from spxcast.db.models import LivePosition
 from spxcast.errors import ConfigError, SpxcastError
 from spxcast.lake import Lake
-from spxcast.lake.tables import CANDLES
+from spxcast.lake.tables import CANDLES, epoch_us
 from spxcast.sources.market.calendar import resolve_calendar_name, trading_calendar
 from spxcast.timeutil import bar_length
 
@@ -61,7 +61,7 @@ def newest_session(lake: Lake, instrument: str, granularity: str, calendar: str 
         raise ConfigError(f"bronze.candles has no {instrument} {granularity} bars: ingest some first")
     bar = bar_length(granularity)
     recent = bars.filter(pl.col("ts") > newest - _LOOK_BACK).collect()["ts"]
-    stamps = np.asarray([_us(t) for t in recent], dtype=np.int64)
+    stamps = epoch_us(recent)
     sessions = trading_calendar(resolve_calendar_name(instrument, calendar), newest - _LOOK_BACK, newest)
     closed = [i for i in range(len(sessions.closes)) if sessions.closes[i] <= _us(newest + bar)]
     current = int(np.searchsorted(sessions.closes, _us(newest), side="right"))

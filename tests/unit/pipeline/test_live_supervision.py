@@ -7,14 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from live_factories import store_flat_bars
 from spxcast.cli.main import app
-from spxcast.config import QualitySettings, Settings
+from spxcast.config import Settings
 from spxcast.db import connect
-from spxcast.ingest.market import append_bars
 from spxcast.lake import Lake
 from spxcast.monitoring.service import list_alerts
 from spxcast.pipeline.spec import get_dag
@@ -26,25 +25,15 @@ FIRST = NOW - timedelta(minutes=30)
 
 
 def _store_bars(settings: Settings, count: int) -> None:
-    ts = [FIRST + timedelta(minutes=i) for i in range(count)]
-    raw = pl.DataFrame(
-        {
-            "ts": [t.isoformat() for t in ts],
-            "open": ["4700"] * count,
-            "high": ["4702"] * count,
-            "low": ["4699"] * count,
-            "close": ["4701"] * count,
-            "volume": [10] * count,
-        }
-    )
-    append_bars(
+    store_flat_bars(
         Lake.from_settings(settings),
-        raw,
+        FIRST,
+        count,
+        now=NOW,
+        source="live",
+        volume=10,
         instrument=settings.instrument,
         granularity=settings.granularity,
-        source="live",
-        now=NOW,
-        quality=QualitySettings(),
     )
 
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
-import polars as pl
 import pytest
 from sqlalchemy import Engine
 
-from spxcast.config import QualitySettings, Settings
+from live_factories import store_flat_bars
+from spxcast.config import Settings
 from spxcast.db import connect
 from spxcast.errors import ConfigError
-from spxcast.ingest.market import append_bars
 from spxcast.lake import Lake
 from spxcast.serving.demo import Tally, newest_session, rewind_position
 from spxcast.serving.live import position
@@ -25,26 +24,7 @@ THURSDAY_SESSION = datetime(2024, 1, 10, 22, 0, tzinfo=UTC)
 
 
 def _store(lake: Lake, start: datetime, count: int) -> None:
-    ts = [start + i * M1 for i in range(count)]
-    raw = pl.DataFrame(
-        {
-            "ts": [t.isoformat() for t in ts],
-            "open": ["4700"] * count,
-            "high": ["4702"] * count,
-            "low": ["4699"] * count,
-            "close": ["4701"] * count,
-            "volume": [5] * count,
-        }
-    )
-    append_bars(
-        lake,
-        raw,
-        instrument="SPX500_USD",
-        granularity="M1",
-        source="test",
-        now=ts[-1],
-        quality=QualitySettings(),
-    )
+    store_flat_bars(lake, start, count)
 
 
 def test_the_newest_whole_session_is_replayed(settings: Settings) -> None:

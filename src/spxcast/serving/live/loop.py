@@ -27,7 +27,6 @@ twice. At start, realised returns that became due while the loop was down are at
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -249,11 +248,9 @@ class LiveLoop:
                 self._read_window()
 
     def _keep_bars(self) -> int:
-        """Bars the window keeps: what the features need (their lookback in bars, and the horizon lags'
-        ``bar_minutes`` of bars, at most one bar per bar length), and enough to label a bar at the horizon."""
-        horizon_bars = self.settings.horizon_bar_count
-        lag_bars = math.ceil(self._need.bar_minutes * 60 / self.bar.total_seconds()) + 1
-        return max(self._need.bars, lag_bars, 2 * horizon_bars + 2) + 1
+        """Bars the window keeps: the most the features can need
+        (:meth:`~spxcast.features.online.HistoryNeed.most_rows`), and enough to label a bar at the horizon."""
+        return max(self._need.most_rows(self.bar), 2 * self.settings.horizon_bar_count + 2) + 1
 
     # ----- running
     def stop(self) -> None:

@@ -108,6 +108,24 @@ def publisher(settings: Settings, hub: StreamHub) -> Publisher:
     return Fanout(*targets)
 
 
+def build_loop(
+    settings: Settings, service: ServingService, replay: Replay | None, hub: StreamHub
+) -> LiveLoop:
+    """The loop ``settings`` describe over ``service``: bars from ``replay`` (or the live source), their
+    articles, frames to ``hub`` (and Redis when set) and vectors to the feature store when set."""
+    lake = service.source.lake
+    source = bar_source(settings, lake, replay)
+    return LiveLoop(
+        settings,
+        service,
+        source,
+        publisher(settings, hub),
+        articles=article_feed(settings, lake, source),
+        sink=feature_sink(settings),
+        publish_vectors=bool(settings.live.redis_url),
+    )
+
+
 class LoopThread:
     """A :class:`LiveLoop` running in a daemon thread until stopped (or its replay ends)."""
 
@@ -145,17 +163,7 @@ def embed_loop(app: FastAPI, settings: Settings, service: ServingService, replay
     @asynccontextmanager
     async def lifespan(application: Any) -> AsyncIterator[Any]:
         async with inner(application) as state:
-            lake = service.source.lake
-            source = bar_source(settings, lake, replay)
-            loop = LiveLoop(
-                settings,
-                service,
-                source,
-                publisher(settings, application.state.hub),
-                articles=article_feed(settings, lake, source),
-                sink=feature_sink(settings),
-                publish_vectors=bool(settings.live.redis_url),
-            )
+            loop = build_loop(settings, service, replay, application.state.hub)
             runner = LoopThread(loop, until_finished=False).start()
             application.state.live = runner
             try:
