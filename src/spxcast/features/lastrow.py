@@ -369,6 +369,12 @@ class _Compiler:
                 return self._push(
                     _Node(lambda x: x.astype(np.float32).astype(np.float64), [inner], _same, one=_float32_one)
                 )
+            if dtype in _INTEGER_DTYPES:
+                if self.nodes[inner].integer:
+                    return inner
+                # A float cast to integers truncates toward zero (null stays null), and is integer
+                # arithmetic's operand from then on.
+                return self._push(_Node(np.trunc, [inner], _same, integer="part"))
             if not self.nodes[inner].integer:
                 return inner  # already float64 here
             return self._push(_Node(lambda x: x.astype(np.float64), [inner], _same, one=np.float64))

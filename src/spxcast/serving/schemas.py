@@ -209,17 +209,13 @@ class TransitionOut(_Strict):
     )
 
 
-class SlotChangeOut(_Strict):
+class SlotChangeOut(SlotStateOut):
     """One audited change of the serving slots (deploy, swap, rollback, weights, shadow), state after it."""
 
     at: datetime
     action: str
     actor: str
     reason: str
-    live: str
-    versions: dict[str, int | None]
-    weights: dict[str, float]
-    shadow: bool
 
 
 class ModelHistoryResponse(_Strict):

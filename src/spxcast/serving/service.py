@@ -146,7 +146,10 @@ class ServingService:
             self._slots = _Slots(self._slots.state, self._slots.models, 0, f"no model loaded at start: {exc}")
         self.telemetry.slots_changed(self._slots.state, self._slots.models)
         if self.freeze_heap:
-            gc.collect()  # once, at start: no garbage is frozen with the long-lived heap
+            # Once, at start: what resuming the slots froze is thawed and collected first, so no garbage
+            # is frozen with the long-lived heap.
+            gc.unfreeze()
+            gc.collect()
             gc.freeze()
         if background:
             self._worker = threading.Thread(target=self._background, name="serving-sync", daemon=True)
@@ -183,8 +186,13 @@ class ServingService:
 
     def _apply(self, state: SlotState, change_id: int) -> None:
         models = {s: None if v is None else self._model(v) for s, v in state.versions.items()}
+        self._install(state, models, change_id)
+
+    def _install(self, state: SlotState, models: dict[str, LoadedModel | None], change_id: int) -> None:
+        """Make ``state`` with ``models`` the served slots (audited change ``change_id``)."""
+        # The online row gets the new models' features before they can answer (off the request path).
         self.source.require(n for m in models.values() if m is not None for n in m.features)
-        self._slots = _Slots(state, models, change_id)
+        self._slots = _Slots(state, models, change_id)  # the swap: one reference, atomic
         self._cache = {m.version: m for m in models.values() if m is not None}
         self.telemetry.slots_changed(state, models)
         if self.freeze_heap:
@@ -468,13 +476,7 @@ class ServingService:
             raise DeployRefused(
                 f"the slot change cannot be audited (app database: {exc}); nothing changed"
             ) from exc
-        # The online row gets the new models' features before they can answer (off the request path).
-        self.source.require(n for m in models.values() if m is not None for n in m.features)
-        self._slots = _Slots(state, models, change)  # the swap: one reference, atomic
-        self._cache = {m.version: m for m in models.values() if m is not None}
-        self.telemetry.slots_changed(state, models)
-        if self.freeze_heap:
-            gc.freeze()  # the loaded models and what loading imported are long-lived too
+        self._install(state, models, change)
         log.info(
             "slots: %s by %s (%s): live %s, versions %s", action, actor, reason, state.live, state.versions
         )

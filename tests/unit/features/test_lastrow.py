@@ -101,6 +101,7 @@ EDGE_CASES = {
     + pl.col("ts").dt.second() / 60
     + pl.col("ts").dt.weekday() * 1e6,
     "elapsed": (pl.col("ts") - pl.col("ts").shift(1)).dt.total_microseconds().cast(pl.Float64),
+    "cast to integer truncates": (A * 2.5 - 0.5).cast(pl.Int64).cast(pl.Float64),
 }
 
 

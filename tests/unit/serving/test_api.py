@@ -282,3 +282,37 @@ def test_news_recent_lists_the_newest_scored_articles(api: Any, home: ServedHome
     assert [i["title"] for i in items] == ["Earnings beat", "Fed holds rates"]
     assert items[0]["score"] == pytest.approx(0.4) and items[0]["scorer"] == "lexicon-v1"
     assert api.get("/news/recent", params={"limit": 0}).status_code == 422
+
+
+def test_a_frozen_heap_holds_no_garbage_from_resuming_the_slots(home: ServedHome, tmp_path: Path) -> None:
+    """A dedicated server freezes its long-lived heap at start: garbage made before (or while loading the
+    resumed models) is collected first, not frozen for the life of the process."""
+    import gc
+    import weakref
+
+    from spxcast.serving.app import build_service
+
+    settings = app_settings(home, tmp_path, serving={"admin_key": KEY})
+    with client(settings) as api:
+        deploy(api, home.versions["lightgbm"])
+    service = build_service(settings)
+    service.freeze_heap = True
+
+    class Cycle:
+        pass
+
+    gc.disable()  # no automatic pass may collect the cycle before the service freezes the heap
+    try:
+        cycle = Cycle()
+        cycle.me = cycle  # type: ignore[attr-defined]
+        dead = weakref.ref(cycle)
+        del cycle
+        service.start(background=False)
+        try:
+            assert service.slots().models[service.slots().state.live] is not None  # resumed: a model loaded
+            assert dead() is None, "a reference cycle that was garbage at start was frozen, never freed"
+        finally:
+            service.close()
+    finally:
+        gc.unfreeze()
+        gc.enable()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
@@ -14,7 +15,6 @@ from spxcast.serving import slots as slot_audit
 from spxcast.serving.routers.deps import ServiceDep
 from spxcast.serving.schemas import (
     ErrorResponse,
-    GateOut,
     ModelHistoryResponse,
     ModelsResponse,
     SlotChangeOut,
@@ -71,31 +71,9 @@ def history(
     transitions = audit.history(service.engine, name)[::-1][:limit]
     return ModelHistoryResponse(
         model_name=name,
-        transitions=[
-            TransitionOut(
-                at=t.at,
-                version=t.version,
-                action=t.action,
-                from_state=t.from_state,
-                to_state=t.to_state,
-                actor=t.actor,
-                reason=t.reason,
-                forced=t.forced,
-                gates=None if t.gates is None else [GateOut(**g) for g in t.gates],
-            )
-            for t in transitions
-        ],
+        transitions=[TransitionOut.model_validate(t, from_attributes=True) for t in transitions],
         slot_changes=[
-            SlotChangeOut(
-                at=c.at,
-                action=c.action,
-                actor=c.actor,
-                reason=c.reason,
-                live=c.state.live,
-                versions=c.state.versions,
-                weights=c.state.weights,
-                shadow=c.state.shadow,
-            )
+            SlotChangeOut(at=c.at, action=c.action, actor=c.actor, reason=c.reason, **asdict(c.state))
             for c in slot_audit.history(service.engine, limit)
         ],
     )
