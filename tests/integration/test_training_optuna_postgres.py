@@ -14,10 +14,15 @@ from spxcast.models.tuning import TuningConfig, tune_two_stage
 PREFIX = "shared-run"
 
 
-def _tune(storage: str) -> dict[str, object]:
-    rng = np.random.default_rng(0)
+def _data(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """3,000 rows of four features and a target that depends on the first (train: the first 2,000)."""
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal((3000, 4)).astype(np.float32)
-    y = 0.5 * x[:, 0] + rng.standard_normal(3000)
+    return x, 0.5 * x[:, 0] + rng.standard_normal(3000)
+
+
+def _tune(storage: str) -> dict[str, object]:
+    x, y = _data(0)
     config = TuningConfig(
         trials_coarse=6,
         trials_fine=4,
@@ -47,9 +52,7 @@ def test_two_processes_share_one_study_in_postgresql(postgres_url: str) -> None:
 
 @pytest.mark.integration
 def test_trial_workers_run_one_study_together_and_the_winner_is_the_study_best(postgres_url: str) -> None:
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((3000, 4)).astype(np.float32)
-    y = 0.5 * x[:, 0] + rng.standard_normal(3000)
+    x, y = _data(1)
     config = TuningConfig(
         trials_coarse=4,
         trials_fine=2,

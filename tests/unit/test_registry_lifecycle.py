@@ -283,3 +283,21 @@ def test_no_selection_registers_nothing_and_says_so(cfg: Settings) -> None:
     assert "does not beat the zero forecast" in result.message
     assert set(result.runs) == {"lightgbm", "ar"}, "the candidates are still tracked"
     assert _registry(cfg).versions() == []
+
+
+def test_note_records_a_step_in_the_audit_trail_without_changing_the_stage(cfg: Settings) -> None:
+    version = _register(cfg, GOOD, skill=True)
+    registry = _registry(cfg)
+    stage = registry.get(version).stage
+    report = registry.gates(version)
+    registry.note(version, "retrain_gates", "monitoring", "retrain: gates checked", report)
+    step = registry.history(version)[-1]
+    assert (step.action, step.from_state, step.to_state, step.actor, step.forced) == (
+        "retrain_gates",
+        stage.value,
+        stage.value,
+        "monitoring",
+        False,
+    )
+    assert step.reason == "retrain: gates checked" and step.gates == report.to_json()
+    assert registry.get(version).stage == stage

@@ -88,29 +88,16 @@ def serve(
 
 
 def _admin(ctx: typer.Context, url: str | None, path: str, body: dict[str, Any]) -> None:
-    import httpx
+    from spxcast.dashboard.client import Api
 
     cfg = settings(ctx)
     key = cfg.serving.admin_key
     if key is None:
         raise SpxcastError("set SPXCAST_SERVING__ADMIN_KEY to the server's admin key to change its slots")
     base = url or f"http://{cfg.serving.host}:{cfg.serving.port}"
-    try:
-        response = httpx.post(
-            f"{base.rstrip('/')}/admin/{path}",
-            json=body,
-            headers={"X-Admin-Key": key.get_secret_value()},
-            timeout=120,
-        )
-    except httpx.HTTPError as exc:
-        raise SpxcastError(f"cannot reach the server at {base}: {exc}") from exc
-    if response.status_code != 200:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text[:300]
-        raise SpxcastError(f"server refused ({response.status_code}): {detail}")
-    console.print_json(json.dumps(response.json()))
+    # unreachable or refused: a SpxcastError with the server's detail (redacted), shown by handle_errors
+    state = Api(base, timeout_s=120).admin(path, body, key.get_secret_value())
+    console.print_json(json.dumps(state))
 
 
 _URL = typer.Option(None, "--url", help="Server base URL (default http://<serving.host>:<serving.port>)")

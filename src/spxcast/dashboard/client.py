@@ -1,4 +1,5 @@
-"""A thin HTTP client of the spxcast API (httpx): one method per route the dashboard reads.
+"""A thin HTTP client of the spxcast API (httpx): one method per route the dashboard reads or acts on (the
+admin routes also for `spxcast serve deploy|rollback|weights|shadow` and the monitoring loop).
 
 Methods return the wire documents (``spxcast.serving.schemas``) as parsed JSON. Failures become three
 errors a page can explain: :class:`ApiUnreachable` (nothing answers at the URL), :class:`RouteMissing`
@@ -150,6 +151,16 @@ class Api:
     def predict(self, instrument: str, explain: bool = True) -> dict[str, Any]:
         """POST /predict for the newest closed bar (logged like any prediction)."""
         return dict(self._request("POST", "/predict", body={"instrument": instrument, "explain": explain}))
+
+    def admin(
+        self, path: str, body: dict[str, Any], admin_key: str, actor: str | None = None
+    ) -> dict[str, Any]:
+        """POST /admin/{path} (``deploy``, ``rollback``, ``weights``, ``shadow``) with the admin key (sent in
+        the X-Admin-Key header of this one request, never kept); ``actor`` is audited on the slot change
+        (the server's default when None). Returns the slot state after."""
+        register_secret(admin_key)  # scrubbed from any message, should one ever echo it
+        headers = {"X-Admin-Key": admin_key} | ({} if actor is None else {"X-Actor": actor})
+        return dict(self._request("POST", f"/admin/{path}", body=body, headers=headers))
 
     def alert_action(
         self, alert_id: int, action: Literal["ack", "resolve"], admin_key: str, actor: str = "dashboard"

@@ -20,7 +20,8 @@ from spxcast.sources.market.calendar import resolve_calendar_name, trading_calen
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _us(moment: datetime) -> int:
+def utc_us(moment: datetime) -> int:
+    """``moment`` (timezone-aware) in UTC microseconds since the epoch (the unit of calendar sessions)."""
     return int((moment - _EPOCH) / timedelta(microseconds=1))
 
 
@@ -34,7 +35,7 @@ def trading_age_minutes(
     if since >= now:
         return 0.0
     sessions = trading_calendar(resolve_calendar_name(instrument, calendar), since, now)
-    start, end = _us(since), _us(now)
+    start, end = utc_us(since), utc_us(now)
     overlap = np.minimum(sessions.closes, end) - np.maximum(sessions.opens, start)
     return float(np.clip(overlap, 0, None).sum() / 60e6)
 

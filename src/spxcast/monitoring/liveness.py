@@ -21,13 +21,12 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from spxcast.monitoring.alerts import Finding
+from spxcast.monitoring.freshness import utc_us
 from spxcast.sources.market.calendar import resolve_calendar_name, trading_calendar
 
 CHECK = "live_lag"
 """The alert rule's check name (``monitoring.rules``); its threshold is in bars."""
 DEFAULT_THRESHOLD_BARS = 5.0
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ class Verdict:
 def market_open(at: datetime, instrument: str, calendar: str = "auto") -> bool:
     """Whether ``at`` falls inside a trading session of ``instrument``'s calendar."""
     sessions = trading_calendar(resolve_calendar_name(instrument, calendar), at, at)
-    moment = _us(at)
+    moment = utc_us(at)
     return bool(np.any((sessions.opens <= moment) & (moment < sessions.closes)))
 
 
@@ -96,7 +95,7 @@ def bars_behind(
     name = resolve_calendar_name(instrument, calendar)
     newest_closed = at - bar  # a bar starting at or before this instant has closed
     sessions = trading_calendar(name, min(position, newest_closed), at)
-    positions = sessions.positions(np.array([_us(position), _us(newest_closed)], dtype=np.int64), bar)
+    positions = sessions.positions(np.array([utc_us(position), utc_us(newest_closed)], dtype=np.int64), bar)
     return max(0, int(positions[1] - positions[0]))
 
 
@@ -139,10 +138,6 @@ def judge(
             "alert) or the loop, which stores the bars it reads, is down"
         )
     return Verdict(record, at, True, float(lag), threshold, alarm, message)
-
-
-def _us(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _time(moment: datetime) -> str:

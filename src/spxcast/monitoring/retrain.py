@@ -40,10 +40,10 @@ def retrain_action(
     ``retry_minutes`` have passed.
     """
     reasons = [a.finding.key for a in opened if a.finding.check in RETRAIN_CHECKS]
-    if policy == "off" or (policy == "suggest" and not reasons):
-        return "none", reasons if policy == "off" else []
+    if policy == "off":
+        return "none", reasons
     if policy == "suggest":
-        return "suggest", reasons
+        return ("suggest" if reasons else "none"), reasons
     due = last is None or (now is not None and now - last.at >= timedelta(minutes=retry_minutes))
     if reasons:
         return ("train", reasons) if due else ("none", [])

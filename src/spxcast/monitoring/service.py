@@ -685,44 +685,20 @@ def retrain_now(settings: Settings, why: str, *, parent: str | None = None) -> d
     gates = registry.gates(version)
     result["gates"] = {"passed": gates.passed, "explain": gates.explain()}
     step = f"{why}; training run {summary.run_id}"
-    _audit(registry, version, "retrain_gates", f"{step}: {gates.explain()}", gates.to_json())
+    registry.note(version, "retrain_gates", "monitoring", f"{step}: {gates.explain()}", gates)
     if not gates.passed:
         result["shadow"] = {"status": "not deployed: promotion gates failed"}
         return result
     result["shadow"] = deploy_to_serving(settings, version, f"shadow challenger: {step}", swap=False)
     deployed = result["shadow"]["status"] == "deployed"
-    _audit(
-        registry,
+    registry.note(
         version,
         "shadow_deploy" if deployed else "awaiting_deploy",
+        "monitoring",
         f"{step}: {result['shadow']['status']}"
         + ("" if deployed else f"; run: {' && '.join(result['shadow']['commands'])}"),
     )
     return result
-
-
-def _audit(
-    registry: Any, version: int, action: str, reason: str, gates: list[dict[str, Any]] | None = None
-) -> None:
-    """One step of the loop in the registry's audit trail (the version's stage does not change)."""
-    from spxcast.registry import audit
-
-    stage = registry.get(version).stage.value
-    audit.record(
-        registry.engine,
-        audit.Transition(
-            model_name=registry.name,
-            version=version,
-            action=action,
-            from_state=stage,
-            to_state=stage,
-            actor="monitoring",
-            reason=reason,
-            forced=False,
-            gates=gates,
-            at=datetime.now(UTC),
-        ),
-    )
 
 
 def deploy_to_serving(settings: Settings, version: int, reason: str, *, swap: bool) -> dict[str, Any]:
@@ -734,38 +710,26 @@ def deploy_to_serving(settings: Settings, version: int, reason: str, *, swap: bo
     or cannot be reached, the result is ``awaiting deploy`` (or ``deploy failed``) with the commands a
     person runs. The admin key never appears in the result or the log.
     """
-    import httpx
-
-    from spxcast.errors import redact, register_secret
+    from spxcast.dashboard.client import Api
+    from spxcast.errors import SpxcastError
 
     url, key = settings.monitoring.serving_url, settings.serving.admin_key
     commands = retrain.deploy_commands(version, reason, swap=swap, url=url)
     if not url or key is None or not key.get_secret_value():
         missing = "monitoring.serving_url" if not url else "serving.admin_key"
         return {"status": "awaiting deploy", "version": version, "why": f"no {missing}", "commands": commands}
-    register_secret(key.get_secret_value())
-    headers = {"X-Admin-Key": key.get_secret_value(), "X-Actor": "monitoring"}
     steps = [("deploy", {"version": version, "reason": reason, "swap": swap})]
     if not swap:
         steps.append(("shadow", {"enabled": True, "reason": reason}))
+    api = Api(url, timeout_s=120)
     state: dict[str, Any] = {}
-    try:
-        with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=120) as client:
-            for path, body in steps:
-                response = client.post(f"/admin/{path}", json=body)
-                if response.status_code != 200:
-                    detail = redact(response.text[:300])
-                    return {
-                        "status": "deploy failed",
-                        "version": version,
-                        "why": f"POST /admin/{path} answered {response.status_code}: {detail}",
-                        "commands": commands,
-                    }
-                state = response.json()
-    except httpx.HTTPError as exc:
-        why = redact(f"cannot reach the serving API at {url}: {type(exc).__name__}: {exc}")
-        log.warning("deploy of v%d failed: %s", version, why)
-        return {"status": "deploy failed", "version": version, "why": why, "commands": commands}
+    for path, body in steps:
+        try:
+            state = api.admin(path, body, key.get_secret_value(), actor="monitoring")
+        except SpxcastError as exc:  # unreachable, or the server refused (its detail, redacted)
+            why = f"POST /admin/{path}: {exc}"
+            log.warning("deploy of v%d failed: %s", version, why)
+            return {"status": "deploy failed", "version": version, "why": why, "commands": commands}
     return {"status": "deployed", "version": version, **state}
 
 

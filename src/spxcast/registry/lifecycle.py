@@ -288,6 +288,13 @@ class ModelRegistry:
         return evaluate_gates(self.metrics(version), self.settings.registry, comparison, info.approved_by)
 
     # ----- transitions
+    def note(
+        self, version: int, action: str, actor: str, reason: str, gates: GateReport | None = None
+    ) -> None:
+        """Record a step about ``version`` in the audit trail without changing its stage (the monitoring
+        loop's gate check and shadow deploy of a retrained challenger)."""
+        self._move(version, self.get(version).stage, action, actor, reason, gates=gates)
+
     def _move(
         self,
         version: int,
