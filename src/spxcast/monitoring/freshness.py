@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 
 from spxcast.sources.market.calendar import resolve_calendar_name, trading_calendar
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def utc_us(moment: datetime) -> int:
-    """``moment`` (timezone-aware) in UTC microseconds since the epoch (the unit of calendar sessions)."""
-    return int((moment - _EPOCH) / timedelta(microseconds=1))
+from spxcast.timeutil import to_epoch_us
 
 
 def trading_age_minutes(
@@ -35,7 +29,7 @@ def trading_age_minutes(
     if since >= now:
         return 0.0
     sessions = trading_calendar(resolve_calendar_name(instrument, calendar), since, now)
-    start, end = utc_us(since), utc_us(now)
+    start, end = to_epoch_us(since), to_epoch_us(now)
     overlap = np.minimum(sessions.closes, end) - np.maximum(sessions.opens, start)
     return float(np.clip(overlap, 0, None).sum() / 60e6)
 

@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from spxcast.monitoring.alerts import Finding
-from spxcast.monitoring.freshness import utc_us
 from spxcast.sources.market.calendar import resolve_calendar_name, trading_calendar
+from spxcast.timeutil import to_epoch_us
 
 CHECK = "live_lag"
 """The alert rule's check name (``monitoring.rules``); its threshold is in bars."""
@@ -83,7 +83,7 @@ class Verdict:
 def market_open(at: datetime, instrument: str, calendar: str = "auto") -> bool:
     """Whether ``at`` falls inside a trading session of ``instrument``'s calendar."""
     sessions = trading_calendar(resolve_calendar_name(instrument, calendar), at, at)
-    moment = utc_us(at)
+    moment = to_epoch_us(at)
     return bool(np.any((sessions.opens <= moment) & (moment < sessions.closes)))
 
 
@@ -95,7 +95,9 @@ def bars_behind(
     name = resolve_calendar_name(instrument, calendar)
     newest_closed = at - bar  # a bar starting at or before this instant has closed
     sessions = trading_calendar(name, min(position, newest_closed), at)
-    positions = sessions.positions(np.array([utc_us(position), utc_us(newest_closed)], dtype=np.int64), bar)
+    positions = sessions.positions(
+        np.array([to_epoch_us(position), to_epoch_us(newest_closed)], dtype=np.int64), bar
+    )
     return max(0, int(positions[1] - positions[0]))
 
 
