@@ -379,7 +379,7 @@ def test_in_chromium_the_live_page_shows_candles_forecasts_an_interval_and_skill
 
 
 def test_the_client_tells_a_missing_route_from_an_error_and_an_unreachable_api(api: RunningApi) -> None:
-    from spxcast.dashboard.client import Api, ApiError, ApiUnreachable, RouteMissing
+    from spxcast.api_client import Api, ApiError, ApiUnreachable, RouteMissing
 
     client = Api(api.base)
     with pytest.raises(RouteMissing, match="not a route of this API"):

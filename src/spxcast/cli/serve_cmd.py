@@ -88,7 +88,7 @@ def serve(
 
 
 def _admin(ctx: typer.Context, url: str | None, path: str, body: dict[str, Any]) -> None:
-    from spxcast.dashboard.client import Api
+    from spxcast.api_client import Api
 
     cfg = settings(ctx)
     key = cfg.serving.admin_key

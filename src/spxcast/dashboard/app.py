@@ -1,6 +1,6 @@
 """The dashboard's Streamlit script (``spxcast dashboard`` runs it): Live, News, Skill and Health pages.
 
-A client of the API only (:class:`spxcast.dashboard.client.Api` at ``dashboard.api_url``). Every state a
+A client of the API only (:class:`spxcast.api_client.Api` at ``dashboard.api_url``). Every state a
 person can meet is said in words with what to do: the API unreachable, no model deployed, the market
 closed, and a route this API does not have yet. The page is chosen in the sidebar or with ``?page=``.
 """
@@ -15,9 +15,9 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
+from spxcast.api_client import Api, ApiError, ApiUnreachable, RouteMissing
 from spxcast.config import Settings, load_settings
 from spxcast.dashboard import prep
-from spxcast.dashboard.client import Api, ApiError, ApiUnreachable, RouteMissing
 from spxcast.timeutil import bar_length
 
 PAGES = ("Live", "News", "Skill", "Health")

@@ -710,7 +710,7 @@ def deploy_to_serving(settings: Settings, version: int, reason: str, *, swap: bo
     or cannot be reached, the result is ``awaiting deploy`` (or ``deploy failed``) with the commands a
     person runs. The admin key never appears in the result or the log.
     """
-    from spxcast.dashboard.client import Api
+    from spxcast.api_client import Api
     from spxcast.errors import SpxcastError
 
     url, key = settings.monitoring.serving_url, settings.serving.admin_key

@@ -1,5 +1,5 @@
-"""A thin HTTP client of the spxcast API (httpx): one method per route the dashboard reads or acts on (the
-admin routes also for `spxcast serve deploy|rollback|weights|shadow` and the monitoring loop).
+"""A thin HTTP client of the spxcast API (httpx), shared by the dashboard, `spxcast serve
+deploy|rollback|weights|shadow` and the monitoring loop's shadow deploys: one method per route they use.
 
 Methods return the wire documents (``spxcast.serving.schemas``) as parsed JSON. Failures become three
 errors a page can explain: :class:`ApiUnreachable` (nothing answers at the URL), :class:`RouteMissing`
