@@ -157,8 +157,17 @@ def bar_closes_us(starts_us: np.ndarray, context: FeatureContext) -> np.ndarray:
 def signals_at(close_us: np.ndarray, scored_articles: pl.DataFrame) -> dict[str, np.ndarray]:
     """Every news feature (float64, in :func:`specs` order) as of each close (microseconds since the
     epoch), from the scored articles (received_at, score, confidence)."""
+    events = article_events(
+        epoch_us(scored_articles["received_at"]),
+        scored_articles["score"].to_numpy(),
+        scored_articles["confidence"].to_numpy(),
+    )
+    return signals_from_events(close_us, events)
+
+
+def signals_from_events(close_us: np.ndarray, events: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """:func:`signals_at` from the articles' :func:`article_events` (built once for many closes)."""
     close = close_us
-    events = _article_events(scored_articles)
     at_close = _as_of(events, close)
     columns: dict[str, np.ndarray] = {}
     for w in WINDOWS_MINUTES:
@@ -187,16 +196,18 @@ def signals_at(close_us: np.ndarray, scored_articles: pl.DataFrame) -> dict[str,
 _MINUTE_US = 60_000_000
 
 
-def _article_events(articles: pl.DataFrame) -> dict[str, np.ndarray]:
-    """One entry per distinct received_at, in time order: ``at`` (microseconds since the epoch), ``t``
+def article_events(
+    received_us: np.ndarray, scores: np.ndarray, confidences: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The scored articles (received_at in microseconds since the epoch, score, confidence; any order) as
+    one entry per distinct received_at, in time order: ``at`` (microseconds since the epoch), ``t``
     (minutes since the epoch), cumulative count/score/confidence ``n``/``s``/``c`` up to and including it,
     and the decayed score sums ``d{tau}`` just after it."""
-    received = epoch_us(articles["received_at"])
-    order = np.argsort(received, kind="stable")
-    ordered = received[order]
+    order = np.argsort(received_us, kind="stable")
+    ordered = received_us[order]
     at, first = np.unique(ordered, return_index=True)
-    scores = articles["score"].to_numpy().astype(np.float64)[order]
-    confidences = articles["confidence"].to_numpy().astype(np.float64)[order]
+    scores = scores.astype(np.float64)[order]
+    confidences = confidences.astype(np.float64)[order]
     if at.size:
         counts = np.diff(np.append(first, ordered.size)).astype(np.float64)
         score_sums = np.add.reduceat(scores, first)

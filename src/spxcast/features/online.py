@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 
 import numpy as np
@@ -29,7 +29,7 @@ from spxcast.features.build import SERIES_KEY, feature_frame, market_specs
 from spxcast.features.catalog import BAR_COLUMNS, LAGS_GROUP, NEWS_GROUP, Catalog, FeatureContext, FeatureSpec
 from spxcast.features.lags import lag_name, last_bar_lags
 from spxcast.features.lastrow import LastRowProgram, NotEvaluable
-from spxcast.features.news import bar_closes_us, signals_at
+from spxcast.features.news import article_events, bar_closes_us, signals_from_events
 from spxcast.lake.tables import UTC_TS, epoch_us
 
 log = logging.getLogger(__name__)
@@ -71,10 +71,107 @@ class HistoryNeed:
         (bar length): the size of a window kept before its bars are known."""
         return max(self.bars, math.ceil(self.bar_minutes * 60 / bar.total_seconds()) + 1)
 
-    def keep_articles(self, articles: pl.DataFrame, close: datetime) -> pl.DataFrame:
-        """The articles received in ``(close - article_minutes, close]``."""
-        since = close - timedelta(minutes=self.article_minutes)
-        return articles.filter((pl.col("received_at") > since) & (pl.col("received_at") <= close))
+    def articles_for(self, articles: ArticleArrays, close_us: int) -> ArticleArrays:
+        """The articles received in ``(close - article_minutes, close]`` (``close_us``: the bar's close in
+        microseconds since the epoch)."""
+        return articles.within(close_us - round(self.article_minutes * 60_000_000), close_us)
+
+
+@dataclass(frozen=True)
+class BarArrays:
+    """Trailing bars of one series as NumPy, so that the online path needs no query per bar.
+
+    ``ts_us``: bar starts (int64 microseconds since the epoch, sorted, unique); ``columns``: the other bar
+    columns present (open … ask_close) as float64, NaN for null; :attr:`frame`: the same bars in Polars,
+    for the features only Polars computes. :meth:`head` and :meth:`tail` are views, not copies.
+    """
+
+    ts_us: np.ndarray
+    columns: Mapping[str, np.ndarray]
+    source: pl.DataFrame
+    offset: int = 0
+
+    @classmethod
+    def of(cls, bars: pl.DataFrame) -> BarArrays:
+        """The bars of ``bars`` (one series: ts, open, high, low, close, volume, optionally bid_close and
+        ask_close; any order), checked (one series, unique ts) and sorted."""
+        bars, ts_us = _window(bars)
+        columns = {
+            c: bars[c].to_numpy().astype(np.float64, copy=False)
+            for c in BAR_COLUMNS
+            if c != "ts" and c in bars.columns
+        }
+        return cls(ts_us, columns, bars)
+
+    @property
+    def height(self) -> int:
+        return int(self.ts_us.size)
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """These bars as a Polars frame (a slice of the frame they were made from)."""
+        return self.source.slice(self.offset, self.height)
+
+    def head(self, rows: int) -> BarArrays:
+        """The first ``rows`` bars."""
+        return BarArrays(
+            self.ts_us[:rows], {c: v[:rows] for c, v in self.columns.items()}, self.source, self.offset
+        )
+
+    def tail(self, rows: int) -> BarArrays:
+        """The last ``rows`` bars."""
+        start = max(0, self.height - rows)
+        return BarArrays(
+            self.ts_us[start:],
+            {c: v[start:] for c, v in self.columns.items()},
+            self.source,
+            self.offset + start,
+        )
+
+
+@dataclass(eq=False)
+class ArticleArrays:
+    """Scored articles as NumPy, in time order: ``received_us`` (int64 microseconds since the epoch),
+    ``score``, ``confidence`` (float64). Their :func:`~spxcast.features.news.article_events` are built once
+    per set of articles, so bars that see the same articles share them."""
+
+    received_us: np.ndarray
+    score: np.ndarray
+    confidence: np.ndarray
+    _events: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    _within: tuple[int, int, ArticleArrays] | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, articles: pl.DataFrame) -> ArticleArrays:
+        """From a frame with received_at (UTC), score in [-1, 1] and confidence in [0, 1]."""
+        missing = [c for c in ARTICLE_COLUMNS if c not in articles.columns]
+        if missing:
+            raise SchemaError(f"online row: the articles lack columns {missing}; got {articles.columns}")
+        received = epoch_us(articles["received_at"])
+        order = np.argsort(received, kind="stable")
+        return cls(
+            received[order],
+            articles["score"].to_numpy().astype(np.float64)[order],
+            articles["confidence"].to_numpy().astype(np.float64)[order],
+        )
+
+    def within(self, since_us: int, until_us: int) -> ArticleArrays:
+        """The articles received in ``(since_us, until_us]``; the same object while that set is unchanged
+        (consecutive bars mostly see the same articles)."""
+        first = int(np.searchsorted(self.received_us, since_us, side="right"))
+        stop = int(np.searchsorted(self.received_us, until_us, side="right"))
+        if self._within is None or self._within[:2] != (first, stop):
+            part = ArticleArrays(
+                self.received_us[first:stop], self.score[first:stop], self.confidence[first:stop]
+            )
+            self._within = (first, stop, part)
+        return self._within[2]
+
+    def events(self) -> dict[str, np.ndarray]:
+        """:func:`~spxcast.features.news.article_events` of these articles (built on first use)."""
+        if self._events is None:
+            self._events = article_events(self.received_us, self.score, self.confidence)
+        return self._events
 
 
 def _specs(catalog: Catalog, names: Sequence[str] | None) -> list[FeatureSpec]:
@@ -123,29 +220,29 @@ class _Plan:
         # Features are computed in float64 and put in the row as Float32; others are cast.
         self.casts = [pl.col(s.name).cast(s.dtype) for s in specs if s.dtype != pl.Float32]
 
-    def _market(self, window: pl.DataFrame, ts_us: np.ndarray) -> dict[str, float]:
+    def _market(self, window: BarArrays) -> dict[str, float]:
         """The market features of the window's last bar: NumPy where it can, Polars for the rest."""
         out: dict[str, float] = {}
         try:
-            values = self.program.run(_arrays(window, ts_us, self.program.columns, self.program.rows))
+            values = self.program.run(_arrays(window, self.program.columns, self.program.rows))
         except NotEvaluable:  # fewer bars than the lookbacks (or a null a recursive mean reads)
             polars = self.market
         else:
             if not self.checked:
-                values = self._check(window, ts_us, values)
+                values = self._check(window, values)
             out.update(zip(self.program.names, values.tolist(), strict=True))
             polars = self.uncompiled
         if polars:
-            frame = feature_frame(window.tail(self.need.bars), polars, cast=False).tail(1).collect()
+            frame = feature_frame(window.tail(self.need.bars).frame, polars, cast=False).tail(1).collect()
             out.update((c.name, _number(c[0])) for c in frame.get_columns() if c.name != "ts")
         return out
 
-    def _check(self, window: pl.DataFrame, ts_us: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def _check(self, window: BarArrays, values: np.ndarray) -> np.ndarray:
         """On first use: compare the NumPy values with Polars' on the same window; features that differ
         (beyond float32 rounding and the recursive means' truncation) are computed by Polars for good."""
         program = self.program
         computed = [s for s in self.market if s.name in program.names]
-        reference = feature_frame(window.tail(program.rows), computed, cast=False).tail(1).collect()
+        reference = feature_frame(window.tail(program.rows).frame, computed, cast=False).tail(1).collect()
         want = np.array([reference[n][0] for n in program.names], dtype=np.float64)
         same = (np.isnan(values) & np.isnan(want)) | (np.abs(values - want) <= 1e-6 + 1e-5 * np.abs(want))
         differing = [n for n, ok in zip(program.names, same, strict=True) if not ok]
@@ -155,29 +252,41 @@ class _Plan:
             self.program = _program(kept)
             self.program.unsupported += [*program.unsupported, *differing]
             self.uncompiled = [s for s in self.market if s.name in self.program.unsupported]
-            values = self.program.run(_arrays(window, ts_us, self.program.columns, self.program.rows))
+            values = self.program.run(_arrays(window, self.program.columns, self.program.rows))
         self.checked = True
         return values
 
-    def row(self, bars: pl.DataFrame, articles: pl.DataFrame) -> pl.DataFrame:
-        bars, starts = _window(bars)
-        rows = self.need.rows_of(starts)
-        window, ts_us = bars.tail(rows), starts[-rows:]
-        ts = window["ts"].tail(1).cast(UTC_TS)
+    def _vector(self, bars: BarArrays, articles: ArticleArrays | None) -> np.ndarray:
+        """The newest bar's features in :attr:`names` order, float32, NaN for null (before any cast)."""
+        window = bars.tail(self.need.rows_of(bars.ts_us))
         values: dict[str, float] = {}
         if self.market:
-            values.update(self._market(window, ts_us))
+            values.update(self._market(window))
         if self.news:
-            missing = [c for c in ARTICLE_COLUMNS if c not in articles.columns]
-            if missing:
-                raise SchemaError(f"online row: the articles lack columns {missing}; got {articles.columns}")
-            signals = signals_at(bar_closes_us(ts_us[-1:], self.context), articles)
+            if articles is None:
+                raise SchemaError("online row: news features need the scored articles")
+            close = bar_closes_us(window.ts_us[-1:], self.context)
+            signals = signals_from_events(close, articles.events())
             values.update((n, float(signals[n][0])) for n in self.news)
         if self.lag_orders:
-            lags = last_bar_lags(ts_us, window["close"].to_numpy(), self.context, self.lag_orders)
+            lags = last_bar_lags(window.ts_us, window.columns["close"], self.context, self.lag_orders)
             values.update(zip(self.lag_names, lags, strict=True))
+        return np.array([values[n] for n in self.names], dtype=np.float32)
+
+    def values(self, bars: BarArrays, articles: ArticleArrays | None) -> np.ndarray:
+        """:meth:`row` as NumPy: float32 in :attr:`names` order, NaN for null."""
+        if self.casts:  # a feature whose gold dtype is not Float32: the row's casts decide its value
+            return self._frame(bars, self._vector(bars, articles)).drop("ts").to_numpy().astype(np.float32)
+        return self._vector(bars, articles)
+
+    def row(self, bars: pl.DataFrame, articles: pl.DataFrame) -> pl.DataFrame:
+        arrays = BarArrays.of(bars)
+        return self._frame(arrays, self._vector(arrays, ArticleArrays.of(articles) if self.news else None))
+
+    def _frame(self, bars: BarArrays, row: np.ndarray) -> pl.DataFrame:
+        """The one-row frame of the newest bar of ``bars``: ``ts`` then the features, in gold's dtypes."""
+        ts = pl.Series("ts", bars.ts_us[-1:], dtype=pl.Int64).cast(UTC_TS)
         # One Series transposed into the row: far cheaper than a Series per feature.
-        row = np.array([values[n] for n in self.names], dtype=np.float32)
         # No names (no model deployed yet): the bar's time alone; Polars cannot transpose nothing.
         frame = (
             pl.Series(row, nan_to_null=True).to_frame().transpose(column_names=self.names)
@@ -186,7 +295,7 @@ class _Plan:
         )
         if self.casts:
             frame = frame.with_columns(self.casts)
-        frame.insert_column(0, ts.alias("ts"))
+        frame.insert_column(0, ts)
         return frame
 
 
@@ -201,19 +310,17 @@ def _number(value: object) -> float:
     return math.nan if value is None else float(value)  # type: ignore[arg-type]
 
 
-def _arrays(
-    window: pl.DataFrame, ts_us: np.ndarray, columns: Sequence[str], rows: int
-) -> dict[str, np.ndarray]:
-    """The last ``rows`` bars' ``columns`` as NumPy: ts in microseconds since the epoch (``ts_us``, the
-    window's), the others float64 with NaN for null (absent optional quotes: all NaN)."""
+def _arrays(window: BarArrays, columns: Sequence[str], rows: int) -> dict[str, np.ndarray]:
+    """The last ``rows`` bars' ``columns`` as NumPy: ts in microseconds since the epoch, the others float64
+    with NaN for null (absent optional quotes: all NaN)."""
     if window.height < rows:
         raise NotEvaluable(f"{window.height} bars, the market features need {rows}")
     out: dict[str, np.ndarray] = {}
     for name in columns:
         if name == "ts":
-            out[name] = ts_us[-rows:]
+            out[name] = window.ts_us[-rows:]
         elif name in window.columns:
-            out[name] = window[name][-rows:].to_numpy().astype(np.float64, copy=False)
+            out[name] = window.columns[name][-rows:]
         else:
             out[name] = np.full(rows, np.nan)
     return out
@@ -279,3 +386,20 @@ def online_row(
     """
     key = tuple(names) if names is not None else None
     return _plan(catalog, context, key).row(bars, articles)
+
+
+def online_values(
+    bars: BarArrays,
+    articles: ArticleArrays | None,
+    catalog: Catalog,
+    context: FeatureContext,
+    names: Sequence[str] | None = None,
+) -> np.ndarray:
+    """:func:`online_row` for a caller that keeps its window as NumPy (the live loop, bar after bar):
+    the newest bar's features ``names`` as float32 in that order, NaN for null, equal to that row.
+
+    ``bars`` (:meth:`BarArrays.of`) and ``articles`` (:meth:`ArticleArrays.of`; None when no news
+    feature is asked for) have the meaning of :func:`online_row`'s arguments.
+    """
+    key = tuple(names) if names is not None else None
+    return _plan(catalog, context, key).values(bars, articles)

@@ -5,7 +5,7 @@ One step (:meth:`LiveLoop.step`):
 1. the source's new candles -> :func:`~spxcast.quality.validate_candles` (accepted or quarantined with the
    reasons, committed by :func:`~spxcast.ingest.market.store_bars` in step 4's order); only accepted bars
    after the position go on, oldest first;
-2. for each bar, the online row (:func:`spxcast.features.online.online_row`) from the in-memory trailing
+2. for each bar, the online row (:func:`spxcast.features.online.online_values`) from the in-memory trailing
    window (sized by :func:`~spxcast.features.online.history_need`; the lake is read once at start, never
    per bar) and the scored articles received by the bar's close;
 3. a prediction by every model slot of the serving service (the same slot snapshot and models ``/predict``
@@ -43,10 +43,10 @@ from spxcast.config import Settings
 from spxcast.errors import ConfigError, SourceError
 from spxcast.features.catalog import BAR_COLUMNS, feature_catalog, feature_context
 from spxcast.features.labels import label_names, make_labels
-from spxcast.features.online import ARTICLE_COLUMNS, history_need, online_row
+from spxcast.features.online import ARTICLE_COLUMNS, ArticleArrays, BarArrays, history_need, online_values
 from spxcast.ingest.market import store_bars
 from spxcast.lake import Lake
-from spxcast.lake.tables import CANDLES
+from spxcast.lake.tables import CANDLES, UTC_TS
 from spxcast.quality import ValidationResult, validate_candles
 from spxcast.serving.live import position
 from spxcast.serving.live.features import LiveFeatureSource
@@ -185,6 +185,7 @@ class LiveLoop:
         self.catalog = feature_catalog(settings)
         self.context = feature_context(settings)
         self.horizon = timedelta(minutes=settings.horizon_minutes)
+        self._bar_us = int(self.bar / timedelta(microseconds=1))
         self.stats = LoopStats()
         self._stop = threading.Event()
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="live-commit")
@@ -193,6 +194,8 @@ class LiveLoop:
         self._need = history_need(self.catalog, [])
         self._window = pl.DataFrame(schema={c: self.bar_schema[c] for c in BAR_COLUMNS})
         self._articles = pl.DataFrame(schema=ARTICLE_SCHEMA)
+        self._article_arrays = ArticleArrays.of(self._articles)
+        self._columns: dict[tuple[str, int], np.ndarray] = {}
         self.position: datetime | None = None
 
     bar_schema = CANDLES.schema
@@ -242,6 +245,7 @@ class LiveLoop:
         if names != self._names:
             before = self._keep_bars()
             self._names = names
+            self._columns.clear()
             self._need = history_need(self.catalog, list(names))
             if self._keep_bars() > before and not self._window.is_empty():
                 self.flush()  # the bars in flight are in bronze before it is read
@@ -331,19 +335,20 @@ class LiveLoop:
         self._refresh_names()
         self._take_articles()
         snapshot = self.service.slots()
-        full = pl.concat([self._window, new.cast(self._window.schema)], how="vertical")
+        new = new.cast(self._window.schema)
+        full = pl.concat([self._window, new], how="vertical")
+        window = BarArrays.of(full)  # checked and in NumPy once per poll; each bar reads a view
         first = self._window.height
+        news = self._need.article_minutes > 0
         rows: list[dict[str, Any]] = []
         frames: list[tuple[datetime, float, np.ndarray, dict[str, Any]]] = []
-        computed: list[pl.DataFrame] = []
-        for index in range(first, full.height):
-            bars = self._need.keep_bars(full.slice(0, index + 1))
-            bar = bars.row(bars.height - 1, named=True)
+        computed: list[np.ndarray] = []
+        for index, bar in enumerate(new.iter_rows(named=True), start=first):
+            bars = window.head(index + 1)
             ts: datetime = bar["ts"]
             close_at = ts + self.bar
-            articles = self._need.keep_articles(self._articles, close_at)
-            vector = online_row(bars, articles, self.catalog, self.context, self._names)
-            values = vector.drop("ts").to_numpy().reshape(-1).astype(np.float32)
+            articles = self._need.articles_for(self._article_arrays, int(bars.ts_us[-1]) + self._bar_us)
+            values = online_values(bars, articles if news else None, self.catalog, self.context, self._names)
             price = float(bar["close"])
             made = self._predict(snapshot, ts, close_at, price, values, rows)
             published = (ts, price, values, self._bar_frame(bar, close_at, price, made, arrived, snapshot))
@@ -351,7 +356,7 @@ class LiveLoop:
                 self._publish_bar(*published)  # as soon as it is predicted (see above)
             else:
                 frames.append(published)
-            computed.append(vector)
+            computed.append(values)
         last = full["ts"][-1]
         step = position.Step(
             self.instrument, self.granularity, self.settings.horizon_minutes, last, new.height, rows
@@ -369,7 +374,7 @@ class LiveLoop:
             for published in frames:
                 self._publish_bar(*published)
         if self.sink is not None:
-            self.sink.push(self.instrument, self.granularity, pl.concat(computed))
+            self.sink.push(self.instrument, self.granularity, self._vectors(new["ts"], computed))
         self.position = last
         self._window = full.tail(self._keep_bars())
         self.stats.bars += new.height
@@ -394,6 +399,12 @@ class LiveLoop:
         if self.on_bar is not None:
             self.on_bar(frame)
 
+    def _vectors(self, ts: pl.Series, computed: list[np.ndarray]) -> pl.DataFrame:
+        """The feature store's rows of one poll: ``ts`` + the features (Float32, null for NaN)."""
+        matrix = np.vstack(computed) if self._names else np.empty((len(computed), 0), np.float32)
+        columns = [pl.Series(n, matrix[:, j], nan_to_null=True) for j, n in enumerate(self._names)]
+        return pl.DataFrame([ts.cast(UTC_TS).alias("ts"), *columns])
+
     def _why_unpredicted(self, snapshot: Any) -> str:
         return f"no model loaded in any serving slot ({snapshot.reason})"
 
@@ -407,14 +418,13 @@ class LiveLoop:
         rows: list[dict[str, Any]],
     ) -> list[_Made]:
         """One prediction per loaded slot: the live slot's is ``served``, the other one's ``shadow``."""
-        index = {name: i for i, name in enumerate(self._names)}
         made = []
         created = datetime.now(UTC)
         for slot in SLOTS:
             model = snapshot.models[slot]
             if model is None:
                 continue
-            x = values[[index[n] for n in model.features]]
+            x = values[self._model_columns(model)]
             predicted = model.predict(x)
             lower = upper = None
             if model.conformal is not None:
@@ -446,6 +456,15 @@ class LiveLoop:
             self.service.telemetry.predicted(slot, role)
             made.append(_Made(pid, slot, role, model, predicted))
         return made
+
+    def _model_columns(self, model: LoadedModel) -> np.ndarray:
+        """Where the model's features are in the loop's vector (cached per model while the names last)."""
+        key = (model.model_name, model.version)
+        found = self._columns.get(key)
+        if found is None:
+            index = {name: i for i, name in enumerate(self._names)}
+            found = self._columns[key] = np.array([index[n] for n in model.features], dtype=np.intp)
+        return found
 
     def _bar_frame(
         self,
@@ -506,15 +525,20 @@ class LiveLoop:
 
     # ----- news and realised returns
     def _take_articles(self) -> None:
+        """New scored articles into the loop's own (those older than any bar still to come can need are
+        dropped then)."""
         if self.articles_feed is None:
             return
         fresh = self.articles_feed.new_articles()
-        if not fresh.is_empty():
-            fresh = fresh.select(ARTICLE_COLUMNS).cast(ARTICLE_SCHEMA)  # type: ignore[arg-type]
-            self._articles = pl.concat([self._articles, fresh]).unique().sort("received_at")
-        if self.position is not None and not self._articles.is_empty():
+        if fresh.is_empty():
+            return
+        fresh = fresh.select(ARTICLE_COLUMNS).cast(ARTICLE_SCHEMA)  # type: ignore[arg-type]
+        articles = pl.concat([self._articles, fresh]).unique().sort(ARTICLE_COLUMNS)
+        if self.position is not None:
             since = self.position - timedelta(minutes=self._need.article_minutes) - self.bar
-            self._articles = self._articles.filter(pl.col("received_at") > since)
+            articles = articles.filter(pl.col("received_at") > since)
+        self._articles = articles
+        self._article_arrays = ArticleArrays.of(articles)
 
     def _labels(self, bars: pl.DataFrame) -> dict[datetime, float]:
         """Realised returns (percent, by bar start) of the bars of ``bars`` whose horizon has passed by its
