@@ -92,12 +92,13 @@ def article_feed(settings: Settings, lake: Lake, source: BarSource) -> ArticleFe
 
 
 def feature_sink(settings: Settings) -> BackgroundSink | None:
-    """The Feast online store the loop pushes to (``live.feature_store``), or None."""
+    """The Feast online store the loop pushes to (``live.feature_store``), or None; ready before it
+    returns (Feast imported, definitions applied), so that no bar waits for that."""
     if settings.live.feature_store == "none":
         return None
     from spxcast.featurestore import FeatureStoreClient
 
-    return BackgroundSink(FeatureStoreClient(settings))
+    return BackgroundSink(FeatureStoreClient(settings).prepare())
 
 
 def publisher(settings: Settings, hub: StreamHub) -> Publisher:
