@@ -113,10 +113,9 @@ def run_once(home: Any, store: str, pacing: str, days: int, tmp: Path) -> dict[s
     began = time.perf_counter()
     stats = loop.run()
     elapsed = time.perf_counter() - began
+    loop.close()  # the commit thread, the feature store pusher, the Redis sender (after what it queued)
     client.wait(120)
     latencies = sorted(json.loads(out.read_text()))
-    if sink is not None:
-        sink.close()
     if relay is not None:
         relay.close()
     server.should_exit = True

@@ -26,14 +26,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from sqlalchemy import create_engine, text
 
 from live_factories import LiveHome, build_live_home
 from spxcast.serving.live import position
-from spxcast.serving.live.hub import StreamHub
-from spxcast.serving.live.loop import LiveLoop
+from spxcast.serving.live.loop import BackgroundSink, LiveLoop
 from spxcast.serving.live.news import StoredArticles
 from spxcast.serving.live.runtime import LoopThread, build_live_service
 from spxcast.serving.live.sources import ReplaySource
@@ -62,6 +62,28 @@ class Frames:
         return [f for f in self.frames if f["type"] == kind]
 
 
+class ClosingFrames(Frames):
+    """Frames that records its close (the loop owns the publisher it is given)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed_after: int | None = None
+
+    def close(self) -> None:
+        assert self.closed_after is None, "closed once"
+        self.closed_after = len(self.frames)
+
+
+class Pushed:
+    """A feature store target keeping every pushed batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[pl.DataFrame] = []
+
+    def push(self, instrument: str, granularity: str, vectors: pl.DataFrame) -> None:
+        self.batches.append(vectors)
+
+
 def _loop(home: LiveHome, settings, service, hub: Any, **options: Any) -> LiveLoop:  # type: ignore[no-untyped-def]
     from spxcast.sentiment import scorer_id
 
@@ -82,13 +104,27 @@ def test_replay_equals_batch_and_realised_equals_labels(home: LiveHome, tmp_path
         model = service.slots().models[service.slots().state.live]
         assert model is not None and model.conformal is not None
         offsets_before = model.conformal.offsets
-        loop = _loop(home, settings, service, StreamHub())
+        frames, pushed = ClosingFrames(), Pushed()
+        loop = _loop(home, settings, service, frames, sink=BackgroundSink(pushed))
         loop.start()
         stats = loop.run()
+        loop.close()
         report = verify_live(settings, service.engine, home.replay_start, home.replay_end)
     finally:
         service.close()
     bars = _replayed(home).height
+    assert frames.closed_after == len(frames.frames) and len(frames.of("bar")) == bars, (
+        "close comes after every frame"
+    )
+    vectors = pl.concat(pushed.batches)
+    assert vectors["ts"].to_list() == _replayed(home)["ts"].to_list(), "every bar's vector reached the sink"
+    assert set(vectors.columns) == {"ts", *model.features}
+    names = list(model.features)
+    gold = _replayed(home).select(names).cast(pl.Float64).to_numpy()
+    online = vectors.select(names).cast(pl.Float64).to_numpy()  # null -> NaN
+    assert np.allclose(online, gold, rtol=1e-5, atol=1e-7, equal_nan=True), "the pushed vectors are gold's"
+    with pytest.raises(RuntimeError):  # the commit thread is shut down
+        loop._committer.submit(print)
     assert stats.bars == bars and stats.predictions == bars
     [parity] = report.versions
     assert parity.predictions == bars and parity.missing_bars == 0

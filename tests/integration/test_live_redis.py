@@ -44,8 +44,10 @@ def test_frames_reach_every_replica_in_order_and_vectors_reach_the_feature_sourc
                 got = [json.loads(await asyncio.wait_for(subscriber.queue.get(), 5))["ts"] for _ in range(30)]
                 received.append(got)
         finally:
+            publisher.close()
             for relay in relays:
                 relay.close()
+        assert publisher.sent == 90 and publisher.failed == 0
         return received, vectors
 
     received, vectors = asyncio.run(scenario())
@@ -55,6 +57,16 @@ def test_frames_reach_every_replica_in_order_and_vectors_reach_the_feature_sourc
     assert len(vectors) == 60 and all(v["type"] == "vector" for v in vectors), (
         "vectors go to the feature source"
     )
+
+
+def test_an_unreachable_redis_neither_blocks_nor_stops_the_publisher_and_frames_are_counted_lost() -> None:
+    publisher = RedisPublisher(f"redis://127.0.0.1:{_free_port()}/0", "spxcast-test-nowhere")
+    began = time.monotonic()
+    for i in range(3):
+        publisher.publish({"type": "bar", "instrument": "SPX500_USD", "ts": i})
+    assert time.monotonic() - began < 0.1, "publish only queues: the loop never waits for Redis"
+    publisher.close()
+    assert publisher.failed == 3 and publisher.sent == 0
 
 
 def _free_port() -> int:

@@ -114,8 +114,8 @@ def live(
         if report is not None and not report.ok:
             raise typer.Exit(1)
     finally:
-        if loop is not None and loop.sink is not None:
-            loop.sink.close()
+        if loop is not None:
+            loop.close()
         service.close()
 
 

@@ -284,6 +284,21 @@ class LiveLoop:
             self.flush()
         return self.stats
 
+    def close(self) -> None:
+        """Finish the commit in flight, then release what the loop was given and runs: its commit thread,
+        the feature store pusher, and the article feed and publisher when they have a ``close`` (the news
+        poller's thread, the Redis sender, which first sends what is queued)."""
+        try:
+            self.flush()
+        finally:
+            self._committer.shutdown(wait=True)
+            if self.sink is not None:
+                self.sink.close()
+            for owned in (self.articles_feed, self.publisher):
+                close = getattr(owned, "close", None)
+                if close is not None:
+                    close()
+
     def flush(self) -> None:
         """Wait for the commit in flight (bronze, log, position, realised returns and their outcome frames);
         raises its error, which stops the loop (a restart resumes after the committed position)."""

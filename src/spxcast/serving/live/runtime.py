@@ -171,8 +171,7 @@ def embed_loop(app: FastAPI, settings: Settings, service: ServingService, replay
                 yield state
             finally:
                 runner.stop()
-                if loop.sink is not None:
-                    loop.sink.close()
+                loop.close()
 
     app.router.lifespan_context = lifespan
 
