@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
@@ -198,8 +199,15 @@ def validate_candles(
     """
     _check_input(raw, source, timezone)
     ingested_at = ingested_at or now
-    checks = _checks(raw.schema, granularity, now + timedelta(seconds=quality.max_future_skew_s))
-    flagged = _flag(_parse(raw, timezone), checks)
+    checks = _checks(tuple(raw.schema.items()), granularity)
+    latest_close_us = round((now + timedelta(seconds=quality.max_future_skew_s)).timestamp() * 1_000_000)
+    flagged = _flag(_parse(raw, timezone), checks, latest_close_us)
+    accepted = _bronze_rows(
+        flagged.lazy().filter(~pl.col("_bad")), instrument, granularity, source, ingested_at
+    )
+    normalised = int(flagged["_normalised"].fill_null(False).sum())
+    if not flagged["_bad"].any():  # the usual case: nothing to quarantine, nothing to count
+        return ValidationResult(raw.height, accepted, pl.DataFrame(schema=QUARANTINE.schema), {}, normalised)
     codes = [*checks, *_DUPLICATE_CODES]
     rejected = flagged.filter(pl.col("_bad")).with_columns(
         _reasons=pl.concat_list(
@@ -210,10 +218,10 @@ def validate_candles(
     counts = flagged.select([pl.col(f"_r_{code}").sum().alias(code) for code in codes]).row(0, named=True)
     return ValidationResult(
         input_rows=raw.height,
-        accepted=_bronze_rows(flagged.filter(~pl.col("_bad")), instrument, granularity, source, ingested_at),
+        accepted=accepted,
         quarantined=_quarantine_records(rejected, raw.columns, origin, ingested_at),
         reasons={code: int(n) for code, n in sorted(counts.items()) if n},
-        normalised_to_utc=int(flagged["_normalised"].fill_null(False).sum()),
+        normalised_to_utc=normalised,
     )
 
 
@@ -251,8 +259,12 @@ def _parse(raw: pl.DataFrame, timezone: str) -> pl.DataFrame:
     )
 
 
-def _checks(schema: pl.Schema, granularity: str, latest_close: datetime) -> dict[str, pl.Expr]:
-    """Reason code -> expression true on the parsed rows that fail that check."""
+@lru_cache(maxsize=64)
+def _checks(schema: tuple[tuple[str, pl.DataType], ...], granularity: str) -> dict[str, pl.Expr]:
+    """Reason code -> expression true on the parsed rows that fail that check (built once per input
+    schema and granularity: building them costs more than running them on a few rows). The clock comes
+    in as the column ``_latest_close_us`` (:func:`_flag`)."""
+    schema = dict(schema)
     length = bar_length(granularity)
     grid_us = int(min(length, timedelta(hours=1)).total_seconds() * 1_000_000)
     length_us = int(length.total_seconds() * 1_000_000)
@@ -275,8 +287,7 @@ def _checks(schema: pl.Schema, granularity: str, latest_close: datetime) -> dict
         "missing_timestamp": pl.col("ts").is_null(),
         "unparseable_timestamp": pl.col("ts").is_not_null() & pl.col("_ts").is_null(),
         "misaligned_timestamp": pl.col("_ts").dt.epoch("us") % grid_us != 0,
-        "future_timestamp": pl.col("_ts") + pl.duration(microseconds=length_us)
-        > pl.lit(latest_close.astimezone(UTC)),
+        "future_timestamp": pl.col("_ts").dt.epoch("us") + length_us > pl.col("_latest_close_us"),
         "timestamp_out_of_range": pl.col("_ts") < pl.lit(_EARLIEST).cast(UTC_TS),
         "missing_price": pl.any_horizontal([pl.col(x).is_null() for x in PRICE_COLUMNS]),
         "non_numeric_price": pl.any_horizontal(
@@ -315,14 +326,24 @@ def _checks(schema: pl.Schema, granularity: str, latest_close: datetime) -> dict
     return checks
 
 
-def _flag(parsed: pl.DataFrame, checks: dict[str, pl.Expr]) -> pl.DataFrame:
-    """``parsed`` plus a ``_r_<code>`` flag per check and duplicate rule, and ``_bad`` (any flag)."""
-    flagged = parsed.with_columns(**{f"_r_{code}": expr.fill_null(False) for code, expr in checks.items()})
-    return _flag_duplicates(flagged.with_columns(_bad=pl.any_horizontal(pl.col("^_r_.*$"))))
+def _flag(parsed: pl.DataFrame, checks: dict[str, pl.Expr], latest_close_us: int) -> pl.DataFrame:
+    """``parsed`` plus a ``_r_<code>`` flag per check and duplicate rule, and ``_bad`` (any flag), in one
+    query. ``latest_close_us``: bars closing after it (microseconds since the epoch) are in the future."""
+    clean_ts = pl.when(~pl.col("_bad")).then(pl.col("_ts"))
+    flagged = (
+        parsed.lazy()
+        .with_columns(_latest_close_us=pl.lit(latest_close_us, dtype=pl.Int64))
+        .with_columns(**{f"_r_{code}": expr.fill_null(False) for code, expr in checks.items()})
+        .with_columns(_bad=pl.any_horizontal(pl.col("^_r_.*$")))
+        .with_columns(_repeated=~pl.col("_bad") & clean_ts.is_duplicated())
+        .collect()
+        .drop("_latest_close_us")
+    )
+    return _flag_duplicates(flagged)
 
 
 def _bronze_rows(
-    good: pl.DataFrame, instrument: str, granularity: str, source: str, ingested_at: datetime
+    good: pl.LazyFrame, instrument: str, granularity: str, source: str, ingested_at: datetime
 ) -> pl.DataFrame:
     """Accepted parsed rows as ``bronze.candles`` rows, sorted by ``ts``."""
     return (
@@ -342,6 +363,7 @@ def _bronze_rows(
             ingested_at=pl.lit(ingested_at).cast(UTC_TS),
         )
         .select(list(CANDLES.schema))
+        .collect()
     )
 
 
@@ -351,14 +373,16 @@ _DUPLICATE_CODES = ("duplicate_key", "conflicting_duplicate")
 def _flag_duplicates(flagged: pl.DataFrame) -> pl.DataFrame:
     """Among otherwise valid rows, flag repeated bar keys (see the module docstring for the rule).
 
-    Adds ``_r_duplicate_key`` and ``_r_conflicting_duplicate`` and updates ``_bad``. Only the rows whose
-    key repeats are examined in detail, so clean input costs one hash pass.
+    ``flagged`` marks the valid rows whose key repeats (``_repeated``, dropped here). Adds
+    ``_r_duplicate_key`` and ``_r_conflicting_duplicate`` and updates ``_bad``. Only the rows whose key
+    repeats are examined in detail, so clean input costs one hash pass.
     """
-    clean_ts = pl.when(~pl.col("_bad")).then(pl.col("_ts"))
-    repeated = flagged.select(~pl.col("_bad") & clean_ts.is_duplicated()).to_series()
-    none = {f"_r_{code}": pl.lit(False) for code in _DUPLICATE_CODES}
+    repeated = flagged["_repeated"]
+    flagged = flagged.drop("_repeated")
     if not repeated.any():
-        return flagged.with_columns(**none)
+        return flagged.hstack(
+            [pl.repeat(False, flagged.height, eager=True).alias(f"_r_{code}") for code in _DUPLICATE_CODES]
+        )
     content = pl.struct("_open", "_high", "_low", "_close", "_volume", "_bid_close", "_ask_close").hash(
         seed=0
     )
