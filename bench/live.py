@@ -2,7 +2,8 @@
 
 Home: tests/live_factories.py (five synthetic trading days of M1 bars with synthetic news, gold built by
 the batch path, one registered LightGBM version reading 16 market, lag and news features). The API runs
-under uvicorn in this process (``create_app`` with the live feature source); a WebSocket client runs in
+under uvicorn in this process (``create_app(server=True)`` with the live feature source, as ``spxcast serve
+--live`` runs it: heap frozen, 0.5 ms GIL switch interval); a WebSocket client runs in
 its own process and records, for every ``bar`` frame, ``time.time()`` at receipt minus the frame's
 ``arrived_at`` (when the loop got the candle from its source). Each bar goes through ``append_bars``
 (Delta merge), the online row, the prediction, the log + position transaction (SQLite app database), the
@@ -13,7 +14,7 @@ Redis online store, frames published to Redis pub/sub and relayed by the API's R
 Two pacings: ``max`` (the replay as fast as it goes, 64 bars per poll: throughput, bars/s) and ``paced``
 (one bar per poll at 5 bars/s, as live: candle-to-frame latency without queueing behind a batch).
 
-    python bench/live.py [--days 2] [--runs 3] [--stores sqlite,redis]
+    python bench/live.py [--days 2] [--runs 3] [--stores sqlite,redis] [--pacings max,paced]
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def run_once(home: Any, store: str, pacing: str, days: int, tmp: Path) -> dict[s
     start = end - timedelta(days=days) if pacing == "max" else end - timedelta(minutes=100)
     bars = home.gold.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).height
     service = build_live_service(settings)
-    app = create_app(settings, service)
+    app = create_app(settings, service, server=True)  # as `spxcast serve --live` runs it
     server, port = _server(app)
     relay = None
     if store == "redis":
@@ -142,6 +143,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--stores", default="sqlite,redis")
+    parser.add_argument("--pacings", default="max,paced")
     args = parser.parse_args()
     import os
 
@@ -152,7 +154,7 @@ def main() -> None:
         home = build_live_home(Path(scratch))
         results: list[dict[str, Any]] = []
         for store in args.stores.split(","):
-            for pacing in ("max", "paced"):
+            for pacing in args.pacings.split(","):
                 for run in range(args.runs):
                     tmp = Path(scratch) / f"{store}-{pacing}-{run}"
                     tmp.mkdir()
@@ -162,7 +164,7 @@ def main() -> None:
         print("\nmedian of runs (goals: replay >= 500 bars/s, candle -> frame p99 <= 20 ms)")
         print(f"{'store':7} {'pacing':6} {'bars':>6} {'bars/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
         for store in args.stores.split(","):
-            for pacing in ("max", "paced"):
+            for pacing in args.pacings.split(","):
                 group = [r for r in results if r["store"] == store and r["pacing"] == pacing]
                 rate = [r["bars_per_s"] for r in group if r["bars_per_s"] is not None]
                 print(

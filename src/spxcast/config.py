@@ -460,6 +460,12 @@ class LiveSettings(BaseModel):
     feature_store: Literal["none", "sqlite", "redis"] = Field(
         default="sqlite", description="Feast online store the loop pushes to (redis needs redis_url)"
     )
+    feature_push_interval_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Least seconds between two pushes to the online store; the newest vector of the bars "
+        "in between is written (the store keeps one per series)",
+    )
 
 
 class DashboardSettings(BaseModel):

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from typing import Any
 
 import typer
@@ -72,6 +73,7 @@ def live(
     """Run the loop until interrupted (or until the replay ends)."""
     if ctx.invoked_subcommand is not None:
         return
+    from spxcast.serving.app import SWITCH_INTERVAL_S
     from spxcast.serving.live.hub import StreamHub
     from spxcast.serving.live.loop import LiveLoop
     from spxcast.serving.live.runtime import Replay, build_live_service, build_loop, parse_speed
@@ -83,6 +85,9 @@ def live(
         if not replay or replay[0] is None
         else Replay(parse_utc(replay[0]), parse_utc(replay[1]), parse_speed(speed))
     )
+    # A dedicated process: the loop thread waits at most this long for the GIL held by its commit,
+    # feature store and Redis threads (as the API server does).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     service = build_live_service(cfg).start(background=False)
     loop: LiveLoop | None = None
     try:

@@ -62,8 +62,9 @@ def build_service(settings: Settings, source: FeatureSource | None = None) -> Se
 
 
 SWITCH_INTERVAL_S = 0.0005
-"""GIL switch interval of a server process (CPython's default is 5 ms): how long the event loop can wait for
-the GIL while a background thread (the prediction log's writer, the sync thread) holds it."""
+"""GIL switch interval of a server process (CPython's default is 5 ms): how long the event loop (or the live
+loop) can wait for the GIL while a background thread (the prediction log's writer, the sync thread, the live
+loop's commit, feature store and Redis threads) holds it."""
 
 
 def create_app(settings: Settings, service: ServingService | None = None, *, server: bool = False) -> FastAPI:

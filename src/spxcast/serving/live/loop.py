@@ -87,14 +87,19 @@ class BackgroundSink:
 
     The online store is a cache of gold and of the loop's vectors (replicas read it only on start), so a
     batch lost in a crash is rebuilt by the next push or ``materialize``; nothing the log needs waits here.
+    Pushes are at least ``min_interval_s`` apart: what arrives meanwhile goes in the next push (the
+    store keeps the newest vector of a series), so a fast replay does not spend its time writing vectors
+    that the next bar overwrites; a live bar a minute is pushed as it comes.
     """
 
-    def __init__(self, target: VectorSink) -> None:
+    def __init__(self, target: VectorSink, min_interval_s: float = 0.0) -> None:
         import queue
 
         self.target = target
+        self.min_interval_s = min_interval_s
         self.errors = 0
         self._queue: queue.SimpleQueue[tuple[str, str, pl.DataFrame] | None] = queue.SimpleQueue()
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="feature-store-push", daemon=True)
         self._thread.start()
 
@@ -103,6 +108,7 @@ class BackgroundSink:
 
     def close(self, timeout: float = 60.0) -> None:
         """Push what is queued, then stop."""
+        self._closing.set()
         self._queue.put(None)
         self._thread.join(timeout)
 
@@ -122,6 +128,8 @@ class BackgroundSink:
             except Exception as exc:  # Feast raises many types; the loop must not stop for a cache
                 self.errors += 1
                 log.warning("feature store push failed (%s): %s", type(exc).__name__, exc)
+            if not stopping:
+                self._closing.wait(self.min_interval_s)  # cut short by close, which pushes the rest
 
 
 @dataclass
@@ -338,7 +346,7 @@ class LiveLoop:
 
         Order (nothing lost): the stored position never moves past a bar before that bar is committed to
         bronze (:func:`~spxcast.ingest.market.store_bars`) and its predictions are logged, in that order.
-        The frame of each bar goes out as soon as it is predicted, *before* those commits, when the source
+        The frames of a poll go out as soon as its bars are predicted, *before* those commits, when the source
         delivers again whatever comes after the stored position (OANDA's history, a replay:
         ``source.redelivers``), and the commit runs in a background thread (one in flight, in order) while
         the next poll is computed: a crash before it finishes loses nothing -- the restart gets those bars
@@ -355,23 +363,29 @@ class LiveLoop:
         window = BarArrays.of(full)  # checked and in NumPy once per poll; each bar reads a view
         first = self._window.height
         news = self._need.article_minutes > 0
+        computed: list[np.ndarray] = []
+        bars_of_poll = list(new.iter_rows(named=True))
+        for index in range(first, full.height):
+            bars = window.head(index + 1)
+            articles = self._need.articles_for(self._article_arrays, int(bars.ts_us[-1]) + self._bar_us)
+            computed.append(
+                online_values(bars, articles if news else None, self.catalog, self.context, self._names)
+            )
+        matrix = np.vstack(computed)
+        forecasts = self._predict(snapshot, matrix)
         rows: list[dict[str, Any]] = []
         frames: list[tuple[datetime, float, np.ndarray, dict[str, Any]]] = []
-        computed: list[np.ndarray] = []
-        for index, bar in enumerate(new.iter_rows(named=True), start=first):
-            bars = window.head(index + 1)
+        created = datetime.now(UTC)
+        for i, bar in enumerate(bars_of_poll):
             ts: datetime = bar["ts"]
             close_at = ts + self.bar
-            articles = self._need.articles_for(self._article_arrays, int(bars.ts_us[-1]) + self._bar_us)
-            values = online_values(bars, articles if news else None, self.catalog, self.context, self._names)
             price = float(bar["close"])
-            made = self._predict(snapshot, ts, close_at, price, values, rows)
-            published = (ts, price, values, self._bar_frame(bar, close_at, price, made, arrived, snapshot))
+            made = self._log(snapshot, forecasts, i, ts, close_at, price, matrix[i], created, rows)
+            published = (ts, price, matrix[i], self._bar_frame(bar, close_at, price, made, arrived, snapshot))
             if self.source.redelivers:
-                self._publish_bar(*published)  # as soon as it is predicted (see above)
+                self._publish_bar(*published)  # as soon as its poll is predicted (see above)
             else:
                 frames.append(published)
-            computed.append(values)
         last = full["ts"][-1]
         step = position.Step(
             self.instrument, self.granularity, self.settings.horizon_minutes, last, new.height, rows
@@ -389,7 +403,7 @@ class LiveLoop:
             for published in frames:
                 self._publish_bar(*published)
         if self.sink is not None:
-            self.sink.push(self.instrument, self.granularity, self._vectors(new["ts"], computed))
+            self.sink.push(self.instrument, self.granularity, self._vectors(new["ts"], matrix))
         self.position = last
         self._window = full.tail(self._keep_bars())
         self.stats.bars += new.height
@@ -414,33 +428,41 @@ class LiveLoop:
         if self.on_bar is not None:
             self.on_bar(frame)
 
-    def _vectors(self, ts: pl.Series, computed: list[np.ndarray]) -> pl.DataFrame:
+    def _vectors(self, ts: pl.Series, matrix: np.ndarray) -> pl.DataFrame:
         """The feature store's rows of one poll: ``ts`` + the features (Float32, null for NaN)."""
-        matrix = np.vstack(computed) if self._names else np.empty((len(computed), 0), np.float32)
         columns = [pl.Series(n, matrix[:, j], nan_to_null=True) for j, n in enumerate(self._names)]
         return pl.DataFrame([ts.cast(UTC_TS).alias("ts"), *columns])
 
     def _why_unpredicted(self, snapshot: Any) -> str:
         return f"no model loaded in any serving slot ({snapshot.reason})"
 
-    def _predict(
+    def _predict(self, snapshot: Any, matrix: np.ndarray) -> dict[str, np.ndarray]:
+        """Each loaded slot's forecasts (percent) of the poll's bars (rows of ``matrix``, the loop's
+        vectors): one call per model, the numbers it gives row by row."""
+        return {
+            slot: model.model.predict_matrix(np.ascontiguousarray(matrix[:, self._model_columns(model)]))
+            for slot in SLOTS
+            if (model := snapshot.models[slot]) is not None
+        }
+
+    def _log(
         self,
         snapshot: Any,
+        forecasts: dict[str, np.ndarray],
+        row: int,
         ts: datetime,
         close_at: datetime,
         price: float,
         values: np.ndarray,
+        created: datetime,
         rows: list[dict[str, Any]],
     ) -> list[_Made]:
-        """One prediction per loaded slot: the live slot's is ``served``, the other one's ``shadow``."""
+        """The log rows of bar ``row`` of the poll, one per loaded slot: the live slot's is ``served``,
+        the other one's ``shadow``."""
         made = []
-        created = datetime.now(UTC)
-        for slot in SLOTS:
+        for slot, predictions in forecasts.items():
             model = snapshot.models[slot]
-            if model is None:
-                continue
-            x = values[self._model_columns(model)]
-            predicted = model.predict(x)
+            predicted = float(predictions[row])
             lower = upper = None
             if model.conformal is not None:
                 lower, upper = model.conformal.interval(predicted)
@@ -465,7 +487,7 @@ class LiveLoop:
                 upper_pct=upper,
                 price=price,
                 names=model.features,
-                values=x,
+                values=values[self._model_columns(model)],
             )
             rows.append(entry.row())
             self.service.telemetry.predicted(slot, role)

@@ -98,7 +98,7 @@ def feature_sink(settings: Settings) -> BackgroundSink | None:
         return None
     from spxcast.featurestore import FeatureStoreClient
 
-    return BackgroundSink(FeatureStoreClient(settings).prepare())
+    return BackgroundSink(FeatureStoreClient(settings).prepare(), settings.live.feature_push_interval_s)
 
 
 def publisher(settings: Settings, hub: StreamHub) -> Publisher:
@@ -241,11 +241,12 @@ def relay_from_redis(app: FastAPI, settings: Settings, service: ServingService) 
 
 
 def live_app(settings: Settings, embedded: bool, replay: tuple[str, str] | None, speed: str) -> FastAPI:
-    """The API with the live stream: the loop embedded (``embedded``), else relayed from Redis."""
+    """The API with the live stream: the loop embedded (``embedded``), else relayed from Redis; a dedicated
+    server process (``create_app(server=True)``: the interpreter tuned for latency)."""
     from spxcast.serving.app import create_app
 
     service = build_live_service(settings)
-    app = create_app(settings, service)
+    app = create_app(settings, service, server=True)
     if embedded:
         chosen = (
             None if not replay else Replay(parse_utc(replay[0]), parse_utc(replay[1]), parse_speed(speed))
