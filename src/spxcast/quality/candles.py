@@ -148,15 +148,12 @@ def _parse_timestamp(dtype: pl.DataType, timezone: str) -> tuple[pl.Expr, pl.Exp
 
 
 def _timestamps(raw: pl.DataFrame, timezone: str) -> pl.DataFrame:
-    """Columns ``_ts`` (UTC or null) and ``_normalised`` for ``raw["ts"]``.
+    """Columns ``_ts`` (UTC or null) and ``_normalised`` for ``raw["ts"]`` in text.
 
     Text is parsed in stages: the common ISO-8601-with-offset form for every row, the other forms only
     for the rows that did not parse (parsing every format for every row costs several times more).
     """
-    dtype = raw.schema["ts"]
-    ts, normalised = _parse_timestamp(dtype, timezone)
-    if not _is_text(dtype):
-        return raw.with_columns(_ts=ts, _normalised=normalised).select("_ts", "_normalised")
+    ts, normalised = _parse_timestamp(raw.schema["ts"], timezone)
     text = pl.col("ts").cast(pl.Utf8).str.strip_chars()
     canonical = text.str.replace(r"Z$", "+00:00").str.replace("T", " ", literal=True)
     fast = canonical.str.to_datetime(_AWARE_FORMATS[0], strict=False, time_zone="UTC", time_unit="us")
@@ -241,30 +238,32 @@ def _check_input(raw: pl.DataFrame, source: str, timezone: str) -> None:
         ) from exc
 
 
-def _parse(raw: pl.DataFrame, timezone: str) -> pl.DataFrame:
+def _parse(raw: pl.DataFrame, timezone: str) -> pl.LazyFrame:
     """``raw`` plus ``_row``, ``_ts`` (UTC), ``_normalised`` and each price, volume and quote as Float64
-    (``_open`` … ``_ask_close``; null where the value is not a number)."""
+    (``_open`` … ``_ask_close``; null where the value is not a number), as a query (text timestamps are
+    parsed first, in stages: :func:`_timestamps`)."""
     schema = raw.schema
-    return (
-        raw.with_row_index("_row")
-        .hstack(_timestamps(raw, timezone))
-        .with_columns(
-            **{f"_{c}": _as_float(c, schema[c]) for c in PRICE_COLUMNS},
-            _volume=_as_float("volume", schema["volume"]) if "volume" in schema else pl.lit(0.0),
-            **{
-                f"_{c}": _as_float(c, schema[c]) if c in schema else pl.lit(None, dtype=pl.Float64)
-                for c in ("bid_close", "ask_close")
-            },
-        )
+    if _is_text(schema["ts"]):
+        parsed = raw.hstack(_timestamps(raw, timezone)).lazy()
+    else:
+        ts, normalised = _parse_timestamp(schema["ts"], timezone)
+        parsed = raw.lazy().with_columns(_ts=ts, _normalised=normalised)
+    return parsed.with_row_index("_row").with_columns(
+        **{f"_{c}": _as_float(c, schema[c]) for c in PRICE_COLUMNS},
+        _volume=_as_float("volume", schema["volume"]) if "volume" in schema else pl.lit(0.0),
+        **{
+            f"_{c}": _as_float(c, schema[c]) if c in schema else pl.lit(None, dtype=pl.Float64)
+            for c in ("bid_close", "ask_close")
+        },
     )
 
 
 @lru_cache(maxsize=64)
-def _checks(schema: tuple[tuple[str, pl.DataType], ...], granularity: str) -> dict[str, pl.Expr]:
+def _checks(columns: tuple[tuple[str, pl.DataType], ...], granularity: str) -> dict[str, pl.Expr]:
     """Reason code -> expression true on the parsed rows that fail that check (built once per input
     schema and granularity: building them costs more than running them on a few rows). The clock comes
-    in as the column ``_latest_close_us`` (:func:`_flag`)."""
-    schema = dict(schema)
+    in as the column ``_latest_close_us`` (:func:`_flag`). ``columns``: the input's schema as pairs."""
+    schema = dict(columns)
     length = bar_length(granularity)
     grid_us = int(min(length, timedelta(hours=1)).total_seconds() * 1_000_000)
     length_us = int(length.total_seconds() * 1_000_000)
@@ -326,13 +325,12 @@ def _checks(schema: tuple[tuple[str, pl.DataType], ...], granularity: str) -> di
     return checks
 
 
-def _flag(parsed: pl.DataFrame, checks: dict[str, pl.Expr], latest_close_us: int) -> pl.DataFrame:
+def _flag(parsed: pl.LazyFrame, checks: dict[str, pl.Expr], latest_close_us: int) -> pl.DataFrame:
     """``parsed`` plus a ``_r_<code>`` flag per check and duplicate rule, and ``_bad`` (any flag), in one
     query. ``latest_close_us``: bars closing after it (microseconds since the epoch) are in the future."""
     clean_ts = pl.when(~pl.col("_bad")).then(pl.col("_ts"))
     flagged = (
-        parsed.lazy()
-        .with_columns(_latest_close_us=pl.lit(latest_close_us, dtype=pl.Int64))
+        parsed.with_columns(_latest_close_us=pl.lit(latest_close_us, dtype=pl.Int64))
         .with_columns(**{f"_r_{code}": expr.fill_null(False) for code, expr in checks.items()})
         .with_columns(_bad=pl.any_horizontal(pl.col("^_r_.*$")))
         .with_columns(_repeated=~pl.col("_bad") & clean_ts.is_duplicated())
