@@ -1,5 +1,6 @@
 """The feature store pusher of the live loop: batches coalesce between pushes at least the configured
-interval apart, and close pushes what is queued."""
+interval apart, a push starts when a batch arrives, a batch left waiting is pushed after twice the interval,
+and close pushes what is queued."""
 
 from __future__ import annotations
 
@@ -52,3 +53,20 @@ def test_without_an_interval_each_batch_is_pushed_as_it_comes() -> None:
         time.sleep(0.1)
     sink.close()
     assert [v["f"].to_list() for _, v in target.pushes] == [[0.0], [1.0], [2.0]]
+
+
+def test_a_batch_that_arrived_too_soon_waits_for_a_later_one_or_twice_the_interval() -> None:
+    target = Recording()
+    sink = BackgroundSink(target, min_interval_s=0.3)
+    sink.push("SPX500_USD", "M1", _bar(0))
+    time.sleep(0.05)
+    sink.push("SPX500_USD", "M1", _bar(1))  # within the interval: held
+    time.sleep(0.2)
+    assert [v["f"].to_list() for _, v in target.pushes] == [[0.0]], "held while the interval runs"
+    deadline = time.monotonic() + 2.0
+    while len(target.pushes) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first, second = (t for t, _ in target.pushes)
+    assert [v["f"].to_list() for _, v in target.pushes] == [[0.0], [1.0]]
+    assert 0.55 <= second - first < 1.2, "pushed about twice the interval after the last push"
+    sink.close()

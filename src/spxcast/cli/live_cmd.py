@@ -85,10 +85,13 @@ def live(
         if not replay or replay[0] is None
         else Replay(parse_utc(replay[0]), parse_utc(replay[1]), parse_speed(speed))
     )
-    # A dedicated process: the loop thread waits at most this long for the GIL held by its commit,
-    # feature store and Redis threads (as the API server does).
+    # A dedicated process, tuned as the API server is: the loop thread waits at most this long for the
+    # GIL held by its commit, feature store and Redis threads, and the long-lived heap is kept out of the
+    # garbage collector's full passes.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    service = build_live_service(cfg).start(background=False)
+    service = build_live_service(cfg)
+    service.freeze_heap = True
+    service.start(background=False)
     loop: LiveLoop | None = None
     try:
         loop = build_loop(cfg, service, chosen, StreamHub())

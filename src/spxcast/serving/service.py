@@ -195,8 +195,13 @@ class ServingService:
         self._slots = _Slots(state, models, change_id)  # the swap: one reference, atomic
         self._cache = {m.version: m for m in models.values() if m is not None}
         self.telemetry.slots_changed(state, models)
+        self.freeze_long_lived()  # the loaded models and what loading imported
+
+    def freeze_long_lived(self) -> None:
+        """What was just loaded is long-lived: out of the garbage collector's full passes (with
+        :attr:`freeze_heap`, in a server process; each full pass otherwise walks all of it)."""
         if self.freeze_heap:
-            gc.freeze()  # the loaded models and what loading imported are long-lived too
+            gc.freeze()
 
     # ----- the request path
     def predict(

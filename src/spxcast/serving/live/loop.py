@@ -27,6 +27,7 @@ twice. At start, realised returns that became due while the loop was down are at
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -87,9 +88,12 @@ class BackgroundSink:
 
     The online store is a cache of gold and of the loop's vectors (replicas read it only on start), so a
     batch lost in a crash is rebuilt by the next push or ``materialize``; nothing the log needs waits here.
-    Pushes are at least ``min_interval_s`` apart: what arrives meanwhile goes in the next push (the
-    store keeps the newest vector of a series), so a fast replay does not spend its time writing vectors
-    that the next bar overwrites; a live bar a minute is pushed as it comes.
+
+    Pushes are at least ``min_interval_s`` apart, and start when a batch arrives (the loop hands it over
+    right after publishing its bars, so a push does not compete with a bar for the interpreter): a batch
+    arriving sooner waits for a later one, or is pushed after ``2 * min_interval_s`` without one. The
+    store keeps the newest vector of a series, so a fast replay does not spend its time writing vectors
+    the next bar overwrites; a live bar a minute is pushed as it comes. :meth:`close` pushes the rest.
     """
 
     def __init__(self, target: VectorSink, min_interval_s: float = 0.0) -> None:
@@ -99,7 +103,6 @@ class BackgroundSink:
         self.min_interval_s = min_interval_s
         self.errors = 0
         self._queue: queue.SimpleQueue[tuple[str, str, pl.DataFrame] | None] = queue.SimpleQueue()
-        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="feature-store-push", daemon=True)
         self._thread.start()
 
@@ -108,28 +111,48 @@ class BackgroundSink:
 
     def close(self, timeout: float = 60.0) -> None:
         """Push what is queued, then stop."""
-        self._closing.set()
         self._queue.put(None)
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            batch = [self._queue.get()]
-            while not self._queue.empty():
-                batch.append(self._queue.get())
-            stopping = None in batch
-            items = [b for b in batch if b is not None]
-            if not items:
-                continue
-            instrument, granularity, _ = items[0]
+        import queue
+
+        pending: list[tuple[str, str, pl.DataFrame]] = []
+        pushed_at = -math.inf
+        while True:
+            wait = None if not pending else max(0.0, pushed_at + 2 * self.min_interval_s - time.monotonic())
             try:
-                self.target.push(instrument, granularity, pl.concat([b[2] for b in items]))
-            except Exception as exc:  # Feast raises many types; the loop must not stop for a cache
-                self.errors += 1
-                log.warning("feature store push failed (%s): %s", type(exc).__name__, exc)
-            if not stopping:
-                self._closing.wait(self.min_interval_s)  # cut short by close, which pushes the rest
+                item = self._queue.get(timeout=wait)
+            except queue.Empty:  # no batch for a while: push what waits
+                pushed_at = self._push(pending)
+                continue
+            stopping = item is None
+            if item is not None:
+                pending.append(item)
+            while not self._queue.empty():
+                item = self._queue.get()
+                stopping = stopping or item is None
+                if item is not None:
+                    pending.append(item)
+            if stopping:
+                self._push(pending)
+                return
+            if time.monotonic() - pushed_at >= self.min_interval_s:
+                pushed_at = self._push(pending)
+
+    def _push(self, pending: list[tuple[str, str, pl.DataFrame]]) -> float:
+        """Push and empty ``pending``; returns when the push started (monotonic seconds)."""
+        started = time.monotonic()
+        if not pending:
+            return started
+        instrument, granularity, _ = pending[0]
+        try:
+            self.target.push(instrument, granularity, pl.concat([b[2] for b in pending]))
+        except Exception as exc:  # Feast raises many types; the loop must not stop for a cache
+            self.errors += 1
+            log.warning("feature store push failed (%s): %s", type(exc).__name__, exc)
+        pending.clear()
+        return started
 
 
 @dataclass
@@ -224,6 +247,7 @@ class LiveLoop:
             labels=self._labels(self._window),
         )
         self._realised(position.commit(self.service.engine, due, datetime.now(UTC)))
+        self.service.freeze_long_lived()  # the window, the feature store client and Feast it imported
         log.info(
             "live loop %s %s from %s (%d bars of history in memory)",
             self.instrument,
