@@ -101,7 +101,10 @@ def _cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.Co
 
 class _StreamClient:
     """A WebSocket client of the market stream through nginx, reading in a thread until it holds
-    ``bars`` bar frames (or the deadline passes)."""
+    ``bars`` bar frames and the stream has then been quiet for ``QUIET_S`` (the outcome frames of the last
+    commits follow the last bar frames), or the deadline passes."""
+
+    QUIET_S = 3.0
 
     def __init__(self, stack: ExitStack, url: str, bars: int, deadline_s: float) -> None:
         from websockets.sync.client import connect
@@ -118,13 +121,17 @@ class _StreamClient:
     def _read(self) -> None:
         from websockets.exceptions import ConnectionClosed
 
-        while len(self.bars) < self.wanted and time.monotonic() < self.deadline:
+        last = time.monotonic()
+        while time.monotonic() < self.deadline:
+            if len(self.bars) >= self.wanted and time.monotonic() - last >= self.QUIET_S:
+                return
             try:
-                frame = json.loads(self.socket.recv(timeout=1))
+                frame = json.loads(self.socket.recv(timeout=0.5))
             except TimeoutError:
                 continue
             except ConnectionClosed:
                 return
+            last = time.monotonic()
             (self.bars if frame["type"] == "bar" else self.outcomes).append(frame)
 
     def close(self) -> None:
@@ -311,7 +318,7 @@ def test_team_scale_roles_on_loopback(tmp_path: Path, monkeypatch: pytest.Monkey
         for c in clients:
             assert [f["ts"] for f in c.bars] == expected, "every bar, in order, through Redis and nginx"
             assert c.bars[0]["predictions"][0]["model_version"] == version
-            assert c.outcomes, "realised outcomes are streamed too"
+            assert c.outcomes and len(c.outcomes) == summary["outcomes"], "every realised outcome is streamed"
 
         # PostgreSQL: one prediction per bar and slot, realised returns attached, the slot audit.
         horizon = timedelta(minutes=settings.horizon_minutes)
