@@ -18,7 +18,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 import numpy as np
@@ -31,6 +31,7 @@ from spxcast.features.lags import lag_name, last_bar_lags
 from spxcast.features.lastrow import LastRowProgram, NotEvaluable
 from spxcast.features.news import article_events, bar_closes_us, signals_from_events
 from spxcast.lake.tables import UTC_TS, epoch_us
+from spxcast.timeutil import to_epoch_us
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,21 @@ class HistoryNeed:
         (bar length): the size of a window kept before its bars are known."""
         return max(self.bars, math.ceil(self.bar_minutes * 60 / bar.total_seconds()) + 1)
 
+    def article_span_us(self) -> int:
+        """``article_minutes`` in microseconds: a bar needs the articles received in
+        ``(close - span, close]``."""
+        return round(self.article_minutes * 60_000_000)
+
+    def keep_articles(self, articles: pl.DataFrame, close: datetime) -> pl.DataFrame:
+        """The articles of a frame (received_at, …) received in ``(close - article_minutes, close]``."""
+        received = epoch_us(articles["received_at"])
+        until = to_epoch_us(close)
+        return articles.filter((received > until - self.article_span_us()) & (received <= until))
+
     def articles_for(self, articles: ArticleArrays, close_us: int) -> ArticleArrays:
-        """The articles received in ``(close - article_minutes, close]`` (``close_us``: the bar's close in
-        microseconds since the epoch)."""
-        return articles.within(close_us - round(self.article_minutes * 60_000_000), close_us)
+        """:meth:`keep_articles` of :class:`ArticleArrays` (``close_us``: the bar's close in microseconds
+        since the epoch)."""
+        return articles.within(close_us - self.article_span_us(), close_us)
 
 
 @dataclass(frozen=True)
@@ -92,10 +104,14 @@ class BarArrays:
     offset: int = 0
 
     @classmethod
-    def of(cls, bars: pl.DataFrame) -> BarArrays:
+    def of(cls, bars: pl.DataFrame, need: HistoryNeed | None = None) -> BarArrays:
         """The bars of ``bars`` (one series: ts, open, high, low, close, volume, optionally bid_close and
-        ask_close; any order), checked (one series, unique ts) and sorted."""
+        ask_close; any order), checked (one series, unique ts) and sorted; with ``need``, only the trailing
+        bars the newest one needs (:meth:`HistoryNeed.rows_of`)."""
         bars, ts_us = _window(bars)
+        if need is not None:
+            rows = need.rows_of(ts_us)
+            bars, ts_us = bars.tail(rows), ts_us[-rows:]
         columns = {
             c: bars[c].to_numpy().astype(np.float64, copy=False)
             for c in BAR_COLUMNS
@@ -280,7 +296,7 @@ class _Plan:
         return self._vector(bars, articles)
 
     def row(self, bars: pl.DataFrame, articles: pl.DataFrame) -> pl.DataFrame:
-        arrays = BarArrays.of(bars)
+        arrays = BarArrays.of(bars, self.need)
         return self._frame(arrays, self._vector(arrays, ArticleArrays.of(articles) if self.news else None))
 
     def _frame(self, bars: BarArrays, row: np.ndarray) -> pl.DataFrame:

@@ -27,7 +27,7 @@ from spxcast.features.catalog import NEWS_GROUP, Catalog, FeatureContext, defaul
 from spxcast.features.labels import label_schema, make_labels
 from spxcast.features.lags import horizon_lags
 from spxcast.features.news import news_signals
-from spxcast.features.online import history_need, online_row
+from spxcast.features.online import ArticleArrays, BarArrays, history_need, online_row, online_values
 from spxcast.features.terms import EWM_TAIL
 from spxcast.lake.tables import BAR_KEY, UTC_TS
 from spxcast.models.train import CANDIDATES, TrainingSpec, make_model
@@ -204,3 +204,25 @@ def test_no_feature_names_give_the_bar_time_alone(world: World) -> None:
     row = online_row(window, world.articles, world.catalog, CONTEXT, [])
     assert row.columns == ["ts"]
     assert row["ts"].to_list() == [window["ts"][-1]]
+
+
+def test_the_loops_numpy_path_gives_the_online_row_bit_for_bit(world: World) -> None:
+    """``online_values`` on a view of one NumPy window, with a bar's articles found by binary search (the
+    live loop's path), equals ``online_row`` on that bar's frame and ``keep_articles`` (one rule, two
+    forms) -- to the bit, not within a tolerance."""
+    names = world.catalog.names()
+    need = history_need(world.catalog, names)
+    end = max(world.sampled) + 1
+    window = BarArrays.of(world.candles.head(end))
+    articles = ArticleArrays.of(world.articles)
+    for t in world.sampled:
+        close = world.candles["ts"][t] + timedelta(minutes=1)
+        bars = window.head(t + 1)
+        found = need.articles_for(articles, int(bars.ts_us[-1]) + 60_000_000)
+        kept = need.keep_articles(world.articles, close)
+        assert found.received_us.tolist() == ArticleArrays.of(kept).received_us.tolist()
+        values = online_values(bars, found, world.catalog, CONTEXT, names)
+        row = online_row(need.keep_bars(world.candles.head(t + 1)), kept, world.catalog, CONTEXT, names)
+        expected = row.select(names).cast(pl.Float32).to_numpy()[0]
+        assert values.dtype == np.float32 and values.shape == expected.shape
+        assert np.array_equal(values, expected, equal_nan=True), (t, names)
