@@ -2,15 +2,17 @@
 
 Home: tests/live_factories.py (five synthetic trading days of M1 bars with synthetic news, gold built by
 the batch path, one registered LightGBM version reading 16 market, lag and news features). The API runs
-under uvicorn in this process (``create_app(server=True)`` with the live feature source, as ``spxcast serve
---live`` runs it: heap frozen, 0.5 ms GIL switch interval); a WebSocket client runs in
-its own process and records, for every ``bar`` frame, ``time.time()`` at receipt minus the frame's
-``arrived_at`` (when the loop got the candle from its source). Each bar goes through ``append_bars``
-(Delta merge), the online row, the prediction, the log + position transaction (SQLite app database), the
-in-memory feature source, the feature store push (background thread) and the hub.
+under uvicorn in this process (``create_app(server=True)`` with the live feature source, as ``spxcast
+serve`` runs it: heap frozen, 0.5 ms GIL switch interval); a WebSocket client runs in its own process and
+records, for every ``bar`` frame, ``time.time()`` at receipt minus the frame's ``arrived_at`` (when the loop
+got the candle from its source). Each bar goes through ``append_bars`` (Delta merge), the online row, the
+prediction, the log + position transaction (SQLite app database), the in-memory feature source, the
+feature store push (background thread) and the publisher.
 
-Two stores: ``sqlite`` (Feast SQLite online store, frames through the in-process hub) and ``redis`` (Feast
-Redis online store, frames published to Redis pub/sub and relayed by the API's RedisRelay).
+Two deployments: ``sqlite`` is ``spxcast serve --live`` (the loop inside the API process, frames through its
+hub, Feast SQLite online store); ``redis`` is the team-scale one: ``spxcast live`` in its own (spawned)
+process with the same interpreter settings, Feast Redis online store, frames and vectors published to Redis
+pub/sub and relayed by the API's RedisRelay to its hub and feature source.
 Two pacings: ``max`` (the replay as fast as it goes, 64 bars per poll: throughput, bars/s) and ``paced``
 (one bar per poll at 5 bars/s, as live: candle-to-frame latency without queueing behind a batch; 300 bars,
 so that p99 is the third-worst frame, not the worst of 100).
@@ -69,16 +71,63 @@ def _server(app: Any) -> tuple[Any, int]:
     return server, port
 
 
-def run_once(home: Any, store: str, pacing: str, days: int, paced_bars: int, tmp: Path) -> dict[str, Any]:
-    import polars as pl
-
+def _replay(
+    service: Any, settings: Any, start: Any, end: Any, speed: float | None, publisher: Any, vectors: bool
+) -> tuple[int, float]:
+    """Run the live loop over the stored range; returns (bars, seconds of ``run``)."""
     from spxcast.sentiment import scorer_id
-    from spxcast.serving.app import create_app
-    from spxcast.serving.live.hub import RedisPublisher, RedisRelay
     from spxcast.serving.live.loop import LiveLoop
     from spxcast.serving.live.news import StoredArticles
-    from spxcast.serving.live.runtime import build_live_service, feature_sink
+    from spxcast.serving.live.runtime import feature_sink
     from spxcast.serving.live.sources import ReplaySource
+
+    lake = service.source.lake
+    source = ReplaySource(
+        lake, settings.instrument, settings.granularity, start, end, speed, batch=64 if speed is None else 1
+    )
+    articles = StoredArticles(lake, scorer_id(settings.sentiment), start - timedelta(days=30), end)
+    loop = LiveLoop(
+        settings,
+        service,
+        source,
+        publisher,
+        articles=articles,
+        sink=feature_sink(settings),
+        publish_vectors=vectors,
+    ).start()
+    began = time.perf_counter()
+    stats = loop.run()
+    elapsed = time.perf_counter() - began
+    loop.close()  # the commit thread, the feature store pusher, the Redis sender (after what it queued)
+    return stats.bars, elapsed
+
+
+def loop_process(settings: Any, start: Any, end: Any, speed: float | None, results: Any) -> None:
+    """``spxcast live`` publishing through Redis, in its own process (spawned): the same interpreter settings,
+    the same loop, its vectors and frames on the channel the API's relay reads."""
+    from spxcast.serving.app import SWITCH_INTERVAL_S
+    from spxcast.serving.live.hub import RedisPublisher
+    from spxcast.serving.live.runtime import build_live_service
+
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    service = build_live_service(settings)
+    service.freeze_heap = True
+    service.start(background=False)
+    publisher = RedisPublisher(settings.live.redis_url, settings.live.channel)
+    try:
+        results.put(_replay(service, settings, start, end, speed, publisher, vectors=True))
+    finally:
+        service.close()
+
+
+def run_once(home: Any, store: str, pacing: str, days: int, paced_bars: int, tmp: Path) -> dict[str, Any]:
+    import multiprocessing
+
+    import polars as pl
+
+    from spxcast.serving.app import create_app
+    from spxcast.serving.live.hub import RedisRelay
+    from spxcast.serving.live.runtime import build_live_service
 
     redis_url = "redis://127.0.0.1:6379/0"
     live = home.settings.live.model_copy(
@@ -89,14 +138,8 @@ def run_once(home: Any, store: str, pacing: str, days: int, paced_bars: int, tmp
     start = end - timedelta(days=days) if pacing == "max" else end - timedelta(minutes=paced_bars)
     bars = home.gold.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).height
     service = build_live_service(settings)
-    app = create_app(settings, service, server=True)  # as `spxcast serve --live` runs it
+    app = create_app(settings, service, server=True)  # as `spxcast serve` runs it
     server, port = _server(app)
-    relay = None
-    if store == "redis":
-        relay = RedisRelay(redis_url, settings.live.channel, app.state.hub).start()
-        publisher: Any = RedisPublisher(redis_url, settings.live.channel)
-    else:
-        publisher = app.state.hub
     out = tmp / "latencies.json"
     client = subprocess.Popen(
         [sys.executable, "-c", CLIENT, f"ws://127.0.0.1:{port}/ws/market-stream", str(bars), str(out)],
@@ -105,18 +148,18 @@ def run_once(home: Any, store: str, pacing: str, days: int, paced_bars: int, tmp
     )
     assert client.stdout is not None and client.stdout.readline().strip() == "ready"
     time.sleep(0.3)
-    lake = service.source.lake
     speed = None if pacing == "max" else 300.0  # 5 M1 bars per second
-    source = ReplaySource(
-        lake, settings.instrument, settings.granularity, start, end, speed, batch=64 if speed is None else 1
-    )
-    articles = StoredArticles(lake, scorer_id(settings.sentiment), start - timedelta(days=30), end)
-    sink = feature_sink(settings)
-    loop = LiveLoop(settings, service, source, publisher, articles=articles, sink=sink).start()
-    began = time.perf_counter()
-    stats = loop.run()
-    elapsed = time.perf_counter() - began
-    loop.close()  # the commit thread, the feature store pusher, the Redis sender (after what it queued)
+    relay = None
+    if store == "redis":  # a replica relaying what `spxcast live` (another process) publishes
+        relay = RedisRelay(redis_url, settings.live.channel, app.state.hub, service.source.push_frame).start()
+        context = multiprocessing.get_context("spawn")
+        results = context.Queue()
+        child = context.Process(target=loop_process, args=(settings, start, end, speed, results))
+        child.start()
+        done, elapsed = results.get(timeout=900)
+        child.join(60)
+    else:  # `spxcast serve --live`: the loop in the API process, frames through its hub
+        done, elapsed = _replay(service, settings, start, end, speed, app.state.hub, vectors=False)
     client.wait(120)
     latencies = sorted(json.loads(out.read_text()))
     if relay is not None:
@@ -131,8 +174,8 @@ def run_once(home: Any, store: str, pacing: str, days: int, paced_bars: int, tmp
     return {
         "store": store,
         "pacing": pacing,
-        "bars": stats.bars,
-        "bars_per_s": stats.bars / elapsed if pacing == "max" else None,
+        "bars": done,
+        "bars_per_s": done / elapsed if pacing == "max" else None,
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "max_ms": 1000 * latencies[-1],
