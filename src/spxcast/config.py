@@ -460,6 +460,12 @@ class LiveSettings(BaseModel):
     feature_store: Literal["none", "sqlite", "redis"] = Field(
         default="sqlite", description="Feast online store the loop pushes to (redis needs redis_url)"
     )
+    compact_every: int = Field(
+        default=100,
+        ge=0,
+        description="Polls with new bars between two compactions of bronze.candles by the loop (each poll "
+        "merges a small file; 0 = never)",
+    )
     feature_push_interval_s: float = Field(
         default=1.0,
         ge=0,

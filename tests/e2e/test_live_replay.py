@@ -32,6 +32,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from live_factories import LiveHome, build_live_home
+from spxcast.errors import LakeError
 from spxcast.serving.live import position
 from spxcast.serving.live.loop import BackgroundSink, LiveLoop
 from spxcast.serving.live.news import StoredArticles
@@ -385,3 +386,32 @@ def test_a_frame_goes_out_before_its_commit_only_when_the_source_delivers_the_ba
         assert not any(committed_first), "published as soon as predicted, committed behind"
     else:
         assert all(committed_first), "a bar that could not be fetched again is published after its commit"
+
+
+class _CompactionLake:
+    """The loop's lake as far as compaction goes: records the calls, fails when told to."""
+
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.calls: list[str] = []
+
+    def compact(self, name: str) -> dict[str, Any]:
+        self.calls.append(name)
+        if self.fail:
+            raise LakeError("disk full (test)")
+        return {"numFilesRemoved": 3}
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_the_loop_compacts_bronze_every_n_stores_and_goes_on_when_that_fails(
+    home: LiveHome, tmp_path: Path, fail: bool
+) -> None:
+    live = home.settings.live.model_copy(update={"compact_every": 3})
+    settings = home.app_settings(tmp_path, live=live)
+    service = build_live_service(settings)
+    loop = _loop(home, settings, service, Frames())
+    lake = _CompactionLake(fail)
+    loop.lake = lake  # type: ignore[assignment]
+    for _ in range(7):
+        loop._compact_now_and_then()
+    assert lake.calls == ["bronze.candles", "bronze.candles"], "after the 3rd and the 6th store"

@@ -55,6 +55,22 @@ def test_merge_is_idempotent_and_updates_only_changed_rows(tmp_path) -> None:
     assert lake.read("bronze.candles", version=v0).height == 100, "time travel to the first version"
 
 
+def test_compaction_leaves_few_files_and_the_same_rows(tmp_path) -> None:
+    lake = Lake(tmp_path)
+    start = datetime(2024, 1, 2, tzinfo=UTC)
+    for i in range(12):  # a row at a time, as the live loop merges
+        lake.write("bronze.candles", candles(1, start=start + timedelta(minutes=i)))
+    before = lake.read("bronze.candles").sort("ts")
+    version = lake.version("bronze.candles")
+    assert lake.files("bronze.candles") == 12
+    metrics = lake.compact("bronze.candles")
+    assert metrics["numFilesRemoved"] == 12 and lake.files("bronze.candles") == 1
+    assert lake.read("bronze.candles").sort("ts").equals(before), "the same rows"
+    assert lake.read("bronze.candles", version=version).sort("ts").equals(before), "older versions still read"
+    lake.write("bronze.candles", candles(1, start=start + timedelta(minutes=20)))  # merges go on
+    assert lake.read("bronze.candles").height == 13
+
+
 def test_duplicate_keys_in_one_write_keep_the_last(tmp_path) -> None:
     lake = Lake(tmp_path)
     frame = pl.concat([candles(5), candles(5, price=300.0)])

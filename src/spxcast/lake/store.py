@@ -267,6 +267,25 @@ class Lake:
     def _current(self, name: str) -> int:
         return int(self._delta(name).version())
 
+    def files(self, name: str) -> int:
+        """How many data files the table's current version holds."""
+        return len(self._delta(name).file_uris())
+
+    def compact(self, name: str) -> dict[str, Any]:
+        """Rewrite the table's small files into few large ones (Delta ``optimize.compact``), under the
+        writer lock; the rows and what readers of older versions see are unchanged. A table merged a few
+        rows at a time (bronze.candles under the live loop: one file per poll) otherwise gathers files
+        that every open and every merge walks. Returns Delta's metrics (``numFilesRemoved``, …)."""
+        spec = table(name)
+        with self._writer_lock(name):
+            try:
+                metrics: dict[str, Any] = self._delta(spec.name).optimize.compact()
+            except BaseException as exc:
+                _reraise_own(exc)
+                raise LakeError(f"compacting lake table {spec.name} failed: {_cause(exc)}") from exc
+        log.info("compacted %s: %s", spec.name, metrics)
+        return metrics
+
 
 def _reraise_own(exc: BaseException) -> None:
     """Re-raise what is not a failure of the Delta/Arrow libraries to wrap: our own errors, interrupts.

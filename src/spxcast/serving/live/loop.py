@@ -41,7 +41,7 @@ import numpy as np
 import polars as pl
 
 from spxcast.config import Settings
-from spxcast.errors import ConfigError, SourceError
+from spxcast.errors import ConfigError, LakeError, SourceError
 from spxcast.features.catalog import BAR_COLUMNS, feature_catalog, feature_context
 from spxcast.features.labels import label_names, make_labels
 from spxcast.features.online import ARTICLE_COLUMNS, ArticleArrays, BarArrays, history_need, online_values
@@ -227,6 +227,7 @@ class LiveLoop:
         self._articles = pl.DataFrame(schema=ARTICLE_SCHEMA)
         self._article_arrays = ArticleArrays.of(self._articles)
         self._columns: dict[tuple[str, int], np.ndarray] = {}
+        self._stores = 0  # commits of bronze since start (the commit thread's)
         self.position: datetime | None = None
 
     bar_schema = CANDLES.schema
@@ -441,7 +442,20 @@ class LiveLoop:
         then the outcomes that transaction attached are published and fed to ACI."""
         step.labels = self._labels(bars)
         store_bars(self.lake, validated)
+        self._compact_now_and_then()
         self._realised(position.commit(self.service.engine, step, datetime.now(UTC)))
+
+    def _compact_now_and_then(self) -> None:
+        """Every ``live.compact_every`` stores, bronze.candles' small files (one per poll) into few: a
+        failure is logged, the loop goes on (the next one retries)."""
+        every = self.settings.live.compact_every
+        self._stores += 1
+        if not every or self._stores % every:
+            return
+        try:
+            self.lake.compact(CANDLES.name)
+        except LakeError as exc:
+            log.warning("live: compacting %s failed (the loop goes on): %s", CANDLES.name, exc)
 
     def _publish_bar(self, ts: datetime, price: float, values: np.ndarray, frame: dict[str, Any]) -> None:
         """A bar's vector to the in-memory source (and to Redis for replicas), then its frame."""
