@@ -5,9 +5,10 @@ the batch path, one registered LightGBM version reading 16 market, lag and news 
 under uvicorn in this process (``create_app(server=True)`` with the live feature source, as ``spxcast
 serve`` runs it: heap frozen, 0.5 ms GIL switch interval); a WebSocket client runs in its own process and
 records, for every ``bar`` frame, ``time.time()`` at receipt minus the frame's ``arrived_at`` (when the loop
-got the candle from its source). Each bar goes through ``append_bars`` (Delta merge), the online row, the
-prediction, the log + position transaction (SQLite app database), the in-memory feature source, the
-feature store push (background thread) and the publisher.
+got the candle from its source). Each bar goes through validation (``validate_candles``; a replay's bars
+are bronze's own rows, so they are not merged into bronze again), the online row, the prediction, the log
++ position transaction (SQLite app database), the in-memory feature source, the feature store push
+(background thread) and the publisher.
 
 Two deployments: ``sqlite`` is ``spxcast serve --live`` (the loop inside the API process, frames through its
 hub, Feast SQLite online store); ``redis`` is the team-scale one: ``spxcast live`` in its own (spawned)

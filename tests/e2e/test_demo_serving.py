@@ -48,7 +48,7 @@ def test_demo_serving_streams_predictions_and_outcomes_then_monitors(tmp_path: P
     assert "Traceback" not in output
 
     # The newest whole session of the home: Thursday 22:00 to Friday 21:00 UTC, 1,380 M1 bars.
-    assert "--replay 2024-01-11T22:00Z 2024-01-12T21:00Z --speed max" in output
+    assert "--replay 2024-01-11T22:00Z 2024-01-12T21:00Z --speed 3000x" in output
     bars = [line for line in output.splitlines() if line.startswith("  bar ")]
     outcomes = [line for line in output.splitlines() if line.startswith("      outcome of ")]
     assert 1 <= len(bars) <= 6 and outcomes, output

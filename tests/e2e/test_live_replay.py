@@ -106,10 +106,15 @@ def test_replay_equals_batch_and_realised_equals_labels(home: LiveHome, tmp_path
         assert model is not None and model.conformal is not None
         offsets_before = model.conformal.offsets
         frames, pushed = ClosingFrames(), Pushed()
+        lake = service.source.lake
+        bronze_before = lake.version("bronze.candles")
         loop = _loop(home, settings, service, frames, sink=BackgroundSink(pushed))
         loop.start()
         stats = loop.run()
         loop.close()
+        assert lake.version("bronze.candles") == bronze_before, (
+            "a replay stores nothing: its bars are bronze's own (their source and ingested_at stay)"
+        )
         report = verify_live(settings, service.engine, home.replay_start, home.replay_end)
     finally:
         service.close()

@@ -153,7 +153,12 @@ def serving(
     ctx: typer.Context,
     show: int = typer.Option(20, "--show", min=1, help="Bars printed (evenly spread over the session)"),
     timeout: float = typer.Option(240.0, "--timeout", min=10, help="Seconds the stream is watched at most"),
-    speed: str = typer.Option("max", "--speed", help="Replay speed: max, or 600x (market time per second)"),
+    speed: str = typer.Option(
+        "3000x",
+        "--speed",
+        help="Replay speed (market time per second): 3000x plays a session in about half a minute, so the "
+        "stream can be watched from its first bars; max is faster than a client connecting",
+    ),
 ) -> None:
     """Serve a replay of the newest stored session; print predictions and outcomes; monitor; stop."""
     from spxcast.db import connect

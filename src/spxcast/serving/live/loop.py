@@ -361,7 +361,8 @@ class LiveLoop:
             new = new.filter(pl.col("ts") > self.position)
         if new.is_empty():
             self.flush()
-            store_bars(self.lake, result)  # quarantined rows, or bars stored before: idempotent
+            if not self.source.stored:
+                store_bars(self.lake, result)  # quarantined rows, or bars stored before: idempotent
             return 0
         self._process(new, result, arrived)
         return new.height
@@ -438,11 +439,13 @@ class LiveLoop:
             log.warning("live %s", step.unpredicted.reason)
 
     def _commit(self, validated: ValidationResult, step: position.Step, bars: pl.DataFrame) -> None:
-        """Bronze first, then the log, position and realised returns known from ``bars`` in one transaction;
-        then the outcomes that transaction attached are published and fed to ACI."""
+        """Bronze first (unless the bars are bronze's own: ``source.stored``), then the log, position and
+        realised returns known from ``bars`` in one transaction; then the outcomes that transaction attached
+        are published and fed to ACI."""
         step.labels = self._labels(bars)
-        store_bars(self.lake, validated)
-        self._compact_now_and_then()
+        if not self.source.stored:  # a replay's bars are bronze's own rows
+            store_bars(self.lake, validated)
+            self._compact_now_and_then()
         self._realised(position.commit(self.service.engine, step, datetime.now(UTC)))
 
     def _compact_now_and_then(self) -> None:

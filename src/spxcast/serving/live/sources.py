@@ -47,6 +47,10 @@ class BarSource(Protocol):
     redelivers: bool
     """Whether a new source object delivers again every bar after a given position (a restart after a crash
     gets the bars it had not committed): the loop may then publish a bar before committing it."""
+    stored: bool
+    """Whether its bars are bronze.candles' own rows (a replay): the loop does not store them again, which
+    would only overwrite their provenance (``source``, ``ingested_at``) and add a Delta version that makes
+    every task reading bronze run again."""
 
     def poll(self, after: datetime | None) -> pl.DataFrame:
         """Raw candles that may be newer than ``after`` (bar start, UTC); empty when nothing is new."""
@@ -89,6 +93,7 @@ class OandaPolling(_LiveSource):
 
     name = "oanda"
     redelivers = True  # the broker's candle history
+    stored = False
 
     def __init__(
         self,
@@ -119,6 +124,7 @@ class DirectorySource(_LiveSource):
 
     name = "files"
     redelivers = False  # a file read may be removed before the restart
+    stored = False
 
     def __init__(
         self, directory: Path, config: FilesSourceSettings, poll_s: float, clock: Clock = utc_now
@@ -155,6 +161,7 @@ class ReplaySource:
 
     name = "replay"
     redelivers = True  # bronze.candles itself
+    stored = True
     origin: datetime | None
 
     def __init__(
