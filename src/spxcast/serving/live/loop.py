@@ -206,6 +206,7 @@ class LiveLoop:
         self.source = source
         self.publisher = publisher
         self.lake = lake or service.source.lake
+        self._stores_bars = not source.stored_in(self.lake)  # a replay of this lake: its bars are bronze's
         self.articles_feed = articles
         self.sink = sink
         self.on_bar = on_bar
@@ -361,7 +362,7 @@ class LiveLoop:
             new = new.filter(pl.col("ts") > self.position)
         if new.is_empty():
             self.flush()
-            if not self.source.stored:
+            if self._stores_bars:
                 store_bars(self.lake, result)  # quarantined rows, or bars stored before: idempotent
             return 0
         self._process(new, result, arrived)
@@ -439,11 +440,11 @@ class LiveLoop:
             log.warning("live %s", step.unpredicted.reason)
 
     def _commit(self, validated: ValidationResult, step: position.Step, bars: pl.DataFrame) -> None:
-        """Bronze first (unless the bars are bronze's own: ``source.stored``), then the log, position and
+        """Bronze first (unless the bars are bronze's own: ``source.stored_in``), then the log, position and
         realised returns known from ``bars`` in one transaction; then the outcomes that transaction attached
         are published and fed to ACI."""
         step.labels = self._labels(bars)
-        if not self.source.stored:  # a replay's bars are bronze's own rows
+        if self._stores_bars:
             store_bars(self.lake, validated)
             self._compact_now_and_then()
         self._realised(position.commit(self.service.engine, step, datetime.now(UTC)))

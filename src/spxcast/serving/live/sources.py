@@ -47,13 +47,15 @@ class BarSource(Protocol):
     redelivers: bool
     """Whether a new source object delivers again every bar after a given position (a restart after a crash
     gets the bars it had not committed): the loop may then publish a bar before committing it."""
-    stored: bool
-    """Whether its bars are bronze.candles' own rows (a replay): the loop does not store them again, which
-    would only overwrite their provenance (``source``, ``ingested_at``) and add a Delta version that makes
-    every task reading bronze run again."""
 
     def poll(self, after: datetime | None) -> pl.DataFrame:
         """Raw candles that may be newer than ``after`` (bar start, UTC); empty when nothing is new."""
+        ...
+
+    def stored_in(self, lake: Lake) -> bool:
+        """Whether its bars are rows of ``lake``'s bronze.candles already (a replay of that lake): the loop
+        does not store them again, which would only overwrite their provenance (``source``,
+        ``ingested_at``) and add a Delta version that makes every task reading bronze run again."""
         ...
 
     def now(self) -> datetime:
@@ -87,13 +89,15 @@ class _LiveSource:
     def finished(self) -> bool:
         return False
 
+    def stored_in(self, lake: Lake) -> bool:
+        return False  # new candles from outside the lake
+
 
 class OandaPolling(_LiveSource):
     """OANDA candles after the newest processed bar, asked for every ``poll_s`` seconds."""
 
     name = "oanda"
     redelivers = True  # the broker's candle history
-    stored = False
 
     def __init__(
         self,
@@ -124,7 +128,6 @@ class DirectorySource(_LiveSource):
 
     name = "files"
     redelivers = False  # a file read may be removed before the restart
-    stored = False
 
     def __init__(
         self, directory: Path, config: FilesSourceSettings, poll_s: float, clock: Clock = utc_now
@@ -161,7 +164,6 @@ class ReplaySource:
 
     name = "replay"
     redelivers = True  # bronze.candles itself
-    stored = True
     origin: datetime | None
 
     def __init__(
@@ -188,6 +190,7 @@ class ReplaySource:
                 f"bronze.candles has no {instrument} {granularity} bars in [{start.isoformat()}, "
                 f"{end.isoformat()}); ingest that range first or choose another"
             )
+        self.lake = lake
         self.start = start
         self.end = end
         self.origin = start
@@ -220,6 +223,10 @@ class ReplaySource:
         if not chunk.is_empty():
             self._clock = chunk["ts"][-1] + self.bar
         return chunk
+
+    def stored_in(self, lake: Lake) -> bool:
+        """True when replaying ``lake`` itself; a replay of another lake stands for a live source."""
+        return lake.root == self.lake.root
 
     def now(self) -> datetime:
         """Market time of the replay: the close of the newest released bar."""
