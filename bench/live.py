@@ -106,13 +106,12 @@ def _replay(
 def loop_process(settings: Any, start: Any, end: Any, speed: float | None, results: Any) -> None:
     """``spxcast live`` publishing through Redis, in its own process (spawned): the same interpreter settings,
     the same loop, its vectors and frames on the channel the API's relay reads."""
-    from spxcast.serving.app import SWITCH_INTERVAL_S
+    from spxcast.serving.app import tune_as_server
     from spxcast.serving.live.hub import RedisPublisher
     from spxcast.serving.live.runtime import build_live_service
 
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     service = build_live_service(settings)
-    service.freeze_heap = True
+    tune_as_server(service)
     service.start(background=False)
     publisher = RedisPublisher(settings.live.redis_url, settings.live.channel)
     try:

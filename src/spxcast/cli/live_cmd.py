@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 from typing import Any
 
 import typer
@@ -73,7 +72,7 @@ def live(
     """Run the loop until interrupted (or until the replay ends)."""
     if ctx.invoked_subcommand is not None:
         return
-    from spxcast.serving.app import SWITCH_INTERVAL_S
+    from spxcast.serving.app import tune_as_server
     from spxcast.serving.live.hub import StreamHub
     from spxcast.serving.live.loop import LiveLoop
     from spxcast.serving.live.runtime import Replay, build_live_service, build_loop, parse_speed
@@ -85,12 +84,10 @@ def live(
         if not replay or replay[0] is None
         else Replay(parse_utc(replay[0]), parse_utc(replay[1]), parse_speed(speed))
     )
-    # A dedicated process, tuned as the API server is: the loop thread waits at most this long for the
-    # GIL held by its commit, feature store and Redis threads, and the long-lived heap is kept out of the
-    # garbage collector's full passes.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    # A dedicated process, tuned as the API server is: the loop thread waits at most 0.5 ms for the GIL
+    # held by its commit, feature store and Redis threads.
     service = build_live_service(cfg)
-    service.freeze_heap = True
+    tune_as_server(service)
     service.start(background=False)
     loop: LiveLoop | None = None
     try:

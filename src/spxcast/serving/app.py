@@ -67,20 +67,27 @@ loop) can wait for the GIL while a background thread (the prediction log's write
 loop's commit, feature store and Redis threads) holds it."""
 
 
+def tune_as_server(service: ServingService) -> None:
+    """This process is a dedicated server (``spxcast serve``, ``spxcast live``): the service keeps its
+    long-lived heap out of the garbage collector's full passes (:attr:`ServingService.freeze_heap`, applied
+    when it starts) and the GIL switch interval is :data:`SWITCH_INTERVAL_S`. Call before the service
+    starts."""
+    service.freeze_heap = True
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
 def create_app(settings: Settings, service: ServingService | None = None, *, server: bool = False) -> FastAPI:
     """The API for ``settings``; ``service`` (already built, not started) replaces the default one.
 
     ``server``: this process is a dedicated server (``spxcast serve``), so the interpreter is tuned for
-    request latency: the long-lived heap is frozen out of the garbage collector's full passes
-    (:attr:`ServingService.freeze_heap`) and the GIL switch interval is :data:`SWITCH_INTERVAL_S`.
+    request latency (:func:`tune_as_server`).
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         built = service or build_service(settings)
         if server:
-            built.freeze_heap = True
-            sys.setswitchinterval(SWITCH_INTERVAL_S)
+            tune_as_server(built)
         app.state.service = built.start()
         app.state.telemetry = built.telemetry
         try:
