@@ -112,10 +112,11 @@ class Fanout:
             publisher.publish(frame)
 
     def close(self) -> None:
-        """Close the publishers that hold a connection (the hub belongs to its app)."""
+        """Close the publishers that have a ``close`` (a Redis sender; the hub belongs to its app)."""
         for publisher in self.publishers:
-            if isinstance(publisher, RedisPublisher):
-                publisher.close()
+            close = getattr(publisher, "close", None)
+            if close is not None:
+                close()
 
 
 class RedisPublisher:

@@ -228,7 +228,7 @@ class LiveLoop:
         self._articles = pl.DataFrame(schema=ARTICLE_SCHEMA)
         self._article_arrays = ArticleArrays.of(self._articles)
         self._columns: dict[tuple[str, int], np.ndarray] = {}
-        self._stores = 0  # commits of bronze since start (the commit thread's)
+        self._bronze_commits = 0  # stores into bronze since start (counted by the commit thread)
         self.position: datetime | None = None
 
     bar_schema = CANDLES.schema
@@ -453,8 +453,8 @@ class LiveLoop:
         """Every ``live.compact_every`` stores, bronze.candles' small files (one per poll) into few: a
         failure is logged, the loop goes on (the next one retries)."""
         every = self.settings.live.compact_every
-        self._stores += 1
-        if not every or self._stores % every:
+        self._bronze_commits += 1
+        if not every or self._bronze_commits % every:
             return
         try:
             self.lake.compact(CANDLES.name)
